@@ -1,0 +1,380 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/routing"
+	"github.com/mailshift/mailshift/internal/staging"
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// Endpoint is a named IMAP server as the activities use it.
+type Endpoint struct {
+	Name    string
+	Addr    imapconn.Address
+	Options imapconn.Options
+	// Login resolves credentials for a user; called only inside activities.
+	Login func(user string) (imapconn.Login, error)
+	// slots bounds concurrent connections to this endpoint across the worker.
+	slots chan struct{}
+}
+
+// NewEndpoint builds an endpoint with a connection limit.
+func NewEndpoint(name string, addr imapconn.Address, maxConns int, opts imapconn.Options, login func(string) (imapconn.Login, error)) *Endpoint {
+	if maxConns <= 0 {
+		maxConns = 8
+	}
+	return &Endpoint{Name: name, Addr: addr, Options: opts, Login: login, slots: make(chan struct{}, maxConns)}
+}
+
+// Limits are the worker's defaults for Policy fields left empty.
+type Limits struct {
+	MaxMessageSize int64
+	MaxLargeItems  int
+	MaxBadItems    int
+}
+
+// Activities holds the dependencies of every activity; the worker registers
+// one value of it.
+type Activities struct {
+	Endpoints map[string]*Endpoint
+	Staging   staging.Store
+	Router    routing.Router
+	Limits    Limits
+	Logger    *slog.Logger
+	// SpoolDir holds rare out-of-order FETCH bodies; "" = os.TempDir().
+	SpoolDir string
+}
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+func (a *Activities) policy(p Policy) (transfer.Options, error) {
+	o := transfer.Options{
+		MaxMessageSize: a.Limits.MaxMessageSize,
+		MaxLargeItems:  a.Limits.MaxLargeItems,
+		MaxBadItems:    a.Limits.MaxBadItems,
+		Rules:          transfer.FolderRules{Map: p.FolderMap, Exclude: p.Exclude},
+		SpoolDir:       a.SpoolDir,
+	}
+	if p.MaxMessageSize > 0 {
+		o.MaxMessageSize = p.MaxMessageSize
+	}
+	if p.MaxLargeItems != nil {
+		o.MaxLargeItems = *p.MaxLargeItems
+	}
+	if p.MaxBadItems != nil {
+		o.MaxBadItems = *p.MaxBadItems
+	}
+	return o, nil
+}
+
+// connect opens source and target connections for a mailbox, waiting for a
+// free connection slot on each endpoint (and heartbeating while it waits).
+func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
+	se, ok := a.Endpoints[m.SourceEndpoint]
+	if !ok {
+		return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: source endpoint %q is not configured on this worker", m.Address, m.SourceEndpoint), ErrTypeConfig, nil)
+	}
+	te, ok := a.Endpoints[m.TargetEndpoint]
+	if !ok {
+		return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: target endpoint %q is not configured on this worker", m.Address, m.TargetEndpoint), ErrTypeConfig, nil)
+	}
+	var releases []func()
+	release = func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}
+	open := func(ep *Endpoint, user string) (*imapconn.Conn, error) {
+		if err := acquire(ctx, ep.slots); err != nil {
+			return nil, err
+		}
+		releases = append(releases, func() { <-ep.slots })
+		login, err := ep.Login(user)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: credentials for %s on %s: %v", m.Address, user, ep.Name, err), ErrTypeConfig, nil)
+		}
+		c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
+		if err != nil {
+			return nil, wrapIMAP(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
+		}
+		releases = append(releases, func() { c.Close() })
+		return c, nil
+	}
+	if src, err = open(se, m.SourceUser); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	if tgt, err = open(te, m.TargetUser); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return src, tgt, release, nil
+}
+
+func acquire(ctx context.Context, slots chan struct{}) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}
+}
+
+// wrapIMAP turns a classified IMAP fault into a Temporal error: permanent
+// faults are non-retryable with a type the workflow and the UI can read.
+func wrapIMAP(prefix string, err error) error {
+	var ie *imapconn.Error
+	if errors.As(err, &ie) {
+		if !ie.Permanent {
+			return fmt.Errorf("%s: %w", prefix, err)
+		}
+		typ := ie.Kind
+		switch ie.Kind {
+		case imapconn.KindAuth:
+			typ = ErrTypeAuth
+		case imapconn.KindNonExistent:
+			typ = ErrTypeNotFound
+		case imapconn.KindOverQuota:
+			typ = ErrTypeOverQuota
+		}
+		return temporal.NewNonRetryableApplicationError(prefix+": "+err.Error(), typ, nil)
+	}
+	if errors.Is(err, transfer.ErrPolicy) {
+		return temporal.NewNonRetryableApplicationError(prefix+": "+err.Error(), ErrTypePolicy, nil)
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// CheckReadiness logs in to both sides and measures the source without
+// changing anything (EXAMINE and FETCH RFC822.SIZE only).
+func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy) (ReadinessResult, error) {
+	var res ReadinessResult
+	opts, _ := a.policy(p)
+	src, tgt, release, err := a.connect(ctx, m)
+	if err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && ae.NonRetryable() {
+			// A mailbox that cannot log in is not ready; that is an answer, not a fault.
+			res.Problems = append(res.Problems, ae.Error())
+			return res, nil
+		}
+		return res, err
+	}
+	defer release()
+	_ = tgt
+	folders, err := src.Folders()
+	if err != nil {
+		return res, wrapIMAP("mailbox "+m.Address, err)
+	}
+	for _, f := range folders {
+		if f.NoSelect {
+			continue
+		}
+		res.Folders++
+		n, bytes, large, err := transfer.Measure(src, f.Name, opts.MaxMessageSize)
+		if err != nil {
+			return res, wrapIMAP("mailbox "+m.Address, err)
+		}
+		res.Messages += n
+		res.Bytes += bytes
+		res.LargeItems += large
+		activity.RecordHeartbeat(ctx, res.Folders)
+	}
+	tf, err := tgt.Folders()
+	if err != nil {
+		return res, wrapIMAP("mailbox "+m.Address, err)
+	}
+	if _, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules); err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	if opts.MaxLargeItems >= 0 && res.LargeItems > opts.MaxLargeItems {
+		res.Problems = append(res.Problems, fmt.Sprintf("%d items over %d bytes exceed the large-item limit %d", res.LargeItems, opts.MaxMessageSize, opts.MaxLargeItems))
+	}
+	res.Ready = len(res.Problems) == 0
+	return res, nil
+}
+
+// TransferMailbox runs one pass (pre-stage, delta or final) over a mailbox.
+// It resumes from the last heartbeat after a retry, or from the ledger in
+// the staging store on a new run; either way the uncertain tail is
+// reconciled against the target before anything is appended again.
+func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
+	var res TransferResult
+	log := a.logger().With("org", in.Mailbox.Org, "mailbox", in.Mailbox.Address, "pass", in.Pass)
+	opts, _ := a.policy(in.Policy)
+	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
+	res.Ledger = ledger
+	cp, err := a.loadLedger(ctx, ledger)
+	if err != nil {
+		return res, err
+	}
+	if activity.HasHeartbeatDetails(ctx) {
+		var hb transfer.Checkpoint
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && len(hb.Folders) > 0 {
+			cp = hb
+			res.Resumed = true
+		}
+	}
+	src, tgt, release, err := a.connect(ctx, in.Mailbox)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	opts.Stage = func(ctx context.Context, item transfer.SkippedItem, body io.Reader) (string, error) {
+		name := staging.ItemName(in.Mailbox.Org, in.Mailbox.Address, item.Folder, item.UIDValidity, item.UID)
+		_, err := a.Staging.Put(ctx, name, body, map[string]string{
+			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": item.Folder,
+			"uid": fmt.Sprint(item.UID), "size": fmt.Sprint(item.Size), "reason": item.Reason,
+			"messageid": item.MessageID,
+		})
+		return name, err
+	}
+	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
+		activity.RecordHeartbeat(ctx, cp)
+	}
+	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
+	start := time.Now()
+	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
+	// Whatever happened, keep what was settled.
+	if serr := a.saveJSON(context.WithoutCancel(ctx), ledger, cp); serr != nil && err == nil {
+		err = serr
+	}
+	res.Folders, res.Copied, res.Bytes, res.Matched = st.Folders, st.Copied, st.Bytes, st.Matched
+	res.BodiesRead, res.SourceMessages, res.Reconciled = st.BodiesRead, st.SourceTotal, st.Reconciled
+	res.SkippedTotal = len(cp.Skipped)
+	res.SkippedByReason = map[string]int{}
+	for i, s := range cp.Skipped {
+		res.SkippedByReason[s.Reason]++
+		if i < MaxReportedItems {
+			res.Skipped = append(res.Skipped, s)
+		}
+	}
+	if err != nil {
+		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
+	}
+	log.Info("pass done", "copied", st.Copied, "bytes", st.Bytes, "matched", st.Matched, "skipped", res.SkippedTotal, "took", time.Since(start).Round(time.Millisecond))
+	if err := a.saveJSON(ctx, staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, in.Pass), res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// ValidateMailbox compares source and target by content hash, flags and dates.
+func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
+	var res ValidateResult
+	opts, _ := a.policy(in.Policy)
+	cp, err := a.loadLedger(ctx, staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address))
+	if err != nil {
+		return res, err
+	}
+	src, tgt, release, err := a.connect(ctx, in.Mailbox)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	v, err := transfer.Validate(ctx, src, tgt, cp, opts.Rules)
+	if err != nil {
+		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
+	}
+	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
+	res.Problems = v.Problems
+	for _, f := range v.Folders {
+		res.Skipped += f.Skipped
+		res.Missing += f.Missing
+		res.Duplicates += f.Duplicates
+		res.FlagMismatch += f.FlagMismatch
+		res.DateMismatch += f.DateMismatch
+		res.Extra += f.Extra
+		if !f.OK() {
+			res.Problems = append(res.Problems, fmt.Sprintf("folder %q -> %q: %d missing, %d duplicates, %d flag and %d date mismatches",
+				f.Source, f.Target, f.Missing, f.Duplicates, f.FlagMismatch, f.DateMismatch))
+		}
+	}
+	if len(res.Problems) > MaxReportedItems {
+		res.Problems = res.Problems[:MaxReportedItems]
+	}
+	res.OK = v.OK()
+	res.Report = staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, "validation")
+	if err := a.saveJSON(ctx, res.Report, v); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// SwitchRouting points delivery for the organization's addresses at the
+// target (or back at the source with Revert).
+func (a *Activities) SwitchRouting(ctx context.Context, in RoutingInput) (RoutingResult, error) {
+	r := a.Router
+	if r == nil {
+		r = routing.None{}
+	}
+	var n int
+	var err error
+	if in.Revert {
+		n, err = r.Revert(ctx, in.Addresses)
+	} else {
+		n, err = r.Switch(ctx, in.Addresses)
+	}
+	if err != nil {
+		return RoutingResult{}, fmt.Errorf("organization %s: routing via %s: %w", in.Org, r.Describe(), err)
+	}
+	return RoutingResult{Router: r.Describe(), Changed: n}, nil
+}
+
+func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Checkpoint, error) {
+	var cp transfer.Checkpoint
+	rc, _, err := a.Staging.Get(ctx, name)
+	if errors.Is(err, staging.ErrNotFound) {
+		return cp, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("ledger %s: %w", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return cp, fmt.Errorf("ledger %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return cp, fmt.Errorf("ledger %s: %w", name, err)
+	}
+	sort.Slice(cp.Folders, func(i, j int) bool { return cp.Folders[i].Source < cp.Folders[j].Source })
+	return cp, nil
+}
+
+func (a *Activities) saveJSON(ctx context.Context, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := a.Staging.Put(ctx, name, bytes.NewReader(b), map[string]string{"kind": "ledger"}); err != nil {
+		return fmt.Errorf("staging %s: %w", name, err)
+	}
+	return nil
+}

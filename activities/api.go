@@ -1,0 +1,117 @@
+// Package activities holds the retryable work of a migration: readiness
+// checks, mailbox transfer, validation and routing. Activities receive and
+// return only small summaries; message bytes flow between the IMAP servers
+// and the staging store, never through Temporal.
+package activities
+
+import (
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// MailboxRef names a mailbox on both sides by endpoint name and user name;
+// credentials are resolved inside the activity.
+type MailboxRef struct {
+	Org            string `json:"org"`
+	Address        string `json:"address"`
+	SourceEndpoint string `json:"source_endpoint"`
+	SourceUser     string `json:"source_user"`
+	TargetEndpoint string `json:"target_endpoint"`
+	TargetUser     string `json:"target_user"`
+}
+
+// Policy is the per-organization transfer policy. Zero values and nil
+// pointers mean "the worker's configured default".
+type Policy struct {
+	MaxMessageSize int64             `json:"max_message_size,omitempty"`
+	MaxLargeItems  *int              `json:"max_large_items,omitempty"` // -1 = no limit
+	MaxBadItems    *int              `json:"max_bad_items,omitempty"`   // -1 = no limit
+	FolderMap      map[string]string `json:"folder_map,omitempty"`
+	Exclude        []string          `json:"exclude,omitempty"`
+}
+
+// ReadinessResult is what a read-only look at both sides found.
+type ReadinessResult struct {
+	Ready      bool     `json:"ready"`
+	Problems   []string `json:"problems,omitempty"`
+	Folders    int      `json:"folders"`
+	Messages   int64    `json:"messages"`
+	Bytes      int64    `json:"bytes"`
+	LargeItems int      `json:"large_items"`
+}
+
+// TransferInput asks for one pass over a mailbox.
+type TransferInput struct {
+	Mailbox MailboxRef `json:"mailbox"`
+	Pass    string     `json:"pass"`
+	Policy  Policy     `json:"policy"`
+}
+
+// TransferResult summarises a pass. Skipped lists every item not copied so
+// far (all passes), capped at MaxReportedItems; SkippedTotal is exact.
+type TransferResult struct {
+	Folders         int                    `json:"folders"`
+	Copied          int64                  `json:"copied"`
+	Bytes           int64                  `json:"bytes"`
+	Matched         int64                  `json:"matched"`
+	BodiesRead      int64                  `json:"bodies_read"`
+	SourceMessages  int64                  `json:"source_messages"`
+	Reconciled      int                    `json:"reconciled_folders"`
+	Skipped         []transfer.SkippedItem `json:"skipped,omitempty"`
+	SkippedTotal    int                    `json:"skipped_total"`
+	SkippedByReason map[string]int         `json:"skipped_by_reason,omitempty"`
+	Resumed         bool                   `json:"resumed"`
+	Ledger          string                 `json:"ledger"`
+}
+
+// MaxReportedItems bounds the skipped items carried in a result; the full
+// list is in the mailbox ledger in the staging store.
+const MaxReportedItems = 50
+
+// ValidateInput asks to compare a mailbox's source and target.
+type ValidateInput struct {
+	Mailbox MailboxRef `json:"mailbox"`
+	Policy  Policy     `json:"policy"`
+}
+
+// ValidateResult is the comparison.
+type ValidateResult struct {
+	OK           bool     `json:"ok"`
+	Folders      int      `json:"folders"`
+	Messages     int      `json:"messages"`
+	Bytes        int64    `json:"bytes"`
+	Skipped      int      `json:"skipped"`
+	Missing      int      `json:"missing"`
+	Duplicates   int      `json:"duplicates"`
+	FlagMismatch int      `json:"flag_mismatch"`
+	DateMismatch int      `json:"date_mismatch"`
+	Extra        int      `json:"extra"`
+	Problems     []string `json:"problems,omitempty"`
+	Report       string   `json:"report"`
+}
+
+// RoutingInput switches (or reverts) mail delivery for an organization.
+type RoutingInput struct {
+	Org       string   `json:"org"`
+	Addresses []string `json:"addresses"`
+	Revert    bool     `json:"revert"`
+}
+
+// RoutingResult says what the router changed.
+type RoutingResult struct {
+	Router  string `json:"router"`
+	Changed int    `json:"changed"`
+}
+
+// Error types of non-retryable application errors.
+const (
+	ErrTypeAuth           = "AuthFailed"
+	ErrTypeNotFound       = "MailboxNotFound"
+	ErrTypePolicy         = "PolicyExceeded"
+	ErrTypeConfig         = "ConfigError"
+	ErrTypeOverQuota      = "OverQuota"
+	ErrTypeValidation     = "ValidationFailed"
+	ErrTypeFolderConflict = "FolderConflict"
+)
+
+// NonRetryable lists the error types a retry cannot fix.
+var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeFolderConflict}

@@ -1,0 +1,192 @@
+// Package control is the typed Go API for driving mailshift from programs:
+// start organizations, watch their progress, pause, resume, change
+// concurrency and approve cutovers. The starter CLI is built on it; the
+// same operations are available from the temporal CLI under the names in
+// package workflows.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// Start starts an organization's workflow, or attaches to it if it is
+// already running: the workflow id is deterministic, so an organization is
+// never migrated by two workflows at once.
+func Start(ctx context.Context, c client.Client, taskQueue string, in workflows.OrganizationInput) (client.WorkflowRun, error) {
+	if err := workflows.ValidateOrganizationInput(in); err != nil {
+		return nil, err
+	}
+	if taskQueue == "" {
+		taskQueue = workflows.TaskQueue
+	}
+	sa := []temporal.SearchAttributeUpdate{
+		workflows.SAOrganizationCode.ValueSet(in.Code),
+		workflows.SAMigrationPhase.ValueSet("Scheduled"),
+		workflows.SAMailboxesTotal.ValueSet(int64(len(in.Mailboxes))),
+	}
+	if in.Wave != "" {
+		sa = append(sa, workflows.SAWave.ValueSet(in.Wave))
+	}
+	name := in.Name
+	if name == "" {
+		name = in.Code
+	}
+	return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.OrganizationWorkflowID(in.Code),
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(sa...),
+		StaticSummary:            fmt.Sprintf("Migrate %s (%d mailboxes)", name, len(in.Mailboxes)),
+		StaticDetails:            fmt.Sprintf("Organization **%s** %s, wave %q: %s -> %s, %d mailboxes, approval %s.", in.Code, in.Name, in.Wave, in.SourceEndpoint, in.TargetEndpoint, len(in.Mailboxes), approvalOr(in.Approval)),
+	}, workflows.OrganizationWorkflowName, in)
+}
+
+func approvalOr(a string) string {
+	if a == "" {
+		return workflows.ApprovalAuto
+	}
+	return a
+}
+
+// Progress queries an organization's progress.
+func Progress(ctx context.Context, c client.Client, org string) (workflows.Progress, error) {
+	var p workflows.Progress
+	v, err := c.QueryWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.QueryProgress)
+	if err != nil {
+		return p, fmt.Errorf("organization %s: %w", org, err)
+	}
+	return p, v.Get(&p)
+}
+
+// Result waits for (or reads) an organization's final progress.
+func Result(ctx context.Context, c client.Client, org string) (workflows.Progress, error) {
+	var p workflows.Progress
+	err := c.GetWorkflow(ctx, workflows.OrganizationWorkflowID(org), "").Get(ctx, &p)
+	return p, err
+}
+
+// Pause stops new mailboxes from starting.
+func Pause(ctx context.Context, c client.Client, org string) error {
+	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalPause, nil)
+}
+
+// Resume lifts a pause.
+func Resume(ctx context.Context, c client.Client, org string) error {
+	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalResume, nil)
+}
+
+// SetConcurrency changes how many mailboxes run at once.
+func SetConcurrency(ctx context.Context, c client.Client, org string, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("concurrency must be positive, got %d", n)
+	}
+	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalSetConcurrency, n)
+}
+
+// ApproveCutover approves an organization waiting in AwaitingCutover. The
+// workflow's validator rejects approval in any other phase.
+func ApproveCutover(ctx context.Context, c client.Client, org, approver, reason string) (workflows.Approval, error) {
+	var a workflows.Approval
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.OrganizationWorkflowID(org),
+		UpdateName:   workflows.UpdateApproveCutover,
+		Args:         []any{workflows.Approval{Approver: approver, Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return a, fmt.Errorf("approve %s: %w", org, err)
+	}
+	return a, h.Get(ctx, &a)
+}
+
+// Running lists organizations whose workflows are running, by code.
+func Running(ctx context.Context, c client.Client) ([]string, error) {
+	var out []string
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.OrganizationWorkflowName),
+			NextPageToken: token,
+		})
+		if err != nil {
+			var inv *serviceerror.InvalidArgument
+			if errors.As(err, &inv) {
+				return nil, fmt.Errorf("list organizations: %w (are mailshift's search attributes registered?)", err)
+			}
+			return nil, err
+		}
+		for _, e := range resp.Executions {
+			id := e.GetExecution().GetWorkflowId()
+			if len(id) > 4 && id[:4] == "org/" {
+				out = append(out, id[4:])
+			}
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// Watch polls the organizations until every one is in a terminal phase (or
+// its workflow closed), calling draw after each poll. It returns the final
+// progress of each, in the given order.
+func Watch(ctx context.Context, c client.Client, orgs []string, every time.Duration, draw func([]workflows.Progress)) ([]workflows.Progress, error) {
+	ps := make([]workflows.Progress, len(orgs))
+	done := make([]bool, len(orgs))
+	for i, o := range orgs {
+		ps[i] = workflows.Progress{Organization: o, Phase: "Scheduled"}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		all := true
+		for i, o := range orgs {
+			if done[i] {
+				continue
+			}
+			p, err := Progress(ctx, c, o)
+			if err == nil {
+				ps[i] = p
+			}
+			if err != nil || p.Phase.Terminal() {
+				// A closed workflow still answers queries; its result is final.
+				desc, derr := c.DescribeWorkflowExecution(ctx, workflows.OrganizationWorkflowID(o), "")
+				if derr == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					if r, rerr := Result(ctx, c, o); rerr == nil {
+						ps[i] = r
+					} else {
+						ps[i].Phase = workflows.PhaseFailed
+						ps[i].Reason = rerr.Error()
+					}
+					done[i] = true
+					continue
+				}
+			}
+			all = false
+		}
+		if draw != nil {
+			draw(ps)
+		}
+		if all {
+			return ps, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ps, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

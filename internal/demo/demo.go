@@ -1,0 +1,265 @@
+// Package demo runs a whole migration on one machine with nothing
+// installed: an embedded Temporal server with its Web UI, an in-process
+// worker, in-process source and target IMAP servers seeded with a synthetic
+// estate, and local staging.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/devserver"
+	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/progress"
+	"github.com/mailshift/mailshift/internal/secrets"
+	"github.com/mailshift/mailshift/internal/workerapp"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// Options are the demo's flags.
+type Options struct {
+	Seed           int64
+	Scale          float64
+	TemporalAddr   string // frontend, default 127.0.0.1:7233
+	UIAddr         string // default 127.0.0.1:8233, "off" to disable
+	DBPath         string // "" = in memory
+	WorkDir        string // "" = a new temporary directory
+	Keep           bool
+	Approval       string
+	Concurrency    int
+	MaxMessageSize int64
+	Logger         *slog.Logger
+}
+
+// Env is a running demo environment; tests use it directly.
+type Env struct {
+	Estate         *estate.Estate
+	Source, Target *estate.Server
+	Server         *devserver.Server
+	Client         client.Client
+	Worker         worker.Worker
+	Activities     *activities.Activities
+	Config         *config.Config
+	WorkDir        string
+	Inputs         []workflows.OrganizationInput
+	stops          []func()
+}
+
+// Close stops everything in reverse order.
+func (e *Env) Close() {
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
+	}
+	e.stops = nil
+}
+
+// Setup starts servers and the worker and builds the organization inputs.
+func Setup(ctx context.Context, o Options) (_ *Env, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Scale <= 0 {
+		o.Scale = 1
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 2 << 20
+	}
+	env := &Env{}
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
+	if o.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "mailshift-demo-*")
+		if err != nil {
+			return nil, err
+		}
+		o.WorkDir = dir
+		if !o.Keep {
+			env.stops = append(env.stops, func() { os.RemoveAll(dir) })
+		}
+	}
+	env.WorkDir = o.WorkDir
+	spec := estate.DefaultSpec(o.Seed)
+	if o.Scale != 1 {
+		spec = spec.Scale(o.Scale)
+	}
+	// Large items straddle the demo target's limit so they are staged.
+	spec.LargeItemSize = o.MaxMessageSize + o.MaxMessageSize/2
+	env.Estate = estate.Generate(spec)
+
+	if env.Source, err = estate.StartServer(estate.ServerOptions{Name: "source"}); err != nil {
+		return nil, fmt.Errorf("source IMAP server: %w", err)
+	}
+	env.stops = append(env.stops, func() { env.Source.Close() })
+	if err := env.Source.Load(env.Estate); err != nil {
+		return nil, err
+	}
+	if env.Target, err = estate.StartServer(estate.ServerOptions{Name: "target"}); err != nil {
+		return nil, fmt.Errorf("target IMAP server: %w", err)
+	}
+	env.stops = append(env.stops, func() { env.Target.Close() })
+	if err := env.Target.AddUsers(env.Estate); err != nil {
+		return nil, err
+	}
+
+	// Credentials go through the same secret references a real deployment
+	// uses: owner-only password files, resolved inside the activities.
+	var pw strings.Builder
+	for _, mb := range env.Estate.Mailboxes() {
+		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
+	}
+	for _, side := range []string{"source", "target"} {
+		if err := os.WriteFile(filepath.Join(o.WorkDir, side+".passwd"), []byte(pw.String()), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	cfg := &config.Config{
+		Endpoints: map[string]config.Endpoint{
+			"source": {URL: env.Source.URL(), Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + filepath.Join(o.WorkDir, "source.passwd")), MaxConnections: 16},
+			"target": {URL: env.Target.URL(), Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + filepath.Join(o.WorkDir, "target.passwd")), MaxConnections: 16},
+		},
+		Staging: config.Staging{Kind: "local", Path: filepath.Join(o.WorkDir, "staging")},
+		Routing: config.Routing{Kind: "file", Path: filepath.Join(o.WorkDir, "transport"), Nexthop: "smtp:[cloud-target.example]"},
+		Limits:  config.Limits{MaxMessageSize: config.ByteSize(o.MaxMessageSize)},
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	env.Config = cfg
+	if env.Activities, err = workerapp.Build(cfg, o.Logger); err != nil {
+		return nil, err
+	}
+
+	if env.Server, err = devserver.Start(ctx, devserver.Options{
+		FrontendAddr: o.TemporalAddr, UIAddr: o.UIAddr, DBPath: o.DBPath,
+		SearchAttributes: workflows.SearchAttributeTypes(), Logger: o.Logger,
+	}); err != nil {
+		return nil, err
+	}
+	env.stops = append(env.stops, func() { env.Server.Stop() })
+	if env.Client, err = env.Server.Client(ctx, client.Options{Logger: sdklog.NewStructuredLogger(o.Logger)}); err != nil {
+		return nil, err
+	}
+	env.stops = append(env.stops, env.Client.Close)
+	env.Worker = worker.New(env.Client, workflows.TaskQueue, worker.Options{})
+	workerapp.Register(env.Worker, env.Activities)
+	if err := env.Worker.Start(); err != nil {
+		return nil, err
+	}
+	env.stops = append(env.stops, env.Worker.Stop)
+
+	for _, org := range env.Estate.Orgs {
+		in := workflows.OrganizationInput{
+			Code: org.Code, Name: org.Name, Wave: "demo",
+			SourceEndpoint: "source", TargetEndpoint: "target",
+			Concurrency: o.Concurrency, Approval: o.Approval,
+		}
+		for _, mb := range org.Mailboxes {
+			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: mb.Address, SourceUser: mb.User, TargetUser: mb.User})
+		}
+		env.Inputs = append(env.Inputs, in)
+	}
+	return env, nil
+}
+
+// Migrate starts every organization, draws progress until all are done and
+// returns their final progress.
+func (e *Env) Migrate(ctx context.Context, out io.Writer) ([]workflows.Progress, error) {
+	var codes []string
+	for _, in := range e.Inputs {
+		if _, err := control.Start(ctx, e.Client, workflows.TaskQueue, in); err != nil {
+			return nil, fmt.Errorf("start %s: %w", in.Code, err)
+		}
+		codes = append(codes, in.Code)
+	}
+	var draw func([]workflows.Progress)
+	if out != nil {
+		board := progress.NewBoard(out)
+		draw = func(ps []workflows.Progress) { board.Draw(ps, time.Now()) }
+	}
+	return control.Watch(ctx, e.Client, codes, 250*time.Millisecond, draw)
+}
+
+// Verify compares the source and target servers independently of the
+// migration's own validation.
+func (e *Env) Verify(ctx context.Context) (estate.Report, error) {
+	return estate.VerifyEstate(ctx, e.Estate, e.Source.Addr(), e.Target.Addr(), estate.VerifyOptions{MaxMessageSize: int64(e.Config.Limits.MaxMessageSize)})
+}
+
+// Run is `starter demo`: it returns nil only if every organization validated.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	start := time.Now()
+	fmt.Fprintln(out, "mailshift demo: starting embedded Temporal server, Web UI, worker and IMAP servers…")
+	env, err := Setup(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	mbs, msgs, bytes := env.Estate.Totals()
+	fmt.Fprintf(out, "estate: %d organizations, %d mailboxes, %d messages, %.1f MB (seed %d); target limit %.1f MB\n",
+		len(env.Estate.Orgs), mbs, msgs, float64(bytes)/1e6, o.Seed, float64(env.Config.Limits.MaxMessageSize)/1e6)
+	fmt.Fprintf(out, "Temporal %s  Web UI %s  staging %s\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()), env.Activities.Staging.Describe())
+	if o.Approval == workflows.ApprovalManual {
+		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./starter approve --address %s --approver \"$USER\" <ORG>\n", env.Server.FrontendAddr())
+	}
+	fmt.Fprintln(out)
+	ps, err := env.Migrate(ctx, out)
+	if err != nil {
+		return err
+	}
+	progress.Summary(out, ps)
+	rep, verr := env.Verify(ctx)
+	switch {
+	case verr != nil:
+		fmt.Fprintf(out, "\nindependent check: %v\n", verr)
+	default:
+		fmt.Fprintf(out, "\nindependent check (source vs target, byte for byte, flags, dates): %d folders, %d messages, %.1f MB, %d expected absent (over the limit, staged), %d problems\n",
+			rep.Folders, rep.Messages, float64(rep.Bytes)/1e6, rep.ExpectedMissing, len(rep.Problems))
+		for i, p := range rep.Problems {
+			if i == 20 {
+				fmt.Fprintf(out, "  … %d more\n", len(rep.Problems)-20)
+				break
+			}
+			fmt.Fprintln(out, "  "+p)
+		}
+	}
+	fmt.Fprintf(out, "demo finished in %s\n", time.Since(start).Round(100*time.Millisecond))
+	failed := 0
+	for _, p := range ps {
+		if !p.Validated() {
+			failed++
+		}
+	}
+	if o.Keep {
+		fmt.Fprintf(out, "\n--keep: Temporal at %s, Web UI at %s — press Ctrl-C to stop.\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()))
+		fmt.Fprintf(out, "  temporal workflow list --address %s --query 'MigrationPhase=\"Completed\"'\n", env.Server.FrontendAddr())
+		<-ctx.Done()
+	}
+	if failed > 0 || verr != nil || !rep.OK() {
+		return errors.New("not every organization validated")
+	}
+	return nil
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "(off)"
+	}
+	return s
+}

@@ -1,0 +1,309 @@
+// Package imapconn dials IMAP endpoints and wraps the go-imap v2 client with
+// the few operations mailshift needs, classifying server answers into
+// permanent and transient faults.
+package imapconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// Address is a parsed endpoint URL: imap://host:143 (STARTTLS when offered is
+// not attempted; use imaps:// for TLS) or imaps://host:993.
+type Address struct {
+	Host string
+	Port int
+	TLS  bool
+}
+
+func (a Address) String() string {
+	scheme := "imap"
+	if a.TLS {
+		scheme = "imaps"
+	}
+	return scheme + "://" + net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+}
+
+// HostPort is host:port for net.Dial.
+func (a Address) HostPort() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
+
+// ParseAddress parses an endpoint URL and refuses credentials embedded in it.
+func ParseAddress(raw string) (Address, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Address{}, fmt.Errorf("%q is not a URL", raw)
+	}
+	if u.User != nil {
+		return Address{}, errors.New("credentials must not be embedded in the URL; use a secret reference")
+	}
+	var a Address
+	switch u.Scheme {
+	case "imap":
+		a.Port = 143
+	case "imaps":
+		a.Port, a.TLS = 993, true
+	default:
+		return Address{}, fmt.Errorf("%q: scheme must be imap or imaps", raw)
+	}
+	a.Host = u.Hostname()
+	if a.Host == "" {
+		return Address{}, fmt.Errorf("%q: no host", raw)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return Address{}, fmt.Errorf("%q: bad port", raw)
+		}
+		a.Port = n
+	}
+	return a, nil
+}
+
+// Login holds resolved credentials. It is never serialised.
+type Login struct {
+	Username string
+	Password string
+	// AuthzID, when set, authenticates Username on behalf of AuthzID with SASL PLAIN.
+	AuthzID string
+}
+
+// The user whose mailbox this login opens.
+func (l Login) mailboxUser() string {
+	if l.AuthzID != "" {
+		return l.AuthzID
+	}
+	return l.Username
+}
+
+// Options tune a connection.
+type Options struct {
+	TLSInsecureSkipVerify bool
+	DialTimeout           time.Duration
+}
+
+// Conn is one authenticated IMAP connection.
+type Conn struct {
+	C     *imapclient.Client
+	Addr  Address
+	User  string
+	Delim rune
+	caps  imap.CapSet
+}
+
+// Fault kinds, used as Temporal application error types by the activities.
+const (
+	KindAuth        = "AuthFailed"
+	KindNonExistent = "MailboxNotFound"
+	KindTooBig      = "TooBig"
+	KindOverQuota   = "OverQuota"
+	KindRejected    = "Rejected"
+	KindUnavailable = "Unavailable"
+)
+
+// Error is an IMAP fault with a kind and whether a retry can help.
+type Error struct {
+	Kind      string
+	Op        string
+	Permanent bool
+	Err       error
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Classify turns a client error into an *Error.
+func Classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+			return &Error{Kind: KindAuth, Op: op, Permanent: true, Err: err}
+		case imap.ResponseCodeNonExistent:
+			return &Error{Kind: KindNonExistent, Op: op, Permanent: true, Err: err}
+		case imap.ResponseCodeTooBig, imap.ResponseCodeLimit:
+			return &Error{Kind: KindTooBig, Op: op, Permanent: true, Err: err}
+		case imap.ResponseCodeOverQuota:
+			return &Error{Kind: KindOverQuota, Op: op, Permanent: true, Err: err}
+		case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeInUse:
+			return &Error{Kind: KindUnavailable, Op: op, Err: err}
+		}
+		if ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad {
+			return &Error{Kind: KindRejected, Op: op, Permanent: true, Err: err}
+		}
+	}
+	return &Error{Kind: KindUnavailable, Op: op, Err: err}
+}
+
+// Dial connects, authenticates and learns the hierarchy delimiter.
+func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, error) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 30 * time.Second
+	}
+	d := &net.Dialer{Timeout: opts.DialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr.HostPort())
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Op: "dial " + addr.String(), Err: err}
+	}
+	if addr.TLS {
+		tc := tls.Client(raw, &tls.Config{ServerName: addr.Host, InsecureSkipVerify: opts.TLSInsecureSkipVerify, MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, &Error{Kind: KindUnavailable, Op: "tls " + addr.String(), Err: err}
+		}
+		raw = tc
+	}
+	c := imapclient.New(raw, &imapclient.Options{})
+	// The client has no context support: closing the connection is how a
+	// cancelled activity unblocks a stuck command.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser()}
+	fail := func(op string, err error) (*Conn, error) {
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, Classify(op+" "+addr.String()+" as "+conn.User, err)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		return fail("greeting", err)
+	}
+	if login.AuthzID != "" {
+		err = c.Authenticate(sasl.NewPlainClient(login.AuthzID, login.Username, login.Password))
+	} else {
+		err = c.Login(login.Username, login.Password).Wait()
+	}
+	if err != nil {
+		e := Classify("login", err)
+		var ce *Error
+		// A plain NO on LOGIN means bad credentials on most servers.
+		if errors.As(e, &ce) && ce.Kind == KindRejected {
+			ce.Kind = KindAuth
+		}
+		return fail("login", e)
+	}
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		return fail("capability", err)
+	}
+	conn.caps = caps
+	// LIST "" "" returns the delimiter without listing anything.
+	l, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return fail("list", err)
+	}
+	conn.Delim = '/'
+	if len(l) > 0 && l[0].Delim != 0 {
+		conn.Delim = l[0].Delim
+	}
+	stop()
+	// Re-arm cancellation for the life of the connection.
+	context.AfterFunc(ctx, func() { c.Close() })
+	return conn, nil
+}
+
+// Has reports whether the server advertised a capability.
+func (c *Conn) Has(cap imap.Cap) bool { return c.caps.Has(cap) }
+
+// Close logs out politely and closes the socket.
+func (c *Conn) Close() error {
+	done := make(chan struct{})
+	go func() {
+		_ = c.C.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return c.C.Close()
+}
+
+// Folder is one mailbox folder as listed by the server.
+type Folder struct {
+	Name       string // as the server names it (UTF-8, server delimiter)
+	Path       []string
+	Attrs      []imap.MailboxAttr
+	NoSelect   bool
+	SpecialUse imap.MailboxAttr // \Sent, \Drafts, ... or ""
+}
+
+var specialUses = []imap.MailboxAttr{imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrTrash, imap.MailboxAttrJunk, imap.MailboxAttrArchive, imap.MailboxAttrAll, imap.MailboxAttrFlagged}
+
+// Folders lists every folder, with special-use attributes when offered.
+func (c *Conn) Folders() ([]Folder, error) {
+	var opts *imap.ListOptions
+	if c.Has(imap.CapSpecialUse) {
+		opts = &imap.ListOptions{ReturnSpecialUse: true}
+	}
+	list, err := c.C.List("", "*", opts).Collect()
+	if err != nil {
+		return nil, Classify("list", err)
+	}
+	out := make([]Folder, 0, len(list))
+	for _, l := range list {
+		f := Folder{Name: l.Mailbox, Attrs: l.Attrs}
+		if l.Delim != 0 {
+			f.Path = strings.Split(l.Mailbox, string(l.Delim))
+		} else {
+			f.Path = []string{l.Mailbox}
+		}
+		for _, a := range l.Attrs {
+			switch {
+			case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)), strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+				f.NoSelect = true
+			}
+			for _, su := range specialUses {
+				if strings.EqualFold(string(a), string(su)) {
+					f.SpecialUse = su
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Select opens a folder; readOnly uses EXAMINE so no flag changes happen.
+func (c *Conn) Select(name string, readOnly bool) (*imap.SelectData, error) {
+	opts := &imap.SelectOptions{ReadOnly: readOnly}
+	if c.Has(imap.CapCondStore) {
+		opts.CondStore = true
+	}
+	d, err := c.C.Select(name, opts).Wait()
+	if err != nil {
+		return nil, Classify("select "+name, err)
+	}
+	return d, nil
+}
+
+// Create makes a folder; an existing folder is not an error.
+func (c *Conn) Create(name string) error {
+	err := c.C.Create(name, nil).Wait()
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exist")) {
+		return nil
+	}
+	return Classify("create "+name, err)
+}

@@ -1,0 +1,193 @@
+// Package progress renders organization progress for a terminal: a live bar
+// per organization and a summary table at the end.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// Board redraws one line per organization. On a terminal it rewrites the
+// lines in place; elsewhere (CI logs, pipes) it prints a line per
+// organization only when it changed, at most every Every.
+type Board struct {
+	W     io.Writer
+	TTY   bool
+	Every time.Duration
+
+	lines    int
+	last     map[string]string
+	lastAt   time.Time
+	prevByte map[string]sample
+}
+
+type sample struct {
+	bytes int64
+	at    time.Time
+	rate  float64
+}
+
+// NewBoard detects whether w is a terminal.
+func NewBoard(w io.Writer) *Board {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb" {
+			tty = true
+		}
+	}
+	return &Board{W: w, TTY: tty, Every: 5 * time.Second, last: map[string]string{}, prevByte: map[string]sample{}}
+}
+
+// Draw shows the current state.
+func (b *Board) Draw(ps []workflows.Progress, now time.Time) {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = b.line(p, now)
+	}
+	if b.TTY {
+		if b.lines > 0 {
+			fmt.Fprintf(b.W, "\x1b[%dA", b.lines)
+		}
+		for _, l := range lines {
+			fmt.Fprintf(b.W, "\x1b[2K%s\n", l)
+		}
+		b.lines = len(lines)
+		return
+	}
+	if now.Sub(b.lastAt) < b.Every {
+		return
+	}
+	b.lastAt = now
+	for i, p := range ps {
+		key := p.Organization
+		plain := stripRate(lines[i])
+		if b.last[key] != plain {
+			fmt.Fprintln(b.W, lines[i])
+			b.last[key] = plain
+		}
+	}
+}
+
+// stripRate lets a non-terminal board skip lines where only the rate moved.
+func stripRate(s string) string {
+	if i := strings.Index(s, " MB/s"); i > 0 {
+		if j := strings.LastIndex(s[:i], " "); j > 0 {
+			return s[:j] + s[i+5:]
+		}
+	}
+	return s
+}
+
+func (b *Board) line(p workflows.Progress, now time.Time) string {
+	const width = 24
+	total := max(p.MailboxesTotal, 1)
+	done := p.MailboxesDone + p.MailboxesFailed
+	fill := width * done / total
+	// Within a pass, show how far that pass is.
+	passFill := 0
+	if p.PassTotal > 0 && !p.Phase.Terminal() {
+		passFill = width * p.PassDone / p.PassTotal
+	}
+	bar := make([]byte, width)
+	for i := range bar {
+		switch {
+		case i < fill:
+			bar[i] = '#'
+		case i < passFill:
+			bar[i] = '='
+		default:
+			bar[i] = '.'
+		}
+	}
+	s := b.prevByte[p.Organization]
+	if !s.at.IsZero() && now.Sub(s.at) > 500*time.Millisecond {
+		inst := float64(p.Bytes-s.bytes) / now.Sub(s.at).Seconds()
+		s.rate = 0.5*s.rate + 0.5*inst
+		s.bytes, s.at = p.Bytes, now
+	} else if s.at.IsZero() {
+		s.bytes, s.at = p.Bytes, now
+	}
+	b.prevByte[p.Organization] = s
+	phase := string(p.Phase)
+	if p.Paused {
+		phase += " (paused)"
+	}
+	if p.Phase == workflows.PhaseAwaitingCutover && p.Approval == nil {
+		phase += " — approve with: starter approve " + p.Organization
+	}
+	pass := ""
+	if p.PassTotal > 0 && !p.Phase.Terminal() {
+		pass = fmt.Sprintf(" pass %d/%d", p.PassDone, p.PassTotal)
+	}
+	return fmt.Sprintf("%-5s [%s] %3d/%-3d mailboxes %s%6d msgs %8.1f MB %6.1f MB/s  %s%s",
+		p.Organization, bar, p.MailboxesDone, p.MailboxesTotal, failed(p), p.Messages, mb(p.Bytes), s.rate/1e6, phase, pass)
+}
+
+func failed(p workflows.Progress) string {
+	if p.MailboxesFailed == 0 {
+		return ""
+	}
+	return fmt.Sprintf("(%d failed) ", p.MailboxesFailed)
+}
+
+func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// Summary prints the final table, one row per organization, then every
+// failure and staged item.
+func Summary(w io.Writer, ps []workflows.Progress) {
+	fmt.Fprintf(w, "\n%-6s %-22s %-21s %5s %6s %8s %9s  %-26s %8s\n", "ORG", "NAME", "PHASE", "OK", "FAILED", "MESSAGES", "MB", "SKIPPED (REASONS)", "DURATION")
+	var tok, tf int
+	var tb int64
+	var tmsg int64
+	for _, p := range ps {
+		dur := p.FinishedAt.Sub(p.StartedAt)
+		if p.FinishedAt.IsZero() {
+			dur = 0
+		}
+		fmt.Fprintf(w, "%-6s %-22s %-21s %5d %6d %8d %9.1f  %-26s %8s\n",
+			p.Organization, trunc(p.Name, 22), p.Phase, p.MailboxesDone, p.MailboxesFailed, p.Messages, mb(p.Bytes),
+			skipped(p), dur.Round(100*time.Millisecond))
+		tok += p.MailboxesDone
+		tf += p.MailboxesFailed
+		tb += p.Bytes
+		tmsg += p.Messages
+	}
+	fmt.Fprintf(w, "%-6s %-22s %-21s %5d %6d %8d %9.1f\n", "TOTAL", fmt.Sprintf("%d organizations", len(ps)), "", tok, tf, tmsg, mb(tb))
+	for _, p := range ps {
+		for _, f := range p.Failures {
+			fmt.Fprintf(w, "  FAILED %s %s (%s): %s\n", p.Organization, f.Address, f.Pass, f.Error)
+		}
+		if p.Reason != "" && p.Phase != workflows.PhaseCompleted {
+			fmt.Fprintf(w, "  %s: %s\n", p.Organization, p.Reason)
+		}
+		for _, s := range p.StagedItems {
+			fmt.Fprintf(w, "  staged %s: %s\n", p.Organization, s)
+		}
+	}
+}
+
+func skipped(p workflows.Progress) string {
+	if p.Skipped == 0 {
+		return "0"
+	}
+	reasons := make([]string, 0, len(p.SkippedByReason))
+	for r, n := range p.SkippedByReason {
+		reasons = append(reasons, fmt.Sprintf("%s: %d", r, n))
+	}
+	sort.Strings(reasons)
+	return fmt.Sprintf("%d (%s)", p.Skipped, strings.Join(reasons, ", "))
+}
+
+func trunc(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,109 @@
+// Package transfer moves one mailbox from a source IMAP connection to a
+// target IMAP connection: folder by folder, streamed message by message,
+// resumable from a checkpoint and safe against duplicates after a crash.
+package transfer
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+)
+
+// FolderPlan pairs a source folder with the target folder it lands in.
+type FolderPlan struct {
+	Source   string
+	Target   string
+	NoSelect bool // exists only as a parent; created on the target, not read
+}
+
+// FolderRules filter and rename folders. The zero value copies everything,
+// maps special-use folders to the target's own, and keeps other names.
+type FolderRules struct {
+	// Map renames source folders (by "/"-joined path) to target paths, e.g.
+	// "Sent Messages" -> "Sent Items". It wins over special-use mapping.
+	Map map[string]string
+	// Exclude drops folders whose "/"-joined path equals an entry or starts
+	// with it followed by "/".
+	Exclude []string
+}
+
+// Plan maps the source tree onto the target. Both sides' delimiters are
+// honoured; a delimiter character inside a source name component that the
+// target would read as a separator is replaced with "_" so the mapping stays
+// one folder to one folder.
+func Plan(src, tgt []imapconn.Folder, srcDelim, tgtDelim rune, rules FolderRules) ([]FolderPlan, error) {
+	special := map[imap.MailboxAttr]string{}
+	for _, f := range tgt {
+		if f.SpecialUse != "" && !f.NoSelect {
+			if _, dup := special[f.SpecialUse]; !dup {
+				special[f.SpecialUse] = f.Name
+			}
+		}
+	}
+	var out []FolderPlan
+	seen := map[string]string{}
+	for _, f := range src {
+		path := f.Path
+		if len(path) == 0 {
+			path = []string{f.Name}
+		}
+		joined := strings.Join(path, "/")
+		if excluded(joined, rules.Exclude) {
+			continue
+		}
+		var target string
+		switch {
+		case rules.Map[joined] != "":
+			target = joinPath(strings.Split(rules.Map[joined], "/"), tgtDelim)
+		case strings.EqualFold(f.Name, "INBOX"):
+			target = "INBOX"
+		case f.SpecialUse != "" && special[f.SpecialUse] != "":
+			target = special[f.SpecialUse]
+		default:
+			target = joinPath(path, tgtDelim)
+		}
+		if prev, dup := seen[strings.ToLower(target)]; dup {
+			return nil, fmt.Errorf("folders %q and %q would both land in target folder %q; add a folder mapping", prev, f.Name, target)
+		}
+		seen[strings.ToLower(target)] = f.Name
+		out = append(out, FolderPlan{Source: f.Name, Target: target, NoSelect: f.NoSelect})
+	}
+	// Parents first, so CREATE never depends on the server creating them implicitly.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	return out, nil
+}
+
+func excluded(path string, rules []string) bool {
+	for _, r := range rules {
+		r = strings.Trim(r, "/")
+		if path == r || strings.HasPrefix(path, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func joinPath(path []string, delim rune) string {
+	parts := make([]string, len(path))
+	for i, p := range path {
+		parts[i] = strings.ReplaceAll(p, string(delim), "_")
+	}
+	return strings.Join(parts, string(delim))
+}
+
+// parents returns every proper ancestor of a target folder name.
+func parents(name string, delim rune) []string {
+	parts := strings.Split(name, string(delim))
+	var out []string
+	for i := 1; i < len(parts); i++ {
+		out = append(out, strings.Join(parts[:i], string(delim)))
+	}
+	return out
+}
+
+// \Recent is session state owned by the server; it is never copied.
+const flagRecent = `\Recent`

@@ -1,0 +1,531 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+)
+
+// Checkpoint is the durable state of a mailbox across passes and crashes.
+// It is small (a few numbers per folder plus the skipped items) and is kept
+// in the activity heartbeat and in the staging ledger.
+type Checkpoint struct {
+	Folders []FolderState `json:"folders"`
+	// Skipped lists every item not copied, across all passes.
+	Skipped []SkippedItem `json:"skipped,omitempty"`
+}
+
+// FolderState tracks one source folder.
+type FolderState struct {
+	Source      string `json:"source"`
+	Target      string `json:"target"`
+	UIDValidity uint32 `json:"uidvalidity"`
+	// LastUID is the highest source UID settled: copied, found already
+	// present on the target, or skipped with a reason.
+	LastUID uint32 `json:"last_uid"`
+	// TargetUIDValidity and TargetLastUID bound what is known on the target:
+	// any target message above TargetLastUID may be an append whose answer
+	// was lost in a crash, so it is reconciled before appending again.
+	TargetUIDValidity uint32 `json:"target_uidvalidity"`
+	TargetLastUID     uint32 `json:"target_last_uid"`
+	Copied            int64  `json:"copied"`
+	Matched           int64  `json:"matched"`
+	Bytes             int64  `json:"bytes"`
+	UIDValidityResets int    `json:"uidvalidity_resets,omitempty"`
+}
+
+// SkippedItem is a message that was not appended to the target, and why.
+type SkippedItem struct {
+	Folder      string `json:"folder"`
+	UIDValidity uint32 `json:"uidvalidity"`
+	UID         uint32 `json:"uid"`
+	Size        int64  `json:"size"`
+	MessageID   string `json:"message_id,omitempty"`
+	Reason      string `json:"reason"`
+	Detail      string `json:"detail,omitempty"`
+	StagedAs    string `json:"staged_as,omitempty"`
+}
+
+// Skip reasons.
+const (
+	ReasonTooLarge = "too-large"   // over the target's maximum message size; staged
+	ReasonRejected = "rejected"    // the target refused the APPEND
+	ReasonCorrupt  = "unreadable"  // the source could not deliver the message
+	ReasonTooBig   = "target-size" // the target said TOOBIG after all
+)
+
+// IsLarge reports whether a skip counts against the large-item limit.
+func (s SkippedItem) IsLarge() bool { return s.Reason == ReasonTooLarge || s.Reason == ReasonTooBig }
+
+// Stats summarise one pass.
+type Stats struct {
+	Folders     int   `json:"folders"`
+	Copied      int64 `json:"copied"`
+	Bytes       int64 `json:"bytes"`
+	Matched     int64 `json:"matched"`
+	Skipped     int   `json:"skipped"`
+	BodiesRead  int64 `json:"bodies_read"`
+	Reconciled  int   `json:"reconciled_folders"`
+	SourceTotal int64 `json:"source_total"`
+}
+
+// Options control a pass.
+type Options struct {
+	MaxMessageSize int64
+	Rules          FolderRules
+	// MaxLargeItems / MaxBadItems: a negative value means no limit.
+	MaxLargeItems int
+	MaxBadItems   int
+	// Stage stores an item too large for the target and returns its name.
+	// Nil records the item as skipped without staging it.
+	Stage func(ctx context.Context, item SkippedItem, body io.Reader) (string, error)
+	// Progress is called after every settled message with a checkpoint the
+	// caller may persist (heartbeat); Commit after every finished folder.
+	Progress func(cp Checkpoint, st Stats)
+	Commit   func(cp Checkpoint) error
+	// BatchSize is how many messages' metadata are examined at once.
+	BatchSize int
+	// SpoolDir holds a body whose UID arrives after its literal (rare servers).
+	SpoolDir string
+}
+
+// ErrPolicy marks a mailbox that exceeded its bad/large item limits.
+var ErrPolicy = errors.New("item policy exceeded")
+
+// Run copies what the checkpoint says is missing and returns the new checkpoint.
+func Run(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, opts Options) (Checkpoint, Stats, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	r := &runner{src: src, tgt: tgt, cp: cp, opts: opts}
+	err := r.run(ctx)
+	return r.cp, r.st, err
+}
+
+type runner struct {
+	src, tgt *imapconn.Conn
+	cp       Checkpoint
+	st       Stats
+	opts     Options
+}
+
+func (r *runner) run(ctx context.Context) error {
+	srcFolders, err := r.src.Folders()
+	if err != nil {
+		return err
+	}
+	tgtFolders, err := r.tgt.Folders()
+	if err != nil {
+		return err
+	}
+	plan, err := Plan(srcFolders, tgtFolders, r.src.Delim, r.tgt.Delim, r.opts.Rules)
+	if err != nil {
+		return err
+	}
+	existing := map[string]bool{}
+	for _, f := range tgtFolders {
+		existing[strings.ToLower(f.Name)] = true
+	}
+	for _, p := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, name := range append(parents(p.Target, r.tgt.Delim), p.Target) {
+			if !existing[strings.ToLower(name)] {
+				if err := r.tgt.Create(name); err != nil {
+					return fmt.Errorf("target folder %q: %w", name, err)
+				}
+				existing[strings.ToLower(name)] = true
+			}
+		}
+		if p.NoSelect {
+			continue
+		}
+		r.st.Folders++
+		if err := r.folder(ctx, p); err != nil {
+			return fmt.Errorf("folder %q: %w", p.Source, err)
+		}
+		if r.opts.Commit != nil {
+			if err := r.opts.Commit(r.cp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) state(p FolderPlan) *FolderState {
+	for i := range r.cp.Folders {
+		if r.cp.Folders[i].Source == p.Source {
+			r.cp.Folders[i].Target = p.Target
+			return &r.cp.Folders[i]
+		}
+	}
+	r.cp.Folders = append(r.cp.Folders, FolderState{Source: p.Source, Target: p.Target})
+	sort.Slice(r.cp.Folders, func(i, j int) bool { return r.cp.Folders[i].Source < r.cp.Folders[j].Source })
+	return r.state(p)
+}
+
+// meta is what is known about a source message before its body is read.
+type meta struct {
+	uid       imap.UID
+	flags     []imap.Flag
+	date      time.Time
+	size      int64
+	messageID string
+}
+
+func (m meta) fingerprint() string {
+	return fmt.Sprintf("%d|%d|%s", m.date.Unix(), m.size, m.messageID)
+}
+
+func (r *runner) folder(ctx context.Context, p FolderPlan) error {
+	sel, err := r.src.Select(p.Source, true)
+	if err != nil {
+		return err
+	}
+	st := r.state(p)
+	if st.UIDValidity != 0 && st.UIDValidity != sel.UIDValidity {
+		// The source renumbered the folder: our UIDs mean nothing now. Start the
+		// folder again and let reconciliation against the whole target folder
+		// recognise what is already there.
+		st.UIDValidity, st.LastUID, st.TargetLastUID = 0, 0, 0
+		st.UIDValidityResets++
+	}
+	st.UIDValidity = sel.UIDValidity
+	r.st.SourceTotal += int64(sel.NumMessages)
+	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= st.LastUID+1) {
+		return nil // nothing new: no body is read
+	}
+	search, err := r.src.C.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{{Start: imap.UID(st.LastUID + 1), Stop: 0}}}}, nil).Wait()
+	if err != nil {
+		return imapconn.Classify("uid search "+p.Source, err)
+	}
+	var uids []imap.UID
+	for _, u := range search.AllUIDs() {
+		if uint32(u) > st.LastUID {
+			uids = append(uids, u)
+		}
+	}
+	slices.Sort(uids)
+	if len(uids) == 0 {
+		return nil
+	}
+	pending, err := r.uncertainTail(p, st)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(uids); start += r.opts.BatchSize {
+		end := min(start+r.opts.BatchSize, len(uids))
+		if err := r.batch(ctx, p, st, uids[start:end], pending); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uncertainTail returns fingerprints of target messages that might be ours
+// but are not recorded: after a crash, after a lost checkpoint, or when the
+// target folder had mail before we started. Matching source messages are
+// not appended again.
+func (r *runner) uncertainTail(p FolderPlan, st *FolderState) (map[string]int, error) {
+	status, err := r.tgt.C.Status(p.Target, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}).Wait()
+	if err != nil {
+		return nil, imapconn.Classify("status "+p.Target, err)
+	}
+	if st.TargetUIDValidity != 0 && status.UIDValidity != st.TargetUIDValidity {
+		st.TargetLastUID = 0
+	}
+	st.TargetUIDValidity = status.UIDValidity
+	if status.NumMessages != nil && *status.NumMessages == 0 {
+		return nil, nil
+	}
+	if status.UIDNext != 0 && uint32(status.UIDNext) <= st.TargetLastUID+1 {
+		return nil, nil
+	}
+	if _, err := r.tgt.Select(p.Target, true); err != nil {
+		return nil, err
+	}
+	defer func() { r.tgt.C.Unselect().Wait() }()
+	r.st.Reconciled++
+	set := imap.UIDSet{{Start: imap.UID(st.TargetLastUID + 1), Stop: 0}}
+	metas, err := fetchMeta(r.tgt.C, set)
+	if err != nil {
+		return nil, imapconn.Classify("fetch target "+p.Target, err)
+	}
+	out := map[string]int{}
+	for _, m := range metas {
+		if uint32(m.uid) > st.TargetLastUID {
+			out[m.fingerprint()]++
+		}
+	}
+	return out, nil
+}
+
+func fetchMeta(c *imapclient.Client, set imap.UIDSet) ([]meta, error) {
+	cmd := c.Fetch(set, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
+	})
+	var out []meta
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var m meta
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				m.uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				m.flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				m.date = it.Time
+			case imapclient.FetchItemDataRFC822Size:
+				m.size = it.Size
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					b, _ := io.ReadAll(io.LimitReader(it.Literal, 4096))
+					m.messageID = parseMessageID(b)
+				}
+			}
+		}
+		if m.uid != 0 {
+			out = append(out, m)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func parseMessageID(header []byte) string {
+	s := strings.ReplaceAll(string(header), "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\n ", " ")
+	s = strings.ReplaceAll(s, "\n\t", " ")
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Message-ID") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids []imap.UID, pending map[string]int) error {
+	metas, err := fetchMeta(r.src.C, imap.UIDSetNum(uids...))
+	if err != nil {
+		return imapconn.Classify("fetch "+p.Source, err)
+	}
+	byUID := make(map[imap.UID]meta, len(metas))
+	for _, m := range metas {
+		byUID[m.uid] = m
+	}
+	// Decide per message in UID order; a UID that vanished (expunged since the
+	// search) is simply settled.
+	var toRead []imap.UID
+	read := map[imap.UID]bool{}
+	for _, uid := range uids {
+		m, ok := byUID[uid]
+		if !ok {
+			continue
+		}
+		if fp := m.fingerprint(); pending[fp] > 0 {
+			pending[fp]--
+			continue
+		}
+		toRead = append(toRead, uid)
+		read[uid] = true
+	}
+	// Settle UIDs in order as bodies are handled, so the checkpoint never
+	// claims a message that was not dealt with.
+	next := 0
+	settle := func(upTo imap.UID) {
+		for ; next < len(uids) && uids[next] <= upTo; next++ {
+			uid := uids[next]
+			if _, ok := byUID[uid]; ok && !read[uid] {
+				st.Matched++
+				r.st.Matched++
+			}
+			st.LastUID = max(st.LastUID, uint32(uid))
+		}
+		r.progress()
+	}
+	if len(toRead) == 0 {
+		settle(uids[len(uids)-1])
+		return nil
+	}
+	cmd := r.src.C.Fetch(imap.UIDSetNum(toRead...), &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	defer cmd.Close()
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var uid imap.UID
+		var spooled *os.File
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				if uid == 0 {
+					// The body came before the UID: keep it on disk, never in memory.
+					f, err := spool(r.opts.SpoolDir, it.Literal)
+					if err != nil {
+						return err
+					}
+					spooled = f
+					continue
+				}
+				if err := r.deliver(ctx, p, st, byUID[uid], it.Literal, it.Literal.Size()); err != nil {
+					return err
+				}
+				settle(uid)
+			}
+		}
+		if spooled != nil {
+			fi, _ := spooled.Stat()
+			err := r.deliver(ctx, p, st, byUID[uid], spooled, fi.Size())
+			spooled.Close()
+			os.Remove(spooled.Name())
+			if err != nil {
+				return err
+			}
+			settle(uid)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return imapconn.Classify("fetch "+p.Source, err)
+	}
+	settle(uids[len(uids)-1])
+	return nil
+}
+
+func spool(dir string, r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "mailshift-spool-*")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// deliver appends one message, or stages it when it is over the limit.
+func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m meta, body io.Reader, size int64) error {
+	r.st.BodiesRead++
+	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID}
+	if r.opts.MaxMessageSize > 0 && size > r.opts.MaxMessageSize {
+		item.Reason = ReasonTooLarge
+		item.Detail = fmt.Sprintf("%d bytes > target limit %d", size, r.opts.MaxMessageSize)
+		if r.opts.Stage != nil {
+			name, err := r.opts.Stage(ctx, item, body)
+			if err != nil {
+				return fmt.Errorf("staging uid %d: %w", m.uid, err)
+			}
+			item.StagedAs = name
+		}
+		return r.skip(item)
+	}
+	flags := make([]imap.Flag, 0, len(m.flags))
+	for _, f := range m.flags {
+		if !strings.EqualFold(string(f), flagRecent) {
+			flags = append(flags, f)
+		}
+	}
+	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
+	n, err := io.Copy(app, body)
+	if err != nil || n != size {
+		// The literal promised size bytes; the connection cannot be reused.
+		r.tgt.C.Close()
+		if err == nil {
+			err = fmt.Errorf("source delivered %d of %d bytes", n, size)
+		}
+		return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: fmt.Sprintf("copy uid %d", m.uid), Err: err}
+	}
+	if err := app.Close(); err != nil {
+		return imapconn.Classify("append", err)
+	}
+	data, err := app.Wait()
+	if err != nil {
+		ce := imapconn.Classify("append", err)
+		var ie *imapconn.Error
+		if errors.As(ce, &ie) && ie.Permanent {
+			switch ie.Kind {
+			case imapconn.KindOverQuota, imapconn.KindAuth:
+				return ce
+			case imapconn.KindTooBig:
+				item.Reason = ReasonTooBig
+			default:
+				item.Reason = ReasonRejected
+			}
+			item.Detail = err.Error()
+			return r.skip(item)
+		}
+		return ce
+	}
+	if data != nil && data.UID != 0 {
+		if data.UIDValidity != 0 && data.UIDValidity != st.TargetUIDValidity {
+			st.TargetUIDValidity = data.UIDValidity
+		}
+		st.TargetLastUID = max(st.TargetLastUID, uint32(data.UID))
+	}
+	st.Copied++
+	st.Bytes += size
+	r.st.Copied++
+	r.st.Bytes += size
+	return nil
+}
+
+func (r *runner) skip(item SkippedItem) error {
+	for _, s := range r.cp.Skipped {
+		if s.Folder == item.Folder && s.UID == item.UID {
+			return nil
+		}
+	}
+	r.cp.Skipped = append(r.cp.Skipped, item)
+	r.st.Skipped++
+	var large, bad int
+	for _, s := range r.cp.Skipped {
+		if s.IsLarge() {
+			large++
+		} else {
+			bad++
+		}
+	}
+	if r.opts.MaxLargeItems >= 0 && large > r.opts.MaxLargeItems {
+		return fmt.Errorf("%w: %d large items > limit %d (latest: %s uid %d, %d bytes)", ErrPolicy, large, r.opts.MaxLargeItems, item.Folder, item.UID, item.Size)
+	}
+	if r.opts.MaxBadItems >= 0 && bad > r.opts.MaxBadItems {
+		return fmt.Errorf("%w: %d bad items > limit %d (latest: %s uid %d: %s)", ErrPolicy, bad, r.opts.MaxBadItems, item.Folder, item.UID, item.Detail)
+	}
+	return nil
+}
+
+func (r *runner) progress() {
+	if r.opts.Progress != nil {
+		r.opts.Progress(r.cp, r.st)
+	}
+}

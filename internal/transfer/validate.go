@@ -1,0 +1,256 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+)
+
+// FolderCheck is the validation of one folder.
+type FolderCheck struct {
+	Source         string `json:"source"`
+	Target         string `json:"target"`
+	SourceMessages int    `json:"source_messages"`
+	TargetMessages int    `json:"target_messages"`
+	Skipped        int    `json:"skipped"`
+	Missing        int    `json:"missing"`
+	Duplicates     int    `json:"duplicates"`
+	FlagMismatch   int    `json:"flag_mismatch"`
+	DateMismatch   int    `json:"date_mismatch"`
+	// Extra messages exist only on the target (e.g. mail delivered there
+	// after the routing switch); they are reported, never a failure.
+	Extra int `json:"extra"`
+}
+
+// OK reports whether the folder matches.
+func (f FolderCheck) OK() bool {
+	return f.Missing == 0 && f.Duplicates == 0 && f.FlagMismatch == 0 && f.DateMismatch == 0
+}
+
+// Validation is the comparison of a whole mailbox.
+type Validation struct {
+	Folders  []FolderCheck `json:"folders"`
+	Messages int           `json:"messages"`
+	Bytes    int64         `json:"bytes"`
+	Problems []string      `json:"problems,omitempty"`
+}
+
+// OK reports whether every folder matches.
+func (v Validation) OK() bool {
+	for _, f := range v.Folders {
+		if !f.OK() {
+			return false
+		}
+	}
+	return len(v.Problems) == 0
+}
+
+type digest struct {
+	uid   imap.UID
+	hash  string
+	flags string
+	date  int64
+	size  int64
+}
+
+// Validate compares every source folder with its target folder by content
+// hash (SHA-256 of the exact bytes), flags and INTERNALDATE. Items listed as
+// skipped in the checkpoint are expected to be absent.
+func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules FolderRules) (Validation, error) {
+	var v Validation
+	srcFolders, err := src.Folders()
+	if err != nil {
+		return v, err
+	}
+	tgtFolders, err := tgt.Folders()
+	if err != nil {
+		return v, err
+	}
+	plan, err := Plan(srcFolders, tgtFolders, src.Delim, tgt.Delim, rules)
+	if err != nil {
+		return v, err
+	}
+	tgtExists := map[string]bool{}
+	for _, f := range tgtFolders {
+		tgtExists[f.Name] = true
+	}
+	for _, p := range plan {
+		if err := ctx.Err(); err != nil {
+			return v, err
+		}
+		if !tgtExists[p.Target] {
+			v.Problems = append(v.Problems, fmt.Sprintf("target folder %q (from %q) does not exist", p.Target, p.Source))
+			continue
+		}
+		if p.NoSelect {
+			continue
+		}
+		skipped := map[uint32]bool{}
+		for _, s := range cp.Skipped {
+			if s.Folder == p.Source {
+				skipped[s.UID] = true
+			}
+		}
+		sd, err := digestFolder(src, p.Source)
+		if err != nil {
+			return v, err
+		}
+		td, err := digestFolder(tgt, p.Target)
+		if err != nil {
+			return v, err
+		}
+		fc := FolderCheck{Source: p.Source, Target: p.Target, SourceMessages: len(sd), TargetMessages: len(td)}
+		want := map[string][]digest{}
+		for _, d := range sd {
+			if skipped[uint32(d.uid)] {
+				fc.Skipped++
+				continue
+			}
+			want[d.hash] = append(want[d.hash], d)
+			v.Messages++
+			v.Bytes += d.size
+		}
+		have := map[string][]digest{}
+		for _, d := range td {
+			have[d.hash] = append(have[d.hash], d)
+		}
+		hashes := make([]string, 0, len(want))
+		for h := range want {
+			hashes = append(hashes, h)
+		}
+		sort.Strings(hashes)
+		for _, h := range hashes {
+			w, got := want[h], have[h]
+			switch {
+			case len(got) < len(w):
+				fc.Missing += len(w) - len(got)
+			case len(got) > len(w):
+				fc.Duplicates += len(got) - len(w)
+			}
+			// Compare attributes of identical bodies as multisets.
+			wk, gk := attrKeys(w), attrKeys(got)
+			for _, k := range wk {
+				if i := slices.Index(gk, k); i >= 0 {
+					gk = slices.Delete(gk, i, i+1)
+					continue
+				}
+				if len(gk) == 0 {
+					continue // already counted as missing
+				}
+				if strings.SplitN(k, "|", 2)[0] != strings.SplitN(gk[0], "|", 2)[0] {
+					fc.DateMismatch++
+				} else {
+					fc.FlagMismatch++
+				}
+				gk = gk[1:]
+			}
+			delete(have, h)
+		}
+		for _, ds := range have {
+			fc.Extra += len(ds)
+		}
+		v.Folders = append(v.Folders, fc)
+	}
+	return v, nil
+}
+
+func attrKeys(ds []digest) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = fmt.Sprintf("%d|%s", d.date, d.flags)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func digestFolder(c *imapconn.Conn, name string) ([]digest, error) {
+	sel, err := c.Select(name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { c.C.Unselect().Wait() }()
+	if sel.NumMessages == 0 {
+		return nil, nil
+	}
+	cmd := c.C.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	var out []digest
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var d digest
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				d.uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				d.flags = flagKey(it.Flags)
+			case imapclient.FetchItemDataInternalDate:
+				d.date = it.Time.Unix()
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					h := sha256.New()
+					n, err := io.Copy(h, it.Literal)
+					if err != nil {
+						return nil, imapconn.Classify("fetch "+name, err)
+					}
+					d.size = n
+					d.hash = hex.EncodeToString(h.Sum(nil))
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, imapconn.Classify("fetch "+name, err)
+	}
+	return out, nil
+}
+
+func flagKey(flags []imap.Flag) string {
+	var fs []string
+	for _, f := range flags {
+		if strings.EqualFold(string(f), flagRecent) {
+			continue
+		}
+		fs = append(fs, strings.ToLower(string(f)))
+	}
+	sort.Strings(fs)
+	return strings.Join(fs, " ")
+}
+
+// Measure counts a folder's messages and bytes from RFC822.SIZE alone (no
+// bodies read, nothing changed) and how many exceed maxSize.
+func Measure(c *imapconn.Conn, name string, maxSize int64) (n, bytes int64, large int, err error) {
+	sel, err := c.Select(name, true)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() { c.C.Unselect().Wait() }()
+	if sel.NumMessages == 0 {
+		return 0, 0, 0, nil
+	}
+	cmd := c.C.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			if s, ok := item.(imapclient.FetchItemDataRFC822Size); ok {
+				n++
+				bytes += s.Size
+				if maxSize > 0 && s.Size > maxSize {
+					large++
+				}
+			}
+		}
+	}
+	return n, bytes, large, imapconn.Classify("fetch "+name, cmd.Close())
+}

@@ -1,0 +1,74 @@
+// Package workerapp wires a worker: activities built from configuration,
+// workflows and activities registered under their public names. The
+// production worker and the demo's in-process worker share it.
+package workerapp
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/routing"
+	"github.com/mailshift/mailshift/internal/staging"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// Build creates the activities' dependencies from a validated config.
+func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, error) {
+	a := &activities.Activities{
+		Endpoints: map[string]*activities.Endpoint{},
+		Logger:    logger,
+		Limits: activities.Limits{
+			MaxMessageSize: int64(cfg.Limits.MaxMessageSize),
+			MaxLargeItems:  limitOr(cfg.Limits.MaxLargeItems, -1),
+			MaxBadItems:    limitOr(cfg.Limits.MaxBadItems, 0),
+		},
+	}
+	for _, name := range cfg.EndpointNames() {
+		ep := cfg.Endpoints[name]
+		addr, err := imapconn.ParseAddress(ep.URL)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints.%s.url: %w", name, err)
+		}
+		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections,
+			imapconn.Options{TLSInsecureSkipVerify: ep.TLSInsecureSkipVerify}, ep.Login)
+	}
+	switch cfg.Staging.Kind {
+	case "local":
+		st, err := staging.NewLocal(cfg.Staging.Path)
+		if err != nil {
+			return nil, err
+		}
+		a.Staging = st
+	default:
+		return nil, fmt.Errorf("staging.kind %q: this build supports only \"local\" so far", cfg.Staging.Kind)
+	}
+	switch cfg.Routing.Kind {
+	case "file":
+		a.Router = &routing.File{Path: cfg.Routing.Path, Nexthop: cfg.Routing.Nexthop}
+	default:
+		a.Router = routing.None{}
+	}
+	a.SpoolDir = os.TempDir()
+	return a, nil
+}
+
+func limitOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// Register adds mailshift's workflows and activities to a worker.
+func Register(w worker.Registry, a *activities.Activities) {
+	w.RegisterWorkflowWithOptions(workflows.Organization, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.Mailbox, workflow.RegisterOptions{Name: workflows.MailboxWorkflowName})
+	w.RegisterActivity(a)
+}

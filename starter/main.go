@@ -1,0 +1,310 @@
+// Command starter drives mailshift: a self-contained demo, and migrations,
+// status and operator controls against a Temporal cluster.
+//
+//	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
+//	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]
+//	starter status | approve ORG | pause ORG | resume ORG | set-concurrency ORG N
+//
+// The Temporal client is configured the standard way (TEMPORAL_ADDRESS,
+// TEMPORAL_NAMESPACE, TLS and API key variables, or a TOML profile);
+// --address overrides the address.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/demo"
+	"github.com/mailshift/mailshift/internal/inventory"
+	"github.com/mailshift/mailshift/internal/progress"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+const usage = `usage: starter <command> [flags]
+
+commands:
+  demo              run a whole migration on this machine (embedded Temporal, Web UI, IMAP servers)
+  migrate           start one Organization workflow per organization of an inventory and watch them
+  status            show progress of every running organization
+  approve ORG       approve an organization's cutover (update approve-cutover)
+  pause ORG         stop starting new mailboxes (signal pause)
+  resume ORG        resume (signal resume)
+  set-concurrency ORG N
+run 'starter <command> -h' for its flags`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, args)
+	case "migrate":
+		return runMigrate(ctx, args)
+	case "status":
+		return runStatus(ctx, args)
+	case "approve", "pause", "resume", "set-concurrency":
+		return runControl(ctx, cmd, args)
+	case "-h", "--help", "help":
+		fmt.Println(usage)
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	o := demo.Options{}
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the synthetic estate (same seed, same estate)")
+	fs.Float64Var(&o.Scale, "scale", 1, "estate size factor (1 = 3 organizations, 33 mailboxes, ~3,100 messages)")
+	fs.StringVar(&o.TemporalAddr, "temporal-addr", "127.0.0.1:7233", "embedded Temporal frontend address")
+	fs.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", `embedded Web UI address ("off" to disable)`)
+	fs.StringVar(&o.DBPath, "db", "", "SQLite file for the embedded server (default: in memory)")
+	fs.StringVar(&o.WorkDir, "workdir", "", "directory for staging, ledgers, password files and the transport map (default: temporary)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the server and Web UI running after the migration until Ctrl-C")
+	fs.StringVar(&o.Approval, "approval", workflows.ApprovalAuto, "cutover approval: auto or manual")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "mailboxes per organization at once")
+	size := fs.String("max-message-size", "2MiB", "target's maximum message size; larger items are staged")
+	verbose := fs.Bool("v", false, "log worker activity to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := config.ParseByteSize(*size)
+	if err != nil {
+		return fmt.Errorf("--max-message-size: %w", err)
+	}
+	o.MaxMessageSize = n
+	if *verbose {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return demo.Run(ctx, o, os.Stdout)
+}
+
+// dial connects with envconfig's settings, --address overriding the address.
+func dial(address string) (client.Client, error) {
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("temporal client settings: %w", err)
+	}
+	if address != "" {
+		opts.HostPort = address
+	}
+	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
+	}
+	return c, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	invPath := fs.String("inventory", "", "inventory CSV (organization,mailbox,source_user,target_user[,wave,organization_name])")
+	src := fs.String("source", "source", "source endpoint name in the worker's config")
+	tgt := fs.String("target", "target", "target endpoint name in the worker's config")
+	address := fs.String("address", "", "Temporal address (default: TEMPORAL_ADDRESS or the client profile)")
+	taskQueue := fs.String("task-queue", workflows.TaskQueue, "worker task queue")
+	conc := fs.Int("concurrency", workflows.DefaultConcurrency, "mailboxes per organization at once")
+	approval := fs.String("approval", workflows.ApprovalAuto, "cutover approval: auto or manual")
+	threshold := fs.Float64("readiness-threshold", 1, "share of ready mailboxes needed to proceed (0..1]")
+	size := fs.String("max-message-size", "", "target's maximum message size (default: the worker's)")
+	wait := fs.Bool("wait", true, "watch progress until every organization finishes")
+	only := fs.String("org", "", "start only this organization")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *invPath == "" {
+		return errors.New("migrate: --inventory is required")
+	}
+	inv, err := inventory.Load(*invPath)
+	if err != nil {
+		return err
+	}
+	var maxSize int64
+	if *size != "" {
+		if maxSize, err = config.ParseByteSize(*size); err != nil {
+			return fmt.Errorf("--max-message-size: %w", err)
+		}
+	}
+	var inputs []workflows.OrganizationInput
+	for _, o := range inv.Orgs {
+		if *only != "" && o.Code != *only {
+			continue
+		}
+		in := workflows.OrganizationInput{
+			Code: o.Code, Name: o.Name, Wave: o.Wave, SourceEndpoint: *src, TargetEndpoint: *tgt,
+			Concurrency: *conc, Approval: *approval, ReadinessThreshold: *threshold,
+		}
+		in.Policy.MaxMessageSize = maxSize
+		for _, r := range o.Rows {
+			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: r.Mailbox, SourceUser: r.SourceUser, TargetUser: r.TargetUser})
+		}
+		if err := workflows.ValidateOrganizationInput(in); err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+	}
+	if len(inputs) == 0 {
+		return fmt.Errorf("no organization %q in %s", *only, *invPath)
+	}
+	c, err := dial(*address)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var codes []string
+	for _, in := range inputs {
+		run, err := control.Start(ctx, c, *taskQueue, in)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", in.Code, err)
+		}
+		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, len(in.Mailboxes), run.GetID(), run.GetRunID())
+		codes = append(codes, in.Code)
+	}
+	if !*wait {
+		return nil
+	}
+	return watchAndSummarise(ctx, c, codes)
+}
+
+func watchAndSummarise(ctx context.Context, c client.Client, codes []string) error {
+	board := progress.NewBoard(os.Stdout)
+	ps, err := control.Watch(ctx, c, codes, time.Second, func(ps []workflows.Progress) { board.Draw(ps, time.Now()) })
+	if err != nil {
+		return err
+	}
+	progress.Summary(os.Stdout, ps)
+	bad := 0
+	for _, p := range ps {
+		if !p.Validated() {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d organizations did not validate", bad, len(ps))
+	}
+	return nil
+}
+
+func runStatus(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	address := fs.String("address", "", "Temporal address")
+	watch := fs.Bool("watch", false, "keep watching until they finish")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := dial(*address)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	orgs := fs.Args()
+	if len(orgs) == 0 {
+		if orgs, err = control.Running(ctx, c); err != nil {
+			return err
+		}
+	}
+	if len(orgs) == 0 {
+		fmt.Println("no organization is running")
+		return nil
+	}
+	if *watch {
+		return watchAndSummarise(ctx, c, orgs)
+	}
+	board := progress.NewBoard(os.Stdout)
+	board.TTY = false
+	board.Every = 0
+	var ps []workflows.Progress
+	for _, o := range orgs {
+		p, err := control.Progress(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	board.Draw(ps, time.Now())
+	return nil
+}
+
+func runControl(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	address := fs.String("address", "", "Temporal address")
+	approver := fs.String("approver", os.Getenv("USER"), "who approves (recorded in history)")
+	reason := fs.String("reason", "", "why (recorded in history)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return fmt.Errorf("%s: organization code required", cmd)
+	}
+	org := fs.Arg(0)
+	c, err := dial(*address)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch cmd {
+	case "approve":
+		a, err := control.ApproveCutover(ctx, c, org, *approver, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: cutover approved by %s at %s\n", org, a.Approver, a.At.Format(time.RFC3339))
+	case "pause":
+		if err := control.Pause(ctx, c, org); err != nil {
+			return err
+		}
+		fmt.Printf("%s: paused (running mailboxes finish their pass)\n", org)
+	case "resume":
+		if err := control.Resume(ctx, c, org); err != nil {
+			return err
+		}
+		fmt.Printf("%s: resumed\n", org)
+	case "set-concurrency":
+		if fs.NArg() != 2 {
+			return errors.New("set-concurrency ORG N")
+		}
+		n, err := strconv.Atoi(fs.Arg(1))
+		if err != nil {
+			return fmt.Errorf("set-concurrency: %q is not a number", fs.Arg(1))
+		}
+		if err := control.SetConcurrency(ctx, c, org, n); err != nil {
+			return err
+		}
+		fmt.Printf("%s: concurrency set to %d\n", org, n)
+	}
+	return nil
+}
