@@ -1,0 +1,24 @@
+package testsuite
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/mailshift/mailshift/internal/demo"
+)
+
+func fetchHistory(t *testing.T, ctx context.Context, env *demo.Env, id string) *historypb.History {
+	t.Helper()
+	iter := env.Client.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
