@@ -1,0 +1,14 @@
+# README's second command. Installs what the tests need (idempotent), then
+# vets and runs every test.
+.PHONY: test demo build vet
+test:
+	bash scripts/test.sh
+
+demo:
+	go run ./starter demo
+
+build:
+	go build -o bin/ ./worker ./starter
+
+vet:
+	go vet ./...
