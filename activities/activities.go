@@ -255,6 +255,9 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 		})
 		return name, err
 	}
+	// Flag changes on the source are copied on every pass that runs before
+	// the routing switch (pre-stage, deltas, final).
+	opts.SyncFlags = true
 	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
 		activity.RecordHeartbeat(ctx, cp)
 	}

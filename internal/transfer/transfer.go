@@ -43,6 +43,10 @@ type FolderState struct {
 	Matched           int64  `json:"matched"`
 	Bytes             int64  `json:"bytes"`
 	UIDValidityResets int    `json:"uidvalidity_resets,omitempty"`
+	// HighestModSeq is the source folder's CONDSTORE mod-sequence when the
+	// last pass over it finished; 0 when the source has no CONDSTORE.
+	HighestModSeq uint64 `json:"highest_modseq,omitempty"`
+	FlagUpdates   int64  `json:"flag_updates,omitempty"`
 }
 
 // SkippedItem is a message that was not appended to the target, and why.
@@ -65,8 +69,11 @@ const (
 	ReasonTooBig   = "target-size" // the target said TOOBIG after all
 )
 
-// IsLarge reports whether a skip counts against the large-item limit.
-func (s SkippedItem) IsLarge() bool { return s.Reason == ReasonTooLarge || s.Reason == ReasonTooBig }
+// IsLarge reports whether a skip counts against the large-item limit. Only
+// items skipped before the APPEND count: they were handed to Stage. An item
+// the target refused (TOOBIG included) was not staged and is lost, so it
+// counts against the bad-item limit.
+func (s SkippedItem) IsLarge() bool { return s.Reason == ReasonTooLarge }
 
 // Stats summarise one pass.
 type Stats struct {
@@ -78,6 +85,8 @@ type Stats struct {
 	BodiesRead  int64 `json:"bodies_read"`
 	Reconciled  int   `json:"reconciled_folders"`
 	SourceTotal int64 `json:"source_total"`
+	// FlagsUpdated counts target messages whose flags a delta pass changed.
+	FlagsUpdated int64 `json:"flags_updated"`
 }
 
 // Options control a pass.
@@ -94,6 +103,10 @@ type Options struct {
 	// caller may persist (heartbeat); Commit after every finished folder.
 	Progress func(cp Checkpoint, st Stats)
 	Commit   func(cp Checkpoint) error
+	// SyncFlags makes a pass over an already-copied folder also copy flag
+	// changes of earlier messages to the target (pre-stage and delta passes,
+	// before the routing switch; after it, the target is the user's).
+	SyncFlags bool
 	// BatchSize is how many messages' metadata are examined at once.
 	BatchSize int
 	// SpoolDir holds a body whose UID arrives after its literal (rare servers).
@@ -108,7 +121,8 @@ func Run(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, opts Optio
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 500
 	}
-	r := &runner{src: src, tgt: tgt, cp: cp, opts: opts}
+	// The runner updates folder states in place: never in the caller's copy.
+	r := &runner{src: src, tgt: tgt, cp: cp.clone(), opts: opts}
 	err := r.run(ctx)
 	return r.cp, r.st, err
 }
@@ -157,7 +171,7 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("folder %q: %w", p.Source, err)
 		}
 		if r.opts.Commit != nil {
-			if err := r.opts.Commit(r.cp); err != nil {
+			if err := r.opts.Commit(r.cp.clone()); err != nil {
 				return err
 			}
 		}
@@ -200,11 +214,29 @@ func (r *runner) folder(ctx context.Context, p FolderPlan) error {
 		// The source renumbered the folder: our UIDs mean nothing now. Start the
 		// folder again and let reconciliation against the whole target folder
 		// recognise what is already there.
-		st.UIDValidity, st.LastUID, st.TargetLastUID = 0, 0, 0
+		st.UIDValidity, st.LastUID, st.TargetLastUID, st.HighestModSeq = 0, 0, 0, 0
 		st.UIDValidityResets++
+		// Skipped items of the old numbering name UIDs that now belong to other
+		// messages; the rescan records the folder's skipped items afresh.
+		r.cp.Skipped = slices.DeleteFunc(r.cp.Skipped, func(s SkippedItem) bool {
+			return s.Folder == p.Source && s.UIDValidity != sel.UIDValidity
+		})
 	}
 	st.UIDValidity = sel.UIDValidity
 	r.st.SourceTotal += int64(sel.NumMessages)
+	if err := r.syncFlags(ctx, p, st, sel); err != nil {
+		return err
+	}
+	if err := r.copyNew(ctx, p, st, sel); err != nil {
+		return err
+	}
+	// Recorded only after the folder is done, so changes made during the pass
+	// are seen by the next one.
+	st.HighestModSeq = sel.HighestModSeq
+	return nil
+}
+
+func (r *runner) copyNew(ctx context.Context, p FolderPlan, st *FolderState, sel *imap.SelectData) error {
 	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= st.LastUID+1) {
 		return nil // nothing new: no body is read
 	}
@@ -274,9 +306,16 @@ func (r *runner) uncertainTail(p FolderPlan, st *FolderState) (map[string]int, e
 }
 
 func fetchMeta(c *imapclient.Client, set imap.UIDSet) ([]meta, error) {
+	return fetchMetaSince(c, set, 0)
+}
+
+// fetchMetaSince fetches metadata (no bodies); a non-zero since limits it to
+// messages whose mod-sequence is higher (CONDSTORE CHANGEDSINCE).
+func fetchMetaSince(c *imapclient.Client, set imap.UIDSet, since uint64) ([]meta, error) {
 	cmd := c.Fetch(set, &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
-		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
+		BodySection:  []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
+		ChangedSince: since,
 	})
 	var out []meta
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -500,13 +539,19 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 }
 
 func (r *runner) skip(item SkippedItem) error {
+	known := false
 	for _, s := range r.cp.Skipped {
-		if s.Folder == item.Folder && s.UID == item.UID {
-			return nil
+		if s.Folder == item.Folder && s.UIDValidity == item.UIDValidity && s.UID == item.UID {
+			known = true
+			break
 		}
 	}
-	r.cp.Skipped = append(r.cp.Skipped, item)
-	r.st.Skipped++
+	// An item recorded by an earlier attempt is not listed twice, but it still
+	// counts: a retry must not get past a limit the first attempt hit.
+	if !known {
+		r.cp.Skipped = append(r.cp.Skipped, item)
+		r.st.Skipped++
+	}
 	var large, bad int
 	for _, s := range r.cp.Skipped {
 		if s.IsLarge() {
@@ -526,6 +571,14 @@ func (r *runner) skip(item SkippedItem) error {
 
 func (r *runner) progress() {
 	if r.opts.Progress != nil {
-		r.opts.Progress(r.cp, r.st)
+		r.opts.Progress(r.cp.clone(), r.st)
 	}
+}
+
+// clone returns a deep copy: a checkpoint handed to a caller must not change
+// afterwards (a heartbeat persisted later would otherwise be a torn mix of
+// states, e.g. TargetLastUID advanced past a message LastUID does not cover,
+// which makes a resume append that message again).
+func (cp Checkpoint) clone() Checkpoint {
+	return Checkpoint{Folders: slices.Clone(cp.Folders), Skipped: slices.Clone(cp.Skipped)}
 }
