@@ -39,6 +39,9 @@ type OrganizationInput struct {
 	// Approval is "auto" (default) or "manual" (wait for approve-cutover).
 	Approval string            `json:"approval,omitempty"`
 	Policy   activities.Policy `json:"policy"`
+	// HeartbeatTimeout is how soon a transfer on a dead worker is retried
+	// elsewhere (default 2 minutes).
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // Pass is one kind of work a Mailbox child does.
@@ -53,9 +56,10 @@ const (
 
 // MailboxInput starts a Mailbox child workflow for one pass.
 type MailboxInput struct {
-	Mailbox activities.MailboxRef `json:"mailbox"`
-	Pass    Pass                  `json:"pass"`
-	Policy  activities.Policy     `json:"policy"`
+	Mailbox          activities.MailboxRef `json:"mailbox"`
+	Pass             Pass                  `json:"pass"`
+	Policy           activities.Policy     `json:"policy"`
+	HeartbeatTimeout time.Duration         `json:"heartbeat_timeout,omitempty"`
 }
 
 // MailboxResult is what one pass found or did.

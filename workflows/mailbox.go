@@ -23,10 +23,14 @@ func Mailbox(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 		MaximumAttempts:        10,
 		NonRetryableErrorTypes: activities.NonRetryable,
 	}
+	heartbeat := in.HeartbeatTimeout
+	if heartbeat <= 0 {
+		heartbeat = 2 * time.Minute
+	}
 	switch in.Pass {
 	case PassReadiness:
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: 2 * time.Minute, RetryPolicy: retry,
+			StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: heartbeat, RetryPolicy: retry,
 		})
 		var r activities.ReadinessResult
 		if err := workflow.ExecuteActivity(ctx, a.CheckReadiness, in.Mailbox, in.Policy).Get(ctx, &r); err != nil {
@@ -37,7 +41,7 @@ func Mailbox(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			// A mailbox of tens of GB takes hours; the heartbeat, not this
 			// timeout, is what notices a dead worker.
-			StartToCloseTimeout: 24 * time.Hour, HeartbeatTimeout: 2 * time.Minute, RetryPolicy: retry,
+			StartToCloseTimeout: 24 * time.Hour, HeartbeatTimeout: heartbeat, RetryPolicy: retry,
 		})
 		var r activities.TransferResult
 		if err := workflow.ExecuteActivity(ctx, a.TransferMailbox, activities.TransferInput{Mailbox: in.Mailbox, Pass: string(in.Pass), Policy: in.Policy}).Get(ctx, &r); err != nil {

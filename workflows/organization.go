@@ -332,8 +332,9 @@ func (o *organization) mailbox(ctx workflow.Context, i int, pass Pass) (MailboxR
 			SourceEndpoint: o.in.SourceEndpoint, SourceUser: m.SourceUser,
 			TargetEndpoint: o.in.TargetEndpoint, TargetUser: m.TargetUser,
 		},
-		Pass:   pass,
-		Policy: o.in.Policy,
+		Pass:             pass,
+		Policy:           o.in.Policy,
+		HeartbeatTimeout: o.in.HeartbeatTimeout,
 	}
 	var res MailboxResult
 	err := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in).Get(ctx, &res)

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	sdklog "go.temporal.io/sdk/log"
-	sdktest "go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/temporal"
+	sdktest "go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"

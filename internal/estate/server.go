@@ -458,7 +458,18 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Message too big: %d bytes, limit is %d", r.Size(), lim)}
 	}
-	return s.UserSession.Append(canonName(mailbox), r, options)
+	// imapmemserver stores whatever arrived when a client dies mid-literal (the
+	// literal reader reports a plain EOF); a real server discards the partial
+	// message. Read it whole first and refuse a short one.
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(r)
+	if err != nil {
+		return nil, err
+	}
+	if n != r.Size() {
+		return nil, fmt.Errorf("APPEND literal truncated: got %d of %d bytes", n, r.Size())
+	}
+	return s.UserSession.Append(canonName(mailbox), &literal{Reader: bytes.NewReader(buf.Bytes()), size: n}, options)
 }
 
 // List answers LIST and LSUB from the folder registry.

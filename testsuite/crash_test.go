@@ -1,0 +1,161 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/devserver"
+	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// buildWorker compiles the production worker once per test binary run.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailshift-worker")
+	cmd := exec.Command("go", "build", "-o", bin, "./worker")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build ./worker: %s", out)
+	return bin
+}
+
+// TestWorkerKilledRepeatedlyLosesAndDuplicatesNothing runs organizations on
+// a real worker process and SIGKILLs it again and again while mailboxes are
+// being copied. After a last, undisturbed worker finishes the job, the
+// target must equal the source: nothing missing, nothing twice.
+func TestWorkerKilledRepeatedlyLosesAndDuplicatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker and starts an embedded Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	bin := buildWorker(t)
+	dir := t.TempDir()
+
+	spec := estate.Spec{Seed: 99, LargeItems: -1, Orgs: []estate.OrgSpec{
+		{Code: "KIL", Name: "Kill Trust", Mailboxes: 4, MeanMessages: 700},
+		{Code: "KGP", Name: "Kill Practice", Mailboxes: 2, MeanMessages: 900},
+	}}
+	est := estate.Generate(spec)
+	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
+	require.NoError(t, err)
+	defer src.Close()
+	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
+	require.NoError(t, err)
+	defer tgt.Close()
+	require.NoError(t, src.Load(est))
+	require.NoError(t, tgt.AddUsers(est))
+
+	var pw strings.Builder
+	for _, mb := range est.Mailboxes() {
+		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte(pw.String()), 0o600))
+	cfgPath := filepath.Join(dir, "mailshift.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+endpoints:
+  source: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
+  target: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
+staging: {kind: local, path: %q}
+`, src.URL(), dir, tgt.URL(), dir, filepath.Join(dir, "staging"))), 0o600))
+
+	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workflows.SearchAttributeTypes()})
+	require.NoError(t, err)
+	defer srv.Stop()
+	c, err := srv.Client(ctx, client.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+
+	startWorker := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "TEMPORAL_NAMESPACE=default",
+			"MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn")
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		return cmd
+	}
+
+	var codes []string
+	for _, org := range est.Orgs {
+		in := workflows.OrganizationInput{Code: org.Code, Name: org.Name, SourceEndpoint: "source", TargetEndpoint: "target",
+			Concurrency: 2, HeartbeatTimeout: 2 * time.Second}
+		for _, mb := range org.Mailboxes {
+			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: mb.Address, SourceUser: mb.User, TargetUser: mb.User})
+		}
+		_, err := control.Start(ctx, c, workflows.TaskQueue, in)
+		require.NoError(t, err)
+		codes = append(codes, org.Code)
+	}
+
+	// Kill the worker whenever a transfer it started is in flight, up to 6
+	// times. Progress queries need a live worker, so look at pending
+	// activities instead.
+	kills := 0
+	w := startWorker()
+	since := time.Now()
+	for attempt := 0; attempt < 1200 && kills < 6; attempt++ {
+		if transferRunningSince(ctx, t, c, since) {
+			time.Sleep(time.Duration(100+80*kills) * time.Millisecond)
+			require.NoError(t, w.Process.Signal(syscall.SIGKILL))
+			_ = w.Wait()
+			kills++
+			w = startWorker()
+			since = time.Now()
+			continue
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Logf("worker killed %d times mid-transfer", kills)
+	require.GreaterOrEqual(t, kills, 4, "the test must hit running transfers")
+
+	ps, err := control.Watch(ctx, c, codes, 250*time.Millisecond, nil)
+	require.NoError(t, err)
+	_ = w.Process.Signal(syscall.SIGTERM)
+	_ = w.Wait()
+	for _, p := range ps {
+		require.True(t, p.Validated(), "%s: %s %v %s", p.Organization, p.Phase, p.Failures, p.Reason)
+	}
+	rep, err := estate.VerifyEstate(ctx, est, src.Addr(), tgt.Addr(), estate.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.String())
+	_, total, _ := est.Totals()
+	require.Equal(t, total, rep.Messages)
+}
+
+// transferRunningSince reports whether a TransferMailbox activity was
+// started (by the current worker) after since and is still running.
+func transferRunningSince(ctx context.Context, t *testing.T, c client.Client, since time.Time) bool {
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.MailboxWorkflowName), PageSize: 20,
+	})
+	if err != nil {
+		return false
+	}
+	for _, e := range resp.Executions {
+		d, err := c.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		if err != nil {
+			continue
+		}
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityType().GetName() == "TransferMailbox" && pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED &&
+				pa.GetLastStartedTime().AsTime().After(since) {
+				return true
+			}
+		}
+	}
+	return false
+}
