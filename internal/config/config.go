@@ -6,10 +6,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -52,13 +56,40 @@ type Endpoint struct {
 }
 
 // Staging selects the staging store.
+//
+// For azblob, exactly one of connection_string (a secret reference),
+// account_url (https://<account>.blob.core.windows.net, authenticated with
+// Azure's default credential chain: environment, workload identity, managed
+// identity, Azure CLI) and sas_url (a secret reference to a container URL
+// with a SAS token needing r, a, c, w, d, l and, for index tags, t) says how
+// to connect. Secrets are resolved when the worker starts, in its process.
 type Staging struct {
 	Kind             string      `yaml:"kind"` // local | azblob
 	Path             string      `yaml:"path"` // local
 	Container        string      `yaml:"container"`
 	ConnectionString secrets.Ref `yaml:"connection_string"`
 	AccountURL       string      `yaml:"account_url"`
+	SASURL           secrets.Ref `yaml:"sas_url"`
+	// CreateContainer creates a missing container at worker start.
+	CreateContainer bool `yaml:"create_container"`
+	// BlockSize of staged blocks (default 4MiB, 64KiB..100MiB); a Put holds
+	// about (Concurrency+1) blocks in memory.
+	BlockSize ByteSize `yaml:"block_size"`
+	// Concurrency is how many blocks one item stages at once (default 2).
+	Concurrency int `yaml:"concurrency"`
+	// IndexTags copies organization, mailbox, reason and kind into blob index
+	// tags (default true); turn off for accounts with a hierarchical
+	// namespace or SAS tokens without the t permission.
+	IndexTags *bool `yaml:"index_tags"`
 }
+
+// Azure Blob staging defaults and bounds (the staging package's).
+const (
+	DefaultStagingBlockSize   = 4 << 20
+	MinStagingBlockSize       = 64 << 10
+	MaxStagingBlockSize       = 100 << 20
+	DefaultStagingConcurrency = 2
+)
 
 // Routing selects how the cutover switches mail delivery.
 type Routing struct {
@@ -99,8 +130,9 @@ func Parse(b []byte, name string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, err)
+	// An empty file is an empty configuration: Validate says what is missing.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %w", name, withFields(b, err))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)
@@ -119,7 +151,8 @@ func (c *Config) Validate() error {
 	}
 	for _, name := range c.EndpointNames() {
 		ep := c.Endpoints[name]
-		if err := ep.validate(); err != nil {
+		// Each problem on its own line, each naming the endpoint.
+		for _, err := range ep.validate() {
 			errs = append(errs, fmt.Errorf("endpoints.%s: %w", name, err))
 		}
 		c.Endpoints[name] = ep
@@ -131,17 +164,7 @@ func (c *Config) Validate() error {
 			c.Staging.Path = "mailshift-staging"
 		}
 	case "azblob":
-		if c.Staging.Container == "" {
-			errs = append(errs, errors.New("staging.container: required for azblob"))
-		}
-		if c.Staging.ConnectionString == "" && c.Staging.AccountURL == "" {
-			errs = append(errs, errors.New("staging: azblob needs connection_string or account_url"))
-		}
-		if c.Staging.ConnectionString != "" {
-			if err := c.Staging.ConnectionString.Validate(); err != nil {
-				errs = append(errs, fmt.Errorf("staging.connection_string: %w", err))
-			}
-		}
+		errs = append(errs, c.Staging.validateAzblob()...)
 	default:
 		errs = append(errs, fmt.Errorf("staging.kind: %q is not one of local, azblob", c.Staging.Kind))
 	}
@@ -151,6 +174,10 @@ func (c *Config) Validate() error {
 	case "file":
 		if c.Routing.Path == "" {
 			errs = append(errs, errors.New("routing.path: required for the file router"))
+		}
+		// It is the second field of every line the router writes.
+		if c.Routing.Nexthop == "" || strings.ContainsFunc(c.Routing.Nexthop, unicode.IsSpace) {
+			errs = append(errs, fmt.Errorf("routing.nexthop: %q: required for the file router, without blanks (e.g. smtp:[cloud.example]:25)", c.Routing.Nexthop))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("routing.kind: %q is not one of none, file", c.Routing.Kind))
@@ -169,6 +196,75 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+func (st *Staging) validateAzblob() []error {
+	var errs []error
+	n := 0
+	for _, set := range []bool{st.ConnectionString != "", st.AccountURL != "", st.SASURL != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		errs = append(errs, errors.New("staging: azblob needs exactly one of connection_string, account_url and sas_url"))
+	}
+	if st.Container == "" && st.SASURL == "" {
+		errs = append(errs, errors.New("staging.container: required for azblob (unless sas_url names it)"))
+	}
+	if st.ConnectionString != "" {
+		if err := st.ConnectionString.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("staging.connection_string: %w", err))
+		}
+	}
+	if st.SASURL != "" {
+		if err := st.SASURL.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("staging.sas_url: %w", err))
+		}
+		if st.CreateContainer {
+			errs = append(errs, errors.New("staging.create_container: a container SAS cannot create its container"))
+		}
+	}
+	if st.AccountURL != "" {
+		u, err := url.Parse(st.AccountURL)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("staging.account_url: %w", err))
+		case u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
+			errs = append(errs, fmt.Errorf("staging.account_url: %q: want https://<account>.blob.core.windows.net", st.AccountURL))
+		case u.RawQuery != "":
+			errs = append(errs, errors.New("staging.account_url: must not carry a query (put a SAS URL in sas_url, as a secret reference)"))
+		}
+	}
+	if st.Container != "" && !validContainerName(st.Container) {
+		errs = append(errs, fmt.Errorf("staging.container: %q: want 3-63 lower-case letters, digits and single hyphens", st.Container))
+	}
+	if st.BlockSize == 0 {
+		st.BlockSize = DefaultStagingBlockSize
+	}
+	if st.BlockSize < MinStagingBlockSize || st.BlockSize > MaxStagingBlockSize {
+		errs = append(errs, fmt.Errorf("staging.block_size: %d is outside 64KiB..100MiB", st.BlockSize))
+	}
+	if st.Concurrency == 0 {
+		st.Concurrency = DefaultStagingConcurrency
+	}
+	if st.Concurrency < 1 || st.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("staging.concurrency: %d is outside 1..64", st.Concurrency))
+	}
+	return errs
+}
+
+// validContainerName applies Azure's container naming rules.
+func validContainerName(s string) bool {
+	if len(s) < 3 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // EndpointNames lists endpoint names in a stable order.
 func (c *Config) EndpointNames() []string {
 	names := make([]string, 0, len(c.Endpoints))
@@ -179,7 +275,7 @@ func (c *Config) EndpointNames() []string {
 	return names
 }
 
-func (ep *Endpoint) validate() error {
+func (ep *Endpoint) validate() []error {
 	var errs []error
 	if _, err := imapconn.ParseAddress(ep.URL); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
@@ -209,7 +305,7 @@ func (ep *Endpoint) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("auth: %q is not one of password, master, master-login", ep.Auth))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Login resolves the credentials for one user of this endpoint. It is called
@@ -242,22 +338,78 @@ func (ep Endpoint) Login(user string) (imapconn.Login, error) {
 	}
 }
 
+// withFields prefixes each "line N: ..." of a YAML type error with the
+// dotted path of the key on that line (limits.max_message_size), so that
+// every error names its field.
+func withFields(b []byte, err error) error {
+	var te *yaml.TypeError
+	var root yaml.Node
+	if !errors.As(err, &te) || yaml.Unmarshal(b, &root) != nil {
+		return err
+	}
+	paths := map[int]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				path := strings.TrimPrefix(prefix+"."+k.Value, ".")
+				lines := []int{k.Line}
+				if v.Kind != yaml.MappingNode { // a block mapping starts on its first key's line
+					lines = append(lines, v.Line)
+				}
+				for _, line := range lines {
+					if _, ok := paths[line]; !ok {
+						paths[line] = path
+					}
+				}
+				walk(v, path)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+	walk(&root, "")
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		var line int
+		if _, serr := fmt.Sscanf(msg, "line %d:", &line); serr == nil && paths[line] != "" {
+			_, rest, _ := strings.Cut(msg, ": ")
+			msg = fmt.Sprintf("%s: %s (line %d)", paths[line], rest, line)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errors.Join(errs...)
+}
+
 // ByteSize accepts "35MB", "150MiB", "512KB", "1048576".
 type ByteSize int64
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// UnmarshalYAML implements yaml.Unmarshaler. A bad value is reported as a
+// type error (with its line) so the decoder reports it along with the others
+// and Parse can name the field.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a size such as 35MB", n.Line)}}
+	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return err
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = ByteSize(v)
 	return nil
 }
 
 // ParseByteSize parses a size with an optional binary unit (KB = KiB, MB = MiB).
-func ParseByteSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+func ParseByteSize(raw string) (int64, error) {
+	s := strings.TrimSpace(raw)
 	mult := int64(1)
 	up := strings.ToUpper(s)
 	for _, u := range []struct {
@@ -271,8 +423,9 @@ func ParseByteSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 35MB", s)
+	// NaN, Inf and sizes beyond int64 would convert to arbitrary numbers.
+	if err != nil || !(n >= 0) || n*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 35MB", raw)
 	}
 	return int64(n * float64(mult)), nil
 }

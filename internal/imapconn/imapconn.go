@@ -42,7 +42,7 @@ func (a Address) HostPort() string { return net.JoinHostPort(a.Host, strconv.Ito
 func ParseAddress(raw string) (Address, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Address{}, fmt.Errorf("%q is not a URL", raw)
+		return Address{}, fmt.Errorf("%q is not a URL", redact(raw))
 	}
 	if u.User != nil {
 		return Address{}, errors.New("credentials must not be embedded in the URL; use a secret reference")
@@ -54,7 +54,7 @@ func ParseAddress(raw string) (Address, error) {
 	case "imaps":
 		a.Port, a.TLS = 993, true
 	default:
-		return Address{}, fmt.Errorf("%q: scheme must be imap or imaps", raw)
+		return Address{}, fmt.Errorf("%q: scheme must be imap or imaps", redact(raw))
 	}
 	a.Host = u.Hostname()
 	if a.Host == "" {
@@ -68,6 +68,20 @@ func ParseAddress(raw string) (Address, error) {
 		a.Port = n
 	}
 	return a, nil
+}
+
+// redact hides what could be credentials in an endpoint URL that is echoed
+// in an error: everything before the last "@" of the authority.
+func redact(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + 3
+	}
+	return raw[:start] + "***" + raw[at:]
 }
 
 // Login holds resolved credentials. It is never serialised.
@@ -302,8 +316,19 @@ func (c *Conn) Create(name string) error {
 		return nil
 	}
 	var ie *imap.Error
-	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exist")) {
+	if errors.As(err, &ie) && alreadyExists(ie) {
 		return nil
 	}
 	return Classify("create "+name, err)
+}
+
+// alreadyExists recognises "NO [ALREADYEXISTS]" and, from servers that send
+// no response code, a text saying so; "[NONEXISTENT] parent does not exist"
+// and the like are failures.
+func alreadyExists(ie *imap.Error) bool {
+	if ie.Code != "" {
+		return ie.Code == imap.ResponseCodeAlreadyExists
+	}
+	t := strings.ToLower(ie.Text)
+	return strings.Contains(t, "exist") && !strings.Contains(t, "not exist") && !strings.Contains(t, "n't exist") && !strings.Contains(t, "nonexist")
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Router changes where mail for addresses is delivered.
@@ -96,6 +97,17 @@ func (f *File) read() ([]string, error) {
 }
 
 func (f *File) edit(addresses []string, add bool) (int, error) {
+	// A map line is "key nexthop": an empty or blank-containing field would
+	// write a line Postfix misreads and that the next edit does not recognise
+	// (so Switch would append it again and again).
+	if add && (f.Nexthop == "" || strings.ContainsFunc(f.Nexthop, unicode.IsSpace)) {
+		return 0, fmt.Errorf("routing %s: invalid nexthop %q", f.Path, f.Nexthop)
+	}
+	for _, a := range addresses {
+		if a == "" || strings.HasPrefix(a, "#") || strings.ContainsFunc(a, unicode.IsSpace) {
+			return 0, fmt.Errorf("routing %s: invalid address %q", f.Path, a)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	lines, err := f.read()

@@ -387,9 +387,13 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 	// Settle UIDs in order as bodies are handled, so the checkpoint never
 	// claims a message that was not dealt with.
 	next := 0
+	delivered := map[imap.UID]bool{}
 	settle := func(upTo imap.UID) {
 		for ; next < len(uids) && uids[next] <= upTo; next++ {
 			uid := uids[next]
+			if read[uid] && !delivered[uid] {
+				break // its body has not arrived (yet): never claim it
+			}
 			if _, ok := byUID[uid]; ok && !read[uid] {
 				st.Matched++
 				r.st.Matched++
@@ -433,6 +437,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				if err := r.deliver(ctx, p, st, byUID[uid], it.Literal, it.Literal.Size()); err != nil {
 					return err
 				}
+				delivered[uid] = true
 				settle(uid)
 			}
 		}
@@ -444,13 +449,48 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 			if err != nil {
 				return err
 			}
+			delivered[uid] = true
 			settle(uid)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		return imapconn.Classify("fetch "+p.Source, err)
 	}
+	if err := r.undelivered(p, st, toRead, delivered, byUID); err != nil {
+		return err
+	}
 	settle(uids[len(uids)-1])
+	return nil
+}
+
+// undelivered accounts for messages whose body the source did not send: gone
+// since the metadata fetch (expunged; nothing to copy) or unreadable, which
+// is a skipped item with a reason rather than a silent loss.
+func (r *runner) undelivered(p FolderPlan, st *FolderState, toRead []imap.UID, delivered map[imap.UID]bool, byUID map[imap.UID]meta) error {
+	var missing []imap.UID
+	for _, uid := range toRead {
+		if !delivered[uid] {
+			missing = append(missing, uid)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	res, err := r.src.C.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(missing...)}}, nil).Wait()
+	if err != nil {
+		return imapconn.Classify("uid search "+p.Source, err)
+	}
+	for _, uid := range res.AllUIDs() {
+		m := byUID[uid]
+		item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(uid), Size: m.size, MessageID: m.messageID,
+			Reason: ReasonCorrupt, Detail: "the source server returned no body for this message"}
+		if err := r.skip(item); err != nil {
+			return err
+		}
+	}
+	for _, uid := range missing {
+		delivered[uid] = true
+	}
 	return nil
 }
 
@@ -580,5 +620,7 @@ func (r *runner) progress() {
 // states, e.g. TargetLastUID advanced past a message LastUID does not cover,
 // which makes a resume append that message again).
 func (cp Checkpoint) clone() Checkpoint {
-	return Checkpoint{Folders: slices.Clone(cp.Folders), Skipped: slices.Clone(cp.Skipped)}
+	out := cp
+	out.Folders, out.Skipped = slices.Clone(cp.Folders), slices.Clone(cp.Skipped)
+	return out
 }

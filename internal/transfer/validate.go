@@ -95,17 +95,19 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 		if p.NoSelect {
 			continue
 		}
-		skipped := map[uint32]bool{}
-		for _, s := range cp.Skipped {
-			if s.Folder == p.Source {
-				skipped[s.UID] = true
-			}
-		}
-		sd, err := digestFolder(src, p.Source)
+		sd, uidValidity, err := digestFolder(src, p.Source)
 		if err != nil {
 			return v, err
 		}
-		td, err := digestFolder(tgt, p.Target)
+		// A skipped item recorded under another UIDVALIDITY names a UID that
+		// now belongs to another message (or to none).
+		skipped := map[uint32]bool{}
+		for _, s := range cp.Skipped {
+			if s.Folder == p.Source && (s.UIDValidity == 0 || s.UIDValidity == uidValidity) {
+				skipped[s.UID] = true
+			}
+		}
+		td, _, err := digestFolder(tgt, p.Target)
 		if err != nil {
 			return v, err
 		}
@@ -137,15 +139,19 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 			case len(got) > len(w):
 				fc.Duplicates += len(got) - len(w)
 			}
-			// Compare attributes of identical bodies as multisets.
+			// Compare attributes of identical bodies as multisets: cancel exact
+			// matches first, then pair what is left.
 			wk, gk := attrKeys(w), attrKeys(got)
-			for _, k := range wk {
+			wk = slices.DeleteFunc(wk, func(k string) bool {
 				if i := slices.Index(gk, k); i >= 0 {
 					gk = slices.Delete(gk, i, i+1)
-					continue
+					return true
 				}
+				return false
+			})
+			for _, k := range wk {
 				if len(gk) == 0 {
-					continue // already counted as missing
+					break // already counted as missing
 				}
 				if strings.SplitN(k, "|", 2)[0] != strings.SplitN(gk[0], "|", 2)[0] {
 					fc.DateMismatch++
@@ -173,14 +179,14 @@ func attrKeys(ds []digest) []string {
 	return out
 }
 
-func digestFolder(c *imapconn.Conn, name string) ([]digest, error) {
+func digestFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
 	sel, err := c.Select(name, true)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() { c.C.Unselect().Wait() }()
 	if sel.NumMessages == 0 {
-		return nil, nil
+		return nil, sel.UIDValidity, nil
 	}
 	cmd := c.C.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true,
@@ -202,7 +208,7 @@ func digestFolder(c *imapconn.Conn, name string) ([]digest, error) {
 					h := sha256.New()
 					n, err := io.Copy(h, it.Literal)
 					if err != nil {
-						return nil, imapconn.Classify("fetch "+name, err)
+						return nil, 0, imapconn.Classify("fetch "+name, err)
 					}
 					d.size = n
 					d.hash = hex.EncodeToString(h.Sum(nil))
@@ -212,9 +218,9 @@ func digestFolder(c *imapconn.Conn, name string) ([]digest, error) {
 		out = append(out, d)
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, imapconn.Classify("fetch "+name, err)
+		return nil, 0, imapconn.Classify("fetch "+name, err)
 	}
-	return out, nil
+	return out, sel.UIDValidity, nil
 }
 
 func flagKey(flags []imap.Flag) string {

@@ -1,0 +1,264 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/secrets"
+)
+
+const valid = `
+task_queue: nhs-migration
+endpoints:
+  source:
+    url: imaps://imap.trust.example
+    auth: password
+    passwords: file:/run/secrets/source.passwd
+    max_connections: 4
+    tls_insecure_skip_verify: true
+  target:
+    url: imap://imap.cloud.example:1143
+    auth: master
+    master_user: migration-admin
+    master_password: env:TARGET_MASTER_PASSWORD
+staging:
+  kind: local
+  path: /var/lib/mailshift
+routing:
+  kind: file
+  path: /etc/postfix/transport
+  nexthop: smtp:[cloud.example]:25
+limits:
+  max_message_size: 35MB
+  max_large_items: 10
+  max_bad_items: -1
+`
+
+func TestParseValid(t *testing.T) {
+	c, err := config.Parse([]byte(valid), "valid.yaml")
+	require.NoError(t, err)
+	require.Equal(t, "nhs-migration", c.TaskQueue)
+	require.Equal(t, []string{"source", "target"}, c.EndpointNames())
+
+	src := c.Endpoints["source"]
+	require.Equal(t, "imaps://imap.trust.example", src.URL)
+	require.Equal(t, config.AuthPassword, src.Auth)
+	require.Equal(t, secrets.Ref("file:/run/secrets/source.passwd"), src.Passwords)
+	require.Equal(t, 4, src.MaxConnections)
+	require.True(t, src.TLSInsecureSkipVerify)
+
+	tgt := c.Endpoints["target"]
+	require.Equal(t, config.AuthMaster, tgt.Auth)
+	require.Equal(t, "migration-admin", tgt.MasterUser)
+	require.Equal(t, secrets.Ref("env:TARGET_MASTER_PASSWORD"), tgt.MasterPassword)
+	require.Equal(t, config.DefaultMaxConnections, tgt.MaxConnections, "default applied")
+	require.Equal(t, "*", tgt.MasterSeparator, "default applied")
+	require.False(t, tgt.TLSInsecureSkipVerify)
+
+	require.Equal(t, config.Staging{Kind: "local", Path: "/var/lib/mailshift"}, c.Staging)
+	require.Equal(t, config.Routing{Kind: "file", Path: "/etc/postfix/transport", Nexthop: "smtp:[cloud.example]:25"}, c.Routing)
+	require.Equal(t, config.ByteSize(35<<20), c.Limits.MaxMessageSize)
+	require.NotNil(t, c.Limits.MaxLargeItems)
+	require.Equal(t, 10, *c.Limits.MaxLargeItems)
+	require.NotNil(t, c.Limits.MaxBadItems)
+	require.Equal(t, -1, *c.Limits.MaxBadItems)
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := config.Parse([]byte("endpoints:\n  only:\n    url: imap://127.0.0.1\n    passwords: env:PW\n"), "min.yaml")
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultTaskQueue, c.TaskQueue)
+	ep := c.Endpoints["only"]
+	require.Equal(t, config.AuthPassword, ep.Auth)
+	require.Equal(t, config.DefaultMaxConnections, ep.MaxConnections)
+	require.Equal(t, "local", c.Staging.Kind)
+	require.NotEmpty(t, c.Staging.Path)
+	require.Equal(t, "none", c.Routing.Kind)
+	require.Equal(t, config.ByteSize(config.DefaultMaxMessageSize), c.Limits.MaxMessageSize)
+	require.Nil(t, c.Limits.MaxLargeItems, "left to the worker's default (no limit)")
+	require.Nil(t, c.Limits.MaxBadItems, "left to the worker's default (0)")
+}
+
+// Every error names the field it is about.
+func TestParseErrorsNameTheirField(t *testing.T) {
+	base := func(endpoint string) string {
+		return "endpoints:\n  src:\n" + endpoint
+	}
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+		notWant    string
+	}{
+		{"bad url scheme", base("    url: http://imap.example\n    passwords: env:PW\n"),
+			[]string{"endpoints.src: url:", "scheme must be imap or imaps"}, ""},
+		{"url with credentials", base("    url: imap://admin:hunter2@imap.example\n    passwords: env:PW\n"),
+			[]string{"endpoints.src: url:", "credentials must not be embedded"}, "hunter2"},
+		{"unknown auth", base("    url: imap://imap.example\n    auth: kerberos\n    passwords: env:PW\n"),
+			[]string{"endpoints.src: auth:", `"kerberos"`}, ""},
+		{"inline password table", base("    url: imap://imap.example\n    passwords: alice:hunter2\n"),
+			[]string{"endpoints.src: passwords:", "env: or file:"}, "hunter2"},
+		{"inline master password", base("    url: imap://imap.example\n    auth: master\n    master_user: admin\n    master_password: hunter2\n"),
+			[]string{"endpoints.src: master_password:", "env: or file:"}, "hunter2"},
+		{"master without user", base("    url: imap://imap.example\n    auth: master-login\n    master_password: env:M\n"),
+			[]string{"endpoints.src: master_user:"}, ""},
+		{"missing secret", base("    url: imap://imap.example\n"),
+			[]string{"endpoints.src: passwords:"}, ""},
+		{"negative connections", base("    url: imap://imap.example\n    passwords: env:PW\n    max_connections: -2\n"),
+			[]string{"endpoints.src: max_connections:"}, ""},
+		{"unknown top-level key", base("    url: imap://imap.example\n    passwords: env:PW\n") + "stagging:\n  kind: local\n",
+			[]string{"stagging"}, ""},
+		{"unknown endpoint key", base("    url: imap://imap.example\n    passwords: env:PW\n    pasword: env:X\n"),
+			[]string{"endpoints.src.pasword", "line 5"}, ""},
+		{"no endpoints", "task_queue: x\n", []string{"endpoints:"}, ""},
+		{"empty file", "", []string{"endpoints:"}, ""},
+		{"staging kind", base("    url: imap://h\n    passwords: env:PW\n") + "staging:\n  kind: s3\n",
+			[]string{"staging.kind:", `"s3"`}, ""},
+		{"azblob container", base("    url: imap://h\n    passwords: env:PW\n") + "staging:\n  kind: azblob\n  connection_string: DefaultEndpointsProtocol=https;AccountKey=hunter2\n",
+			[]string{"staging.container:", "staging.connection_string:"}, "hunter2"},
+		{"routing kind", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: dns\n",
+			[]string{"routing.kind:", `"dns"`}, ""},
+		{"routing file path", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: file\n  nexthop: smtp:[x]\n",
+			[]string{"routing.path:"}, ""},
+		{"routing file nexthop", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: file\n  path: /etc/postfix/transport\n",
+			[]string{"routing.nexthop:"}, ""},
+		{"bad size", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_message_size: 35XB\n",
+			[]string{"limits.max_message_size:", `"35XB"`, "line 6"}, ""},
+		{"size not a scalar", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_message_size: [35]\n",
+			[]string{"limits.max_message_size:"}, ""},
+		{"size too big", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_message_size: 1GB\n",
+			[]string{"limits.max_message_size:", "150MB"}, ""},
+		{"bad item limit", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_bad_items: -5\n",
+			[]string{"limits.max_bad_items:"}, ""},
+		{"item limit not a number", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_large_items: lots\n",
+			[]string{"limits.max_large_items:"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml), "bad.yaml")
+			require.Error(t, err)
+			require.True(t, strings.HasPrefix(err.Error(), "config bad.yaml: "), err.Error())
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			if tc.notWant != "" {
+				require.NotContains(t, err.Error(), tc.notWant, "a secret is never echoed")
+			}
+		})
+	}
+
+	// Several problems are reported at once.
+	_, err := config.Parse([]byte(base("    url: ftp://h\n    auth: x\n")+"routing:\n  kind: file\n"), "multi.yaml")
+	require.Error(t, err)
+	for _, w := range []string{"endpoints.src: url:", "endpoints.src: auth:", "routing.path:", "routing.nexthop:"} {
+		require.Contains(t, err.Error(), w)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"35MB":    35 << 20,
+		"35mb":    35 << 20,
+		" 35 MB ": 35 << 20,
+		"150MiB":  150 << 20,
+		"512KB":   512 << 10,
+		"512K":    512 << 10,
+		"1KiB":    1 << 10,
+		"1048576": 1 << 20,
+		"100B":    100,
+		"1.5GB":   3 << 29,
+		"2G":      2 << 30,
+		"0":       0,
+		"0.5MB":   1 << 19,
+	} {
+		got, err := config.ParseByteSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "MB", "-1", "-1MB", "35XB", "thirty", "NaN", "Inf", "+Inf", "1e30", "9999999999999GB", "35 M B"} {
+		_, err := config.ParseByteSize(in)
+		require.Error(t, err, in)
+		require.Contains(t, err.Error(), "35MB", "the error shows an example")
+		require.Contains(t, err.Error(), `"`+in+`"`, "the error quotes the input as given")
+	}
+}
+
+func writeSecret(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	require.NoError(t, os.Chmod(p, mode))
+	return p
+}
+
+func TestEndpointLogin(t *testing.T) {
+	table := writeSecret(t, "# per-user passwords\nalice@rxh.nhs.example:pa:ss\nbob@rxh.nhs.example\tb0b\n", 0o600)
+	ep := config.Endpoint{URL: "imap://h", Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + table)}
+
+	l, err := ep.Login("alice@rxh.nhs.example")
+	require.NoError(t, err)
+	require.Equal(t, imapconn.Login{Username: "alice@rxh.nhs.example", Password: "pa:ss"}, l)
+	l, err = ep.Login("bob@rxh.nhs.example")
+	require.NoError(t, err)
+	require.Equal(t, "b0b", l.Password)
+	_, err = ep.Login("carol@rxh.nhs.example")
+	require.ErrorIs(t, err, secrets.ErrNotFound)
+	require.Contains(t, err.Error(), "carol@rxh.nhs.example")
+	require.NotContains(t, err.Error(), "pa:ss")
+
+	t.Run("world-readable file refused", func(t *testing.T) {
+		open := writeSecret(t, "alice@rxh.nhs.example:pass\n", 0o644)
+		ep := config.Endpoint{Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + open)}
+		_, err := ep.Login("alice@rxh.nhs.example")
+		require.ErrorContains(t, err, "0644")
+		require.NotContains(t, err.Error(), "pass\n")
+	})
+
+	t.Run("master", func(t *testing.T) {
+		master := writeSecret(t, "m4ster\n", 0o400)
+		ep := config.Endpoint{Auth: config.AuthMaster, MasterUser: "migration-admin", MasterPassword: secrets.Ref("file:" + master)}
+		l, err := ep.Login("alice@rxh.nhs.example")
+		require.NoError(t, err)
+		require.Equal(t, imapconn.Login{Username: "migration-admin", Password: "m4ster", AuthzID: "alice@rxh.nhs.example"}, l)
+	})
+
+	t.Run("master-login", func(t *testing.T) {
+		t.Setenv("MAILSHIFT_TEST_MASTER", "m4ster")
+		c, err := config.Parse([]byte("endpoints:\n  t:\n    url: imap://h\n    auth: master-login\n    master_user: admin\n    master_password: env:MAILSHIFT_TEST_MASTER\n"), "t.yaml")
+		require.NoError(t, err)
+		l, err := c.Endpoints["t"].Login("alice@rxh.nhs.example")
+		require.NoError(t, err)
+		require.Equal(t, imapconn.Login{Username: "alice@rxh.nhs.example*admin", Password: "m4ster"}, l)
+	})
+
+	t.Run("unset env", func(t *testing.T) {
+		ep := config.Endpoint{Auth: config.AuthMaster, MasterUser: "a", MasterPassword: "env:MAILSHIFT_TEST_SURELY_UNSET"}
+		_, err := ep.Login("x")
+		require.ErrorContains(t, err, "MAILSHIFT_TEST_SURELY_UNSET")
+	})
+}
+
+// The example shipped in deploy/ must stay loadable.
+func TestDeployExample(t *testing.T) {
+	path := filepath.Join("..", "..", "deploy", "mailshift.yaml")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		t.Skip("deploy/mailshift.yaml does not exist yet")
+	}
+	c, err := config.Load(path)
+	require.NoError(t, err)
+	require.NotEmpty(t, c.Endpoints)
+	for _, name := range c.EndpointNames() {
+		_, err := imapconn.ParseAddress(c.Endpoints[name].URL)
+		require.NoError(t, err, name)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
