@@ -55,6 +55,9 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, meta map[stri
 	if err != nil {
 		return Object{}, err
 	}
+	if err := ValidMetadata(meta); err != nil {
+		return Object{}, err
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return Object{}, err
 	}
@@ -86,6 +89,19 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, meta map[stri
 		return Object{}, err
 	}
 	return obj, nil
+}
+
+// Restage implements Restager: it drops the object's record first, so that
+// Put cannot take the (possibly corrupt) file for a match, then puts.
+func (l *Local) Restage(ctx context.Context, name string, r io.Reader, meta map[string]string) (Object, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return Object{}, err
+	}
+	if err := os.Remove(p + metaSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Object{}, fmt.Errorf("staging restage %s: %w", name, err)
+	}
+	return l.Put(ctx, name, r, meta)
 }
 
 func writeAtomic(path string, b []byte) error {
@@ -190,7 +206,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	if errors.Is(err, io.EOF) {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
-			return n, fmt.Errorf("staging %s: content hash %s does not match recorded %s", v.name, got, v.want)
+			return n, fmt.Errorf("staging %s: content hash %s does not match recorded %s: %w", v.name, got, v.want, ErrCorrupt)
 		}
 	}
 	return n, err

@@ -45,6 +45,9 @@ func Name(parts ...string) string {
 	esc := make([]string, len(parts))
 	for i, p := range parts {
 		esc[i] = url.PathEscape(p)
+		if p == "." || p == ".." { // would not be a valid segment
+			esc[i] = strings.ReplaceAll(p, ".", "%2E")
+		}
 	}
 	return strings.Join(esc, "/")
 }
@@ -71,6 +74,70 @@ func ValidName(name string) error {
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return fmt.Errorf("staging: invalid object name %q", name)
+		}
+	}
+	return nil
+}
+
+// ErrCorrupt is wrapped by the error a Get reader returns at EOF when the
+// content does not match the recorded SHA-256 (or size), and by Verify.
+var ErrCorrupt = errors.New("staging: content does not match its recorded hash")
+
+// ErrAuth is wrapped by errors caused by rejected credentials or missing
+// permissions (HTTP 401/403, AuthenticationFailed, AuthorizationFailure...).
+// Retrying does not help: activities should make such errors non-retryable.
+var ErrAuth = errors.New("staging: authentication or authorization failed")
+
+// Restager is implemented by stores whose Put may be a no-op because the
+// recorded hash matches: Restage writes unconditionally, replacing a copy the
+// caller knows to be bad (e.g. a Get that failed with ErrCorrupt).
+type Restager interface {
+	Restage(ctx context.Context, name string, r io.Reader, meta map[string]string) (Object, error)
+}
+
+// Restage rewrites name from r even if the store's record claims it already
+// holds that content. Stores without Restager are handled by Delete then Put.
+func Restage(ctx context.Context, s Store, name string, r io.Reader, meta map[string]string) (Object, error) {
+	if rs, ok := s.(Restager); ok {
+		return rs.Restage(ctx, name, r, meta)
+	}
+	if err := s.Delete(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
+		return Object{}, err
+	}
+	return s.Put(ctx, name, r, meta)
+}
+
+// Verify reads an object to its end and checks it against its recorded hash.
+// A mismatch is reported as an error wrapping ErrCorrupt.
+func Verify(ctx context.Context, s Store, name string) (Object, error) {
+	rc, o, err := s.Get(ctx, name)
+	if err != nil {
+		return Object{}, err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// ReservedMetadataPrefix starts the metadata keys a store records for itself;
+// callers may not use it.
+const ReservedMetadataPrefix = "mailshift_"
+
+// ValidMetadata checks caller metadata: keys are lower-case ASCII identifiers
+// ([a-z_][a-z0-9_]*, at most 64 bytes, not starting with "mailshift_") so that
+// every store (Azure metadata keys are C# identifiers and case-insensitive)
+// keeps them unchanged. Values are any UTF-8 text.
+func ValidMetadata(meta map[string]string) error {
+	for k := range meta {
+		ok := k != "" && len(k) <= 64 && !strings.HasPrefix(k, ReservedMetadataPrefix)
+		for i := 0; ok && i < len(k); i++ {
+			c := k[i]
+			ok = c == '_' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9'
+		}
+		if !ok {
+			return fmt.Errorf("staging: metadata key %q: want a lower-case identifier ([a-z_][a-z0-9_]*, not %s...)", k, ReservedMetadataPrefix)
 		}
 	}
 	return nil

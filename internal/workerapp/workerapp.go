@@ -4,6 +4,7 @@
 package workerapp
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/routing"
-	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -39,16 +39,11 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections,
 			imapconn.Options{TLSInsecureSkipVerify: ep.TLSInsecureSkipVerify}, ep.Login)
 	}
-	switch cfg.Staging.Kind {
-	case "local":
-		st, err := staging.NewLocal(cfg.Staging.Path)
-		if err != nil {
-			return nil, err
-		}
-		a.Staging = st
-	default:
-		return nil, fmt.Errorf("staging.kind %q: this build supports only \"local\" so far", cfg.Staging.Kind)
+	st, err := NewStaging(context.Background(), cfg.Staging)
+	if err != nil {
+		return nil, err
 	}
+	a.Staging = st
 	switch cfg.Routing.Kind {
 	case "file":
 		a.Router = &routing.File{Path: cfg.Routing.Path, Nexthop: cfg.Routing.Nexthop}
