@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -165,6 +166,9 @@ func wrapIMAP(prefix string, err error) error {
 		}
 		return temporal.NewNonRetryableApplicationError(prefix+": "+err.Error(), typ, nil)
 	}
+	if errors.Is(err, staging.ErrAuth) {
+		return temporal.NewNonRetryableApplicationError(prefix+": "+err.Error(), ErrTypeStagingAuth, nil)
+	}
 	if errors.Is(err, transfer.ErrPolicy) {
 		return temporal.NewNonRetryableApplicationError(prefix+": "+err.Error(), ErrTypePolicy, nil)
 	}
@@ -248,10 +252,11 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	defer release()
 	opts.Stage = func(ctx context.Context, item transfer.SkippedItem, body io.Reader) (string, error) {
 		name := staging.ItemName(in.Mailbox.Org, in.Mailbox.Address, item.Folder, item.UIDValidity, item.UID)
-		_, err := a.Staging.Put(ctx, name, body, map[string]string{
+		_, err := a.Staging.Put(ctx, name, heartbeatReader(ctx, body), map[string]string{
 			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": item.Folder,
 			"uid": fmt.Sprint(item.UID), "size": fmt.Sprint(item.Size), "reason": item.Reason,
-			"messageid": item.MessageID,
+			"messageid": item.MessageID, "flags": strings.Join(item.Flags, " "),
+			"internaldate": item.Date.Format(time.RFC3339), "kind": "large-item",
 		})
 		return name, err
 	}
@@ -270,11 +275,14 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	}
 	res.Folders, res.Copied, res.Bytes, res.Matched = st.Folders, st.Copied, st.Bytes, st.Matched
 	res.BodiesRead, res.SourceMessages, res.Reconciled = st.BodiesRead, st.SourceTotal, st.Reconciled
-	res.SkippedTotal = len(cp.Skipped)
 	res.SkippedByReason = map[string]int{}
-	for i, s := range cp.Skipped {
+	for _, s := range cp.Skipped {
+		if s.Imported {
+			continue // staged earlier, in the target now
+		}
+		res.SkippedTotal++
 		res.SkippedByReason[s.Reason]++
-		if i < MaxReportedItems {
+		if len(res.Skipped) < MaxReportedItems {
 			res.Skipped = append(res.Skipped, s)
 		}
 	}
@@ -357,7 +365,7 @@ func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Chec
 		return cp, nil
 	}
 	if err != nil {
-		return cp, fmt.Errorf("ledger %s: %w", name, err)
+		return cp, wrapIMAP("ledger "+name, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
@@ -377,7 +385,7 @@ func (a *Activities) saveJSON(ctx context.Context, name string, v any) error {
 		return err
 	}
 	if _, err := a.Staging.Put(ctx, name, bytes.NewReader(b), map[string]string{"kind": "ledger"}); err != nil {
-		return fmt.Errorf("staging %s: %w", name, err)
+		return wrapIMAP("staging "+name, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@
 package activities
 
 import (
+	"time"
+
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -111,7 +113,38 @@ const (
 	ErrTypeOverQuota      = "OverQuota"
 	ErrTypeValidation     = "ValidationFailed"
 	ErrTypeFolderConflict = "FolderConflict"
+	ErrTypeStagingAuth    = "StagingAuthFailed"
 )
 
 // NonRetryable lists the error types a retry cannot fix.
-var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeFolderConflict}
+var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeFolderConflict, ErrTypeStagingAuth}
+
+// ImportInput pushes a mailbox's staged items that now fit the target's
+// limit (Policy.MaxMessageSize) into the target.
+type ImportInput struct {
+	Mailbox MailboxRef `json:"mailbox"`
+	Policy  Policy     `json:"policy"`
+}
+
+// ImportResult counts what was imported; Remaining are still over the limit.
+type ImportResult struct {
+	Imported  int   `json:"imported"`
+	Bytes     int64 `json:"bytes"`
+	Present   int   `json:"already_present"`
+	Remaining int   `json:"remaining"`
+}
+
+// ArchiveInput exports a whole source mailbox to the staging store before
+// cutover, as a safety net that outlives the source.
+type ArchiveInput struct {
+	Mailbox    MailboxRef `json:"mailbox"`
+	RetainDays int        `json:"retain_days"`
+}
+
+// ArchiveResult names the archive's index and counts what it holds.
+type ArchiveResult struct {
+	Index       string    `json:"index"`
+	Messages    int       `json:"messages"`
+	Bytes       int64     `json:"bytes"`
+	RetainUntil time.Time `json:"retain_until"`
+}

@@ -39,6 +39,13 @@ type OrganizationInput struct {
 	// Approval is "auto" (default) or "manual" (wait for approve-cutover).
 	Approval string            `json:"approval,omitempty"`
 	Policy   activities.Policy `json:"policy"`
+	// Archive exports every mailbox to the staging store after pre-stage, a
+	// safety net kept ArchiveRetainDays (default 90) after the source is gone.
+	Archive           bool `json:"archive,omitempty"`
+	ArchiveRetainDays int  `json:"archive_retain_days,omitempty"`
+	// ImportStaged pushes staged large items that fit Policy.MaxMessageSize
+	// into the target during cutover (e.g. after the target's limit was raised).
+	ImportStaged bool `json:"import_staged,omitempty"`
 	// HeartbeatTimeout is how soon a transfer on a dead worker is retried
 	// elsewhere (default 2 minutes).
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
@@ -52,6 +59,8 @@ const (
 	PassPreStage  Pass = "prestage"
 	PassFinal     Pass = "final"
 	PassValidate  Pass = "validate"
+	PassArchive   Pass = "archive"
+	PassImport    Pass = "import"
 )
 
 // MailboxInput starts a Mailbox child workflow for one pass.
@@ -60,6 +69,7 @@ type MailboxInput struct {
 	Pass             Pass                  `json:"pass"`
 	Policy           activities.Policy     `json:"policy"`
 	HeartbeatTimeout time.Duration         `json:"heartbeat_timeout,omitempty"`
+	RetainDays       int                   `json:"retain_days,omitempty"`
 }
 
 // MailboxResult is what one pass found or did.
@@ -69,6 +79,8 @@ type MailboxResult struct {
 	Readiness  *activities.ReadinessResult `json:"readiness,omitempty"`
 	Transfer   *activities.TransferResult  `json:"transfer,omitempty"`
 	Validation *activities.ValidateResult  `json:"validation,omitempty"`
+	Archive    *activities.ArchiveResult   `json:"archive,omitempty"`
+	Import     *activities.ImportResult    `json:"import,omitempty"`
 }
 
 // Approval is the approve-cutover update's argument; At is set by the workflow.
@@ -112,6 +124,10 @@ type Progress struct {
 	Skipped         int            `json:"skipped"`
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
 	StagedItems     []string       `json:"staged_items,omitempty"`
+	// ImportedItems were staged and later appended to the target.
+	ImportedItems    int   `json:"imported_items,omitempty"`
+	ArchivedMessages int64 `json:"archived_messages,omitempty"`
+	ArchivedBytes    int64 `json:"archived_bytes,omitempty"`
 
 	Approval *Approval        `json:"approval,omitempty"`
 	Routing  string           `json:"routing,omitempty"`

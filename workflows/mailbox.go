@@ -57,6 +57,24 @@ func Mailbox(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 			return res, err
 		}
 		res.Validation = &r
+	case PassArchive:
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 24 * time.Hour, HeartbeatTimeout: heartbeat, RetryPolicy: retry,
+		})
+		var r activities.ArchiveResult
+		if err := workflow.ExecuteActivity(ctx, a.ArchiveMailbox, activities.ArchiveInput{Mailbox: in.Mailbox, RetainDays: in.RetainDays}).Get(ctx, &r); err != nil {
+			return res, err
+		}
+		res.Archive = &r
+	case PassImport:
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: heartbeat, RetryPolicy: retry,
+		})
+		var r activities.ImportResult
+		if err := workflow.ExecuteActivity(ctx, a.ImportStagedItems, activities.ImportInput{Mailbox: in.Mailbox, Policy: in.Policy}).Get(ctx, &r); err != nil {
+			return res, err
+		}
+		res.Import = &r
 	default:
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: unknown pass %q", in.Mailbox.Address, in.Pass), activities.ErrTypeConfig, nil)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/transfer"
 )
 
 // DefaultConcurrency is how many mailboxes of one organization run at once.
@@ -42,6 +43,9 @@ type mailboxState struct {
 	skipped         int
 	skippedByReason map[string]int
 	staged          []string
+	imported        int
+	archived        int64
+	archivedBytes   int64
 }
 
 type organization struct {
@@ -224,6 +228,12 @@ func (o *organization) run(ctx workflow.Context) (Progress, error) {
 		return o.p, err
 	}
 
+	if o.in.Archive {
+		if err := o.runPass(ctx, PassArchive); err != nil {
+			return o.p, err
+		}
+	}
+
 	o.setPhase(ctx, PhaseAwaitingCutover)
 	if o.in.Approval == ApprovalManual {
 		if err := workflow.Await(ctx, func() bool { return o.p.Approval != nil }); err != nil {
@@ -236,6 +246,11 @@ func (o *organization) run(ctx workflow.Context) (Progress, error) {
 	o.setPhase(ctx, PhaseCutover)
 	if err := o.runPass(ctx, PassFinal); err != nil {
 		return o.p, err
+	}
+	if o.in.ImportStaged {
+		if err := o.runPass(ctx, PassImport); err != nil {
+			return o.p, err
+		}
 	}
 	if addrs := o.activeAddresses(); len(addrs) > 0 {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -335,6 +350,7 @@ func (o *organization) mailbox(ctx workflow.Context, i int, pass Pass) (MailboxR
 		Pass:             pass,
 		Policy:           o.in.Policy,
 		HeartbeatTimeout: o.in.HeartbeatTimeout,
+		RetainDays:       o.in.ArchiveRetainDays,
 	}
 	var res MailboxResult
 	err := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in).Get(ctx, &res)
@@ -382,6 +398,24 @@ func (o *organization) record(i int, pass Pass, res MailboxResult, err error) {
 				}
 			}
 		}
+	case PassArchive:
+		if r := res.Archive; r != nil {
+			st.archived, st.archivedBytes = int64(r.Messages), r.Bytes
+		}
+	case PassImport:
+		if r := res.Import; r != nil {
+			n := r.Imported + r.Present
+			st.imported += n
+			st.skipped -= n
+			reasons := map[string]int{}
+			for k, v := range st.skippedByReason {
+				reasons[k] = v
+			}
+			reasons[transfer.ReasonTooLarge] -= n
+			st.skippedByReason = reasons
+			st.bytes += r.Bytes
+			st.copied += int64(r.Imported)
+		}
 	case PassValidate:
 		if v := res.Validation; v != nil {
 			if v.OK {
@@ -399,12 +433,16 @@ func (o *organization) record(i int, pass Pass, res MailboxResult, err error) {
 // result never depends on map iteration.
 func (o *organization) recount() {
 	o.p.Messages, o.p.Bytes, o.p.Skipped, o.p.MailboxesDone = 0, 0, 0, 0
+	o.p.ImportedItems, o.p.ArchivedMessages, o.p.ArchivedBytes = 0, 0, 0
 	reasons := map[string]int{}
 	var staged []string
 	for _, st := range o.mbs {
 		o.p.Messages += st.copied
 		o.p.Bytes += st.bytes
 		o.p.Skipped += st.skipped
+		o.p.ImportedItems += st.imported
+		o.p.ArchivedMessages += st.archived
+		o.p.ArchivedBytes += st.archivedBytes
 		for r, n := range st.skippedByReason {
 			reasons[r] += n
 		}

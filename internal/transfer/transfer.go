@@ -59,6 +59,13 @@ type SkippedItem struct {
 	Reason      string `json:"reason"`
 	Detail      string `json:"detail,omitempty"`
 	StagedAs    string `json:"staged_as,omitempty"`
+	// Flags and Date let a staged item be imported later exactly as it was.
+	Flags []string  `json:"flags,omitempty"`
+	Date  time.Time `json:"date,omitzero"`
+	// Imported is set when a staged item was later appended to the target
+	// (its limit allowed it); it is then no longer expected to be absent.
+	Imported    bool   `json:"imported,omitempty"`
+	ImportedUID uint32 `json:"imported_uid,omitempty"`
 }
 
 // Skip reasons.
@@ -515,7 +522,12 @@ func spool(dir string, r io.Reader) (*os.File, error) {
 // deliver appends one message, or stages it when it is over the limit.
 func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m meta, body io.Reader, size int64) error {
 	r.st.BodiesRead++
-	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID}
+	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID, Date: m.date}
+	for _, f := range m.flags {
+		if !strings.EqualFold(string(f), flagRecent) {
+			item.Flags = append(item.Flags, string(f))
+		}
+	}
 	if r.opts.MaxMessageSize > 0 && size > r.opts.MaxMessageSize {
 		item.Reason = ReasonTooLarge
 		item.Detail = fmt.Sprintf("%d bytes > target limit %d", size, r.opts.MaxMessageSize)

@@ -103,7 +103,7 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 		// now belongs to another message (or to none).
 		skipped := map[uint32]bool{}
 		for _, s := range cp.Skipped {
-			if s.Folder == p.Source && (s.UIDValidity == 0 || s.UIDValidity == uidValidity) {
+			if s.Folder == p.Source && !s.Imported && (s.UIDValidity == 0 || s.UIDValidity == uidValidity) {
 				skipped[s.UID] = true
 			}
 		}
