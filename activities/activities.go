@@ -256,7 +256,7 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": item.Folder,
 			"uid": fmt.Sprint(item.UID), "size": fmt.Sprint(item.Size), "reason": item.Reason,
 			"messageid": item.MessageID, "flags": strings.Join(item.Flags, " "),
-			"internaldate": item.Date.Format(time.RFC3339), "kind": "large-item",
+			"internaldate": item.Date, "kind": "large-item",
 		})
 		return name, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -65,7 +66,11 @@ func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSi
 			}
 			present[folder] = fps
 		}
-		fp := meta{date: it.Date, size: it.Size, messageID: it.MessageID}.fingerprint()
+		date, err := time.Parse(time.RFC3339, it.Date)
+		if err != nil {
+			return st, fmt.Errorf("staged item %s: date %q: %w", it.StagedAs, it.Date, err)
+		}
+		fp := meta{date: date, size: it.Size, messageID: it.MessageID}.fingerprint()
 		if uids := fps[fp]; len(uids) > 0 {
 			it.Imported, it.ImportedUID = true, uint32(uids[0])
 			fps[fp] = uids[1:]
@@ -80,7 +85,7 @@ func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSi
 		for i, f := range it.Flags {
 			flags[i] = imap.Flag(f)
 		}
-		app := tgt.C.Append(folder, size, &imap.AppendOptions{Flags: flags, Time: it.Date})
+		app := tgt.C.Append(folder, size, &imap.AppendOptions{Flags: flags, Time: date})
 		n, err := io.Copy(app, rc)
 		rc.Close()
 		if err != nil || n != size {

@@ -60,8 +60,9 @@ type SkippedItem struct {
 	Detail      string `json:"detail,omitempty"`
 	StagedAs    string `json:"staged_as,omitempty"`
 	// Flags and Date let a staged item be imported later exactly as it was.
-	Flags []string  `json:"flags,omitempty"`
-	Date  time.Time `json:"date,omitzero"`
+	// Date is RFC 3339 with the original zone offset, exactly as INTERNALDATE.
+	Flags []string `json:"flags,omitempty"`
+	Date  string   `json:"date,omitempty"`
 	// Imported is set when a staged item was later appended to the target
 	// (its limit allowed it); it is then no longer expected to be absent.
 	Imported    bool   `json:"imported,omitempty"`
@@ -522,7 +523,7 @@ func spool(dir string, r io.Reader) (*os.File, error) {
 // deliver appends one message, or stages it when it is over the limit.
 func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m meta, body io.Reader, size int64) error {
 	r.st.BodiesRead++
-	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID, Date: m.date}
+	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID, Date: m.date.Format(time.RFC3339)}
 	for _, f := range m.flags {
 		if !strings.EqualFold(string(f), flagRecent) {
 			item.Flags = append(item.Flags, string(f))

@@ -789,7 +789,8 @@ func TestSourceFolderRecreated(t *testing.T) {
 	// old numbering as skipped: that names nothing now, so both the deleted
 	// message and the large item (unknown to that checkpoint) are missing.
 	require.Equal(t, []transfer.SkippedItem{{Folder: name, UIDValidity: oldV, UID: uint32(n), Size: int64(len(big.Raw)),
-		MessageID: messageID(big.Raw), Reason: transfer.ReasonTooLarge, Detail: sk[0].Detail, StagedAs: fmt.Sprintf("%s/%d/%d.eml", name, oldV, n)}},
+		MessageID: messageID(big.Raw), Reason: transfer.ReasonTooLarge, Detail: sk[0].Detail, StagedAs: fmt.Sprintf("%s/%d/%d.eml", name, oldV, n),
+		Flags: sk[0].Flags, Date: sk[0].Date}},
 		skippedIn(cp, name))
 	v = x.validate(t, cp)
 	for _, f := range v.Folders {
