@@ -143,6 +143,9 @@ func runMigrate(ctx context.Context, args []string) error {
 	size := fs.String("max-message-size", "", "target's maximum message size (default: the worker's)")
 	wait := fs.Bool("wait", true, "watch progress until every organization finishes")
 	only := fs.String("org", "", "start only this organization")
+	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
+	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
+	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,6 +170,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		in := workflows.OrganizationInput{
 			Code: o.Code, Name: o.Name, Wave: o.Wave, SourceEndpoint: *src, TargetEndpoint: *tgt,
 			Concurrency: *conc, Approval: *approval, ReadinessThreshold: *threshold,
+			Archive: *archive, ArchiveRetainDays: *retain, ImportStaged: *importStaged,
 		}
 		in.Policy.MaxMessageSize = maxSize
 		for _, r := range o.Rows {
