@@ -369,6 +369,12 @@ func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Chec
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
+	if errors.Is(err, staging.ErrCorrupt) {
+		// A ledger torn by a crash is no reason to stop: without it the pass
+		// reconciles every folder against the target, which never duplicates.
+		a.logger().Warn("ledger unreadable; reconciling from scratch", "ledger", name, "error", err)
+		return transfer.Checkpoint{}, nil
+	}
 	if err != nil {
 		return cp, fmt.Errorf("ledger %s: %w", name, err)
 	}

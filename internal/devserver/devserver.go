@@ -3,7 +3,16 @@
 // UI inside the current process. It backs the demo and the integration tests.
 //
 // The server is quiet by design: its own logging is limited to warnings and
-// errors, so it does not disturb progress output on the same terminal.
+// errors, so it does not disturb progress output on the same terminal, and
+// it is muted entirely once Stop begins.
+//
+// Several servers may run in one process, one after the other or at the same
+// time, on different ports and databases. Limits inherited from the Temporal
+// server: its SQLite plugin never closes its connections, so a stopped
+// in-memory database stays in memory (and a database file open) until the
+// process exits; a few idle gRPC client goroutines outlive Stop; and a port
+// taken between Start's check and the server's bind still makes the server
+// call log.Fatal.
 package devserver
 
 import (
@@ -100,8 +109,9 @@ type Server struct {
 	uiDone   chan struct{}
 	internal client.Client
 	ports    []int
-	// serverLog is the server's logger; Stop mutes it, because stopping
-	// makes the server's internal clients log connection warnings.
+	dbPath   string // database file claimed by this server, "" in memory
+	// serverLog is the server's logger; Stop mutes it, because shutting
+	// down makes the server log dozens of expected warnings and errors.
 	serverLog *gatedLogger
 
 	stopOnce sync.Once
@@ -110,8 +120,9 @@ type Server struct {
 
 // Start launches the server, waits until the frontend answers, the namespace
 // exists with its search attributes and (when enabled) the UI serves its
-// page, and returns it. Readiness waits at most 60 s and are bounded by ctx.
-// A busy port is reported as an error before anything is started.
+// page, and returns it. ctx bounds only this wait (at most 60 s in any case),
+// not the server's lifetime. A busy port is reported as an error before
+// anything is started; on any error everything started is stopped again.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -231,6 +242,7 @@ func (s *Server) Client(ctx context.Context, opts client.Options) (client.Client
 // later calls return the first call's result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		begin := time.Now()
 		if s.ui != nil {
 			s.ui.Stop()
 			select {
@@ -242,21 +254,21 @@ func (s *Server) Stop() error {
 			s.internal.Close()
 		}
 		if s.serverLog != nil {
-			// Shutting down makes internal pollers and dialers warn about
-			// closed connections: expected, so only errors get through now.
-			s.serverLog.setMinLevel(levelError)
+			// Shutting down makes internal pollers, dialers and handlers log
+			// warnings and errors about cancelled calls and closed
+			// connections (dozens of lines); all expected, so the server is
+			// silent from now on. Failures to stop are returned instead.
+			s.serverLog.mute()
 		}
 		if s.srv != nil {
 			if err := s.srv.Stop(); err != nil {
 				s.stopErr = fmt.Errorf("devserver: stopping Temporal server: %w", err)
 			}
 		}
-		if s.serverLog != nil {
-			// Anything still running belongs to a stopped server.
-			s.serverLog.setMinLevel(levelOff)
-		}
 		releasePorts(s.ports)
-		s.logger.Info("devserver: Temporal server stopped", "frontend", s.frontendAddr)
+		releaseDB(s.dbPath)
+		s.logger.Info("devserver: Temporal server stopped", "frontend", s.frontendAddr,
+			"took", time.Since(begin).Round(time.Millisecond))
 	})
 	return s.stopErr
 }
@@ -278,7 +290,11 @@ func (s *Server) prepareDB(opts Options) (*config.SQL, error) {
 		// and checks "journal_mode" to know WAL is on.
 		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "2"}
 		sqlCfg.DatabaseName = path
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if err := claimDB(path); err != nil {
+			return nil, err
+		}
+		s.dbPath = path
+		if st, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				return nil, fmt.Errorf("devserver: creating database directory: %w", err)
 			}
@@ -297,6 +313,32 @@ func (s *Server) prepareDB(opts Options) (*config.SQL, error) {
 		return nil, fmt.Errorf("devserver: creating namespace %q: %w", opts.Namespace, err)
 	}
 	return sqlCfg, nil
+}
+
+// openDBs holds the database files used by running servers of this process.
+// Two servers on one file would both claim its history shard.
+var openDBs = struct {
+	sync.Mutex
+	m map[string]struct{}
+}{m: map[string]struct{}{}}
+
+func claimDB(path string) error {
+	openDBs.Lock()
+	defer openDBs.Unlock()
+	if _, busy := openDBs.m[path]; busy {
+		return fmt.Errorf("devserver: database %s is already used by another running server in this process", path)
+	}
+	openDBs.m[path] = struct{}{}
+	return nil
+}
+
+func releaseDB(path string) {
+	if path == "" {
+		return
+	}
+	openDBs.Lock()
+	defer openDBs.Unlock()
+	delete(openDBs.m, path)
 }
 
 // startTemporal builds the server configuration and starts the services.
@@ -616,18 +658,11 @@ func tagArgs(tags []tag.Tag) []any {
 	return args
 }
 
-// Levels of gatedLogger.
-const (
-	levelWarn int32 = iota
-	levelError
-	levelOff // only Fatal and Panic
-)
-
-// gatedLogger forwards to the server logger the messages at or above a
-// minimum level that can be raised at run time; Fatal and Panic always pass.
+// gatedLogger forwards to the server logger until it is muted; Fatal and
+// Panic always pass.
 type gatedLogger struct {
 	inner log.Logger
-	min   *atomic.Int32
+	muted *atomic.Bool // shared with the loggers derived by With
 }
 
 var _ log.WithLogger = (*gatedLogger)(nil)
@@ -636,38 +671,38 @@ func newGatedLogger(inner log.Logger) *gatedLogger {
 	if sl, ok := inner.(log.SkipLogger); ok {
 		inner = sl.Skip(1) // report the caller, not this wrapper
 	}
-	return &gatedLogger{inner: inner, min: new(atomic.Int32)}
+	return &gatedLogger{inner: inner, muted: new(atomic.Bool)}
 }
 
-func (g *gatedLogger) setMinLevel(l int32) { g.min.Store(l) }
+func (g *gatedLogger) mute() { g.muted.Store(true) }
 
 func (g *gatedLogger) Debug(msg string, tags ...tag.Tag) {
-	if g.min.Load() <= levelWarn {
+	if !g.muted.Load() {
 		g.inner.Debug(msg, tags...)
 	}
 }
 func (g *gatedLogger) Info(msg string, tags ...tag.Tag) {
-	if g.min.Load() <= levelWarn {
+	if !g.muted.Load() {
 		g.inner.Info(msg, tags...)
 	}
 }
 func (g *gatedLogger) Warn(msg string, tags ...tag.Tag) {
-	if g.min.Load() <= levelWarn {
+	if !g.muted.Load() {
 		g.inner.Warn(msg, tags...)
 	}
 }
 func (g *gatedLogger) Error(msg string, tags ...tag.Tag) {
-	if g.min.Load() <= levelError {
+	if !g.muted.Load() {
 		g.inner.Error(msg, tags...)
 	}
 }
 func (g *gatedLogger) DPanic(msg string, tags ...tag.Tag) {
-	if g.min.Load() <= levelError {
+	if !g.muted.Load() {
 		g.inner.DPanic(msg, tags...)
 	}
 }
 func (g *gatedLogger) Panic(msg string, tags ...tag.Tag) { g.inner.Panic(msg, tags...) }
 func (g *gatedLogger) Fatal(msg string, tags ...tag.Tag) { g.inner.Fatal(msg, tags...) }
 func (g *gatedLogger) With(tags ...tag.Tag) log.Logger {
-	return &gatedLogger{inner: log.With(g.inner, tags...), min: g.min}
+	return &gatedLogger{inner: log.With(g.inner, tags...), muted: g.muted}
 }

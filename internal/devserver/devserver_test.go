@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -217,7 +218,7 @@ func TestFileBackedRestart(t *testing.T) {
 	logs := &testLogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	defer func() {
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			t.Logf("devserver logs:\n%s", logs.String())
 		}
 	}()
@@ -239,6 +240,8 @@ func TestFileBackedRestart(t *testing.T) {
 	require.NoError(t, err, "database file not created")
 	_, err = os.Stat(dbPath + "-wal")
 	require.NoError(t, err, "database is not in WAL mode")
+	_, err = Start(ctx, Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", DBPath: dbPath})
+	require.ErrorContains(t, err, "already used by another running server")
 
 	c := testClient(t, s)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -318,4 +321,19 @@ func TestConcurrentServers(t *testing.T) {
 	for _, s := range servers {
 		require.NoError(t, s.Stop())
 	}
+
+	// The server's own SDK workers must be gone after Stop (the devserver
+	// disables the system workers the server never stops); leftover pollers
+	// would keep retrying and logging for the rest of the process.
+	deadline := time.Now().Add(3 * time.Second)
+	var stacks string
+	for {
+		buf := make([]byte, 8<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "internal.(*baseWorker).runPoller") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.NotContains(t, stacks, "internal.(*baseWorker).runPoller", "SDK worker pollers still running after Stop")
 }

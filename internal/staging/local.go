@@ -79,13 +79,18 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, meta map[stri
 	}
 	obj := Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Metadata: meta}
 	if old, err := l.Stat(ctx, name); err == nil && old.SHA256 == obj.SHA256 && old.Size == obj.Size {
-		return old, nil
+		if fi, err := os.Stat(p); err == nil && fi.Size() == obj.Size {
+			return old, nil
+		}
+	}
+	// Data first, then its description: a crash in between leaves new data
+	// with the old hash, which Get refuses and the next Put rewrites. The
+	// other order would let a later identical Put trust stale data.
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return Object{}, err
 	}
 	mb, _ := json.Marshal(obj)
 	if err := writeAtomic(p+metaSuffix, mb); err != nil {
-		return Object{}, err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
 		return Object{}, err
 	}
 	return obj, nil
