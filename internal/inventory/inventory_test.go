@@ -54,4 +54,3 @@ func TestCheckCountsWithoutKeepingRows(t *testing.T) {
 		t.Fatalf("Check = %d, %d, %v", orgs, n, err)
 	}
 }
-
