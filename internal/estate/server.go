@@ -581,3 +581,8 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 func (s *Server) CloseOnDone(ctx context.Context) {
 	context.AfterFunc(ctx, func() { _ = s.Close() })
 }
+
+// AppendLimit lifts imapserver's built-in 100 MiB APPEND ceiling to what a
+// real target allows (Exchange Online: up to 150 MB); ServerOptions.AppendLimit,
+// when set, is enforced in Append instead.
+func (s *session) AppendLimit() uint32 { return 1<<31 - 1 }
