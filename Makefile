@@ -1,6 +1,6 @@
 # README's second command. Installs what the tests need (idempotent), then
 # vets and runs every test.
-.PHONY: test demo build vet
+.PHONY: test demo build vet bench
 test:
 	bash scripts/test.sh
 
@@ -12,3 +12,7 @@ build:
 
 vet:
 	go vet ./...
+
+bench:
+	go run ./cmd/transferbench
+	go run ./cmd/stagingbench

@@ -11,7 +11,8 @@ go mod download
 # and the transfer benchmark. Tests start private instances on free loopback
 # ports; a system dovecot started by the package's postinst is left alone.
 need_pkgs=()
-command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-core)
+# (/usr/sbin is not on a non-root PATH on Debian.)
+{ command -v dovecot || [ -x /usr/sbin/dovecot ]; } >/dev/null 2>&1 || need_pkgs+=(dovecot-core)
 command -v doveadm >/dev/null 2>&1 || need_pkgs+=(dovecot-core)
 [ -x /usr/lib/dovecot/imap ] || need_pkgs+=(dovecot-imapd)
 command -v mbsync >/dev/null 2>&1 || need_pkgs+=(isync)

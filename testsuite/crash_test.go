@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/devserver"
+	"github.com/mailshift/mailshift/internal/dovecottest"
 	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -33,33 +35,81 @@ func buildWorker(t *testing.T) string {
 	return bin
 }
 
+// mailServers is a source and a target IMAP server with an estate loaded
+// into the source; verify compares every mailbox independently of mailshift.
+type mailServers struct {
+	srcURL, tgtURL string
+	verify         func(ctx context.Context) (estate.Report, error)
+}
+
+func inProcessServers(t *testing.T, est *estate.Estate) mailServers {
+	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
+	require.NoError(t, err)
+	t.Cleanup(func() { src.Close() })
+	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
+	require.NoError(t, err)
+	t.Cleanup(func() { tgt.Close() })
+	require.NoError(t, src.Load(est))
+	require.NoError(t, tgt.AddUsers(est))
+	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
+		return estate.VerifyEstate(ctx, est, src.Addr(), tgt.Addr(), estate.VerifyOptions{})
+	}}
+}
+
+// dovecotServers are two real Dovecot instances that differ the way real
+// servers do: '.' versus '/' hierarchy and other special-use folder names.
+func dovecotServers(t *testing.T, est *estate.Estate) mailServers {
+	src := dovecottest.StartT(t, dovecottest.Options{Name: "crash-src", MailFsync: "never"})
+	tgt := dovecottest.StartT(t, dovecottest.Options{Name: "crash-tgt", MailFsync: "never", Separator: '/',
+		SpecialUse: map[imap.MailboxAttr]string{imap.MailboxAttrSent: "Sent Items", imap.MailboxAttrDrafts: "Drafts",
+			imap.MailboxAttrTrash: "Deleted Items", imap.MailboxAttrJunk: "Junk Email", imap.MailboxAttrArchive: "Archive"}})
+	require.NoError(t, dovecottest.LoadEstate(src, est.Mailboxes()))
+	for _, mb := range est.Mailboxes() {
+		require.NoError(t, tgt.AddUser(mb.User, mb.Password))
+	}
+	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
+		var all estate.Report
+		for _, mb := range est.Mailboxes() {
+			r, err := estate.Verify(ctx, src.Account(mb), tgt.Account(mb), estate.VerifyOptions{MapFolder: dovecottest.FolderMap(mb, src, tgt)})
+			if err != nil {
+				return all, err
+			}
+			all.Add(r)
+		}
+		return all, nil
+	}}
+}
+
 // TestWorkerKilledRepeatedlyLosesAndDuplicatesNothing runs organizations on
 // a real worker process and SIGKILLs it again and again while mailboxes are
 // being copied. After a last, undisturbed worker finishes the job, the
-// target must equal the source: nothing missing, nothing twice.
+// target must equal the source: nothing missing, nothing twice. It runs
+// against the in-process servers and against two real Dovecot instances.
 func TestWorkerKilledRepeatedlyLosesAndDuplicatesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker and starts an embedded Temporal server")
 	}
+	bin := buildWorker(t)
+	for _, backend := range []struct {
+		name  string
+		start func(*testing.T, *estate.Estate) mailServers
+	}{{"inprocess", inProcessServers}, {"dovecot", dovecotServers}} {
+		t.Run(backend.name, func(t *testing.T) {
+			spec := estate.Spec{Seed: 99, LargeItems: -1, Orgs: []estate.OrgSpec{
+				{Code: "KIL", Name: "Kill Trust", Mailboxes: 4, MeanMessages: 700},
+				{Code: "KGP", Name: "Kill Practice", Mailboxes: 2, MeanMessages: 900},
+			}}
+			est := estate.Generate(spec)
+			servers := backend.start(t, est)
+			killTest(t, bin, est, servers)
+		})
+	}
+}
+
+func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	bin := buildWorker(t)
 	dir := t.TempDir()
-
-	spec := estate.Spec{Seed: 99, LargeItems: -1, Orgs: []estate.OrgSpec{
-		{Code: "KIL", Name: "Kill Trust", Mailboxes: 4, MeanMessages: 700},
-		{Code: "KGP", Name: "Kill Practice", Mailboxes: 2, MeanMessages: 900},
-	}}
-	est := estate.Generate(spec)
-	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
-	require.NoError(t, err)
-	defer src.Close()
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
-	require.NoError(t, err)
-	defer tgt.Close()
-	require.NoError(t, src.Load(est))
-	require.NoError(t, tgt.AddUsers(est))
-
 	var pw strings.Builder
 	for _, mb := range est.Mailboxes() {
 		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
@@ -71,7 +121,7 @@ endpoints:
   source: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
   target: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
 staging: {kind: local, path: %q}
-`, src.URL(), dir, tgt.URL(), dir, filepath.Join(dir, "staging"))), 0o600))
+`, servers.srcURL, dir, servers.tgtURL, dir, filepath.Join(dir, "staging"))), 0o600))
 
 	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workflows.SearchAttributeTypes()})
 	require.NoError(t, err)
@@ -129,7 +179,7 @@ staging: {kind: local, path: %q}
 	for _, p := range ps {
 		require.True(t, p.Validated(), "%s: %s %v %s", p.Organization, p.Phase, p.Failures, p.Reason)
 	}
-	rep, err := estate.VerifyEstate(ctx, est, src.Addr(), tgt.Addr(), estate.VerifyOptions{})
+	rep, err := servers.verify(ctx)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
 	_, total, _ := est.Totals()

@@ -443,6 +443,11 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 					continue
 				}
 				if err := r.deliver(ctx, p, st, byUID[uid], it.Literal, it.Literal.Size()); err != nil {
+					var lost *connLostError
+					if errors.As(err, &lost) {
+						delivered[uid] = true
+						settle(uid)
+					}
 					return err
 				}
 				delivered[uid] = true
@@ -455,6 +460,11 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 			spooled.Close()
 			os.Remove(spooled.Name())
 			if err != nil {
+				var lost *connLostError
+				if errors.As(err, &lost) {
+					delivered[uid] = true
+					settle(uid)
+				}
 				return err
 			}
 			delivered[uid] = true
@@ -529,6 +539,7 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 			item.Flags = append(item.Flags, string(f))
 		}
 	}
+	sort.Strings(item.Flags) // servers answer in any order
 	if r.opts.MaxMessageSize > 0 && size > r.opts.MaxMessageSize {
 		item.Reason = ReasonTooLarge
 		item.Detail = fmt.Sprintf("%d bytes > target limit %d", size, r.opts.MaxMessageSize)
@@ -548,7 +559,33 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		}
 	}
 	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
-	n, err := io.Copy(app, body)
+	tw := &targetWriter{w: app}
+	n, err := io.Copy(tw, body)
+	var refusal *imap.Error
+	if tw.err != nil && errors.As(tw.err, &refusal) {
+		// The target answered the APPEND instead of inviting the literal:
+		// go-imap sends every message over 4 KiB as a synchronizing literal
+		// (it uses LITERAL+ only up to 4 KiB), and Dovecot's size limit, for
+		// one, answers NO [LIMIT] right there. The client then drops the
+		// connection. Settle the item like any other refusal, and end the
+		// pass with a retryable error so the caller reconnects.
+		app.Close() // releases the client's command lock
+		ce := imapconn.Classify("append", tw.err)
+		var ie *imapconn.Error
+		if !errors.As(ce, &ie) || !ie.Permanent || ie.Kind == imapconn.KindOverQuota || ie.Kind == imapconn.KindAuth {
+			return ce
+		}
+		item.Reason = ReasonRejected
+		if ie.Kind == imapconn.KindTooBig {
+			item.Reason = ReasonTooBig
+		}
+		item.Detail = tw.err.Error()
+		if err := r.skip(item); err != nil {
+			return err
+		}
+		return &connLostError{err: &imapconn.Error{Kind: imapconn.KindUnavailable,
+			Op: fmt.Sprintf("append uid %d", m.uid), Err: fmt.Errorf("target closed the connection after refusing the message: %w", tw.err)}}
+	}
 	if err != nil || n != size {
 		// The literal promised size bytes; the connection cannot be reused.
 		r.tgt.C.Close()
@@ -590,6 +627,28 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 	r.st.Bytes += size
 	return nil
 }
+
+// targetWriter remembers an error from the target side of a copy.
+type targetWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *targetWriter) Write(b []byte) (int, error) {
+	n, err := t.w.Write(b)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// connLostError is a message that was settled (recorded as skipped) after
+// which the target connection is gone: the caller settles the UID, then
+// returns the wrapped (retryable) error.
+type connLostError struct{ err error }
+
+func (e *connLostError) Error() string { return e.err.Error() }
+func (e *connLostError) Unwrap() error { return e.err }
 
 func (r *runner) skip(item SkippedItem) error {
 	known := false
