@@ -45,6 +45,8 @@ type Limits struct {
 	MaxMessageSize int64
 	MaxLargeItems  int
 	MaxBadItems    int
+	// LanesPerMailbox: folders of one mailbox copied at once (default 1).
+	LanesPerMailbox int
 }
 
 // Activities holds the dependencies of every activity; the worker registers
@@ -89,6 +91,18 @@ func (a *Activities) policy(p Policy) (transfer.Options, error) {
 // connect opens source and target connections for a mailbox, waiting for a
 // free connection slot on each endpoint (and heartbeating while it waits).
 func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
+	return a.connectWith(ctx, m, true)
+}
+
+// errNoSlot means an endpoint is at its connection limit right now.
+var errNoSlot = errors.New("endpoint at its connection limit")
+
+// connectNow is connect without waiting for a connection slot.
+func (a *Activities) connectNow(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
+	return a.connectWith(ctx, m, false)
+}
+
+func (a *Activities) connectWith(ctx context.Context, m MailboxRef, wait bool) (src, tgt *imapconn.Conn, release func(), err error) {
 	se, ok := a.Endpoints[m.SourceEndpoint]
 	if !ok {
 		return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: source endpoint %q is not configured on this worker", m.Address, m.SourceEndpoint), ErrTypeConfig, nil)
@@ -104,8 +118,16 @@ func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapc
 		}
 	}
 	open := func(ep *Endpoint, user string) (*imapconn.Conn, error) {
-		if err := acquire(ctx, ep.slots); err != nil {
-			return nil, err
+		if wait {
+			if err := acquire(ctx, ep.slots); err != nil {
+				return nil, err
+			}
+		} else {
+			select {
+			case ep.slots <- struct{}{}:
+			default:
+				return nil, errNoSlot
+			}
 		}
 		releases = append(releases, func() { <-ep.slots })
 		login, err := ep.Login(user)
@@ -263,6 +285,12 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	// Flag changes on the source are copied on every pass that runs before
 	// the routing switch (pre-stage, deltas, final).
 	opts.SyncFlags = true
+	opts.Lanes = a.Limits.LanesPerMailbox
+	opts.Dial = func(ctx context.Context) (*imapconn.Conn, *imapconn.Conn, func(), error) {
+		// Extra lanes never wait for a connection slot: if the endpoint is
+		// busy, the mailbox simply runs on fewer lanes.
+		return a.connectNow(ctx, in.Mailbox)
+	}
 	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
 		activity.RecordHeartbeat(ctx, cp)
 	}

@@ -27,6 +27,7 @@ type childJob struct {
 	Users    []string `json:"users"`
 	Pass     []string `json:"passwords"`
 	Parallel int      `json:"parallel"`
+	Lanes    int      `json:"lanes"` // folders of one mailbox at once (mailshift)
 	// CheckpointDir keeps one checkpoint per mailbox; UseCheckpoint resumes
 	// from it (a re-run); without it a pass starts from nothing.
 	CheckpointDir string `json:"checkpoint_dir"`
@@ -109,7 +110,19 @@ func childMailshift(ctx context.Context, job childJob, i int, acc *atomicResult)
 			return err
 		}
 		var st transfer.Stats
-		cp, st, err = transfer.Run(ctx, src, tgt, cp, transfer.Options{MaxLargeItems: -1, MaxBadItems: -1})
+		dial := func(ctx context.Context) (*imapconn.Conn, *imapconn.Conn, func(), error) {
+			s, err := dialConn(ctx, job.Src, user, pw)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			t, err := dialConn(ctx, job.Tgt, user, pw)
+			if err != nil {
+				s.Close()
+				return nil, nil, nil, err
+			}
+			return s, t, func() { s.Close(); t.Close() }, nil
+		}
+		cp, st, err = transfer.Run(ctx, src, tgt, cp, transfer.Options{MaxLargeItems: -1, MaxBadItems: -1, SyncFlags: true, Lanes: job.Lanes, Dial: dial})
 		src.Close()
 		tgt.Close()
 		acc.messages.Add(st.Copied)

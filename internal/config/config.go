@@ -106,6 +106,10 @@ type Limits struct {
 	// MaxBadItems to 0, as Exchange's BadItemLimit does. -1 means no limit.
 	MaxLargeItems *int `yaml:"max_large_items"`
 	MaxBadItems   *int `yaml:"max_bad_items"`
+	// LanesPerMailbox is how many folders of one mailbox are copied at once,
+	// each over its own pair of connections (default 3; counted against
+	// each endpoint's max_connections).
+	LanesPerMailbox int `yaml:"lanes_per_mailbox"`
 }
 
 // Defaults applied where the file is silent.
@@ -114,6 +118,8 @@ const (
 	DefaultMaxMessageSize = 35 << 20 // Exchange Online's default receive limit
 	MaxMaxMessageSize     = 150 << 20
 	DefaultMaxConnections = 8
+	// DefaultLanesPerMailbox: folders of one mailbox copied at once.
+	DefaultLanesPerMailbox = 3
 )
 
 // Load reads and validates a configuration file.
@@ -181,6 +187,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("routing.kind: %q is not one of none, file", c.Routing.Kind))
+	}
+	if c.Limits.LanesPerMailbox == 0 {
+		c.Limits.LanesPerMailbox = DefaultLanesPerMailbox
+	}
+	if c.Limits.LanesPerMailbox < 1 || c.Limits.LanesPerMailbox > 16 {
+		errs = append(errs, fmt.Errorf("limits.lanes_per_mailbox: %d is outside 1..16", c.Limits.LanesPerMailbox))
 	}
 	if c.Limits.MaxMessageSize == 0 {
 		c.Limits.MaxMessageSize = DefaultMaxMessageSize

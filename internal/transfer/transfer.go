@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -115,6 +116,11 @@ type Options struct {
 	// changes of earlier messages to the target (pre-stage and delta passes,
 	// before the routing switch; after it, the target is the user's).
 	SyncFlags bool
+	// Lanes is how many folders of the mailbox are copied at once, each over
+	// its own source and target connection (1 when Dial is nil). Extra
+	// connections come from Dial; when it fails, fewer lanes are used.
+	Lanes int
+	Dial  func(ctx context.Context) (src, tgt *imapconn.Conn, release func(), err error)
 	// BatchSize is how many messages' metadata are examined at once.
 	BatchSize int
 	// SpoolDir holds a body whose UID arrives after its literal (rare servers).
@@ -130,16 +136,49 @@ func Run(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, opts Optio
 		opts.BatchSize = 500
 	}
 	// The runner updates folder states in place: never in the caller's copy.
-	r := &runner{src: src, tgt: tgt, cp: cp.clone(), opts: opts}
+	sh := &shared{cp: cp.clone(), lanes: []Stats{{}}}
+	r := &runner{src: src, tgt: tgt, opts: opts, sh: sh}
 	err := r.run(ctx)
-	return r.cp, r.st, err
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.cp.clone(), sh.total(), err
 }
 
+// shared is what the lanes of one mailbox have in common, guarded by mu:
+// the checkpoint (each lane publishes its current folder's state into it)
+// and every lane's counters.
+type shared struct {
+	mu    sync.Mutex
+	cp    Checkpoint
+	lanes []Stats
+}
+
+func (sh *shared) total() Stats {
+	var t Stats
+	for _, l := range sh.lanes {
+		t.Folders += l.Folders
+		t.Copied += l.Copied
+		t.Bytes += l.Bytes
+		t.Matched += l.Matched
+		t.Skipped += l.Skipped
+		t.BodiesRead += l.BodiesRead
+		t.Reconciled += l.Reconciled
+		t.SourceTotal += l.SourceTotal
+		t.FlagsUpdated += l.FlagsUpdated
+	}
+	return t
+}
+
+// runner is one lane: a source and a target connection working through
+// folders one at a time. Its current folder's state is private (cur) and
+// published to the shared checkpoint whenever a message is settled.
 type runner struct {
 	src, tgt *imapconn.Conn
-	cp       Checkpoint
-	st       Stats
 	opts     Options
+	sh       *shared
+	lane     int
+	st       Stats
+	cur      *FolderState
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -159,6 +198,8 @@ func (r *runner) run(ctx context.Context) error {
 	for _, f := range tgtFolders {
 		existing[strings.ToLower(f.Name)] = true
 	}
+	// The whole tree first (parents before children), on one connection.
+	var work []FolderPlan
 	for _, p := range plan {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -171,32 +212,158 @@ func (r *runner) run(ctx context.Context) error {
 				existing[strings.ToLower(name)] = true
 			}
 		}
-		if p.NoSelect {
-			continue
+		if !p.NoSelect {
+			work = append(work, p)
 		}
-		r.st.Folders++
-		if err := r.folder(ctx, p); err != nil {
-			return fmt.Errorf("folder %q: %w", p.Source, err)
+	}
+	// Then the folders, over as many lanes (connection pairs) as there are
+	// folders with work in them.
+	work, busy := r.order(work)
+	lanes := []*runner{r}
+	for i := 1; i < r.opts.Lanes && i < busy && r.opts.Dial != nil; i++ {
+		src, tgt, release, err := r.opts.Dial(ctx)
+		if err != nil {
+			break // fewer lanes, not a failure: the endpoint may be at its limit
 		}
-		if r.opts.Commit != nil {
-			if err := r.opts.Commit(r.cp.clone()); err != nil {
-				return err
+		defer release()
+		r.sh.mu.Lock()
+		r.sh.lanes = append(r.sh.lanes, Stats{})
+		r.sh.mu.Unlock()
+		lanes = append(lanes, &runner{src: src, tgt: tgt, opts: r.opts, sh: r.sh, lane: i})
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan FolderPlan)
+	errs := make([]error, len(lanes))
+	var wg sync.WaitGroup
+	for i, l := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range queue {
+				if err := l.oneFolder(lctx, p); err != nil {
+					errs[i] = err
+					cancel()
+					for range queue {
+					}
+					return
+				}
 			}
+		}()
+	}
+feed:
+	for _, p := range work {
+		select {
+		case queue <- p:
+		case <-lctx.Done():
+			break feed
+		}
+	}
+	close(queue)
+	wg.Wait()
+	// When the caller cancelled, lanes fail with whatever the closed
+	// connections said; the cancellation is the cause.
+	if err := ctx.Err(); err != nil {
+		return errors.Join(append([]error{err}, errs...)...)
+	}
+	return errors.Join(errs...)
+}
+
+// order puts folders with something to do first and counts them, from one
+// STATUS per folder (no SELECT, no bodies).
+func (r *runner) order(work []FolderPlan) ([]FolderPlan, int) {
+	type item struct {
+		p    FolderPlan
+		n    uint32
+		busy bool
+	}
+	known := map[string]FolderState{}
+	r.sh.mu.Lock()
+	for _, f := range r.sh.cp.Folders {
+		known[f.Source] = f
+	}
+	r.sh.mu.Unlock()
+	condstore := r.src.Has(imap.CapCondStore)
+	items := make([]item, len(work))
+	busy := 0
+	for i, p := range work {
+		items[i] = item{p: p, busy: true}
+		st, err := r.src.C.Status(p.Source, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore}).Wait()
+		if err == nil {
+			if st.NumMessages != nil {
+				items[i].n = *st.NumMessages
+			}
+			f, ok := known[p.Source]
+			unchanged := ok && f.UIDValidity == st.UIDValidity && st.UIDNext != 0 && uint32(st.UIDNext) <= f.LastUID+1
+			flagsQuiet := !r.opts.SyncFlags || f.LastUID == 0 || (condstore && st.HighestModSeq != 0 && st.HighestModSeq == f.HighestModSeq)
+			if items[i].n == 0 || (unchanged && flagsQuiet) {
+				items[i].busy = false
+			}
+		}
+		if items[i].busy {
+			busy++
+		}
+	}
+	// Busy folders first, otherwise in plan order: measured on Dovecot,
+	// largest-first ordering was slower (19.4 s against 15.3 s for 2 GB).
+	sort.SliceStable(items, func(i, j int) bool { return items[i].busy && !items[j].busy })
+	out := make([]FolderPlan, len(items))
+	for i, it := range items {
+		out[i] = it.p
+	}
+	return out, busy
+}
+
+func (r *runner) oneFolder(ctx context.Context, p FolderPlan) error {
+	r.st.Folders++
+	if err := r.folder(ctx, p); err != nil {
+		r.publish()
+		return fmt.Errorf("folder %q: %w", p.Source, err)
+	}
+	r.sh.mu.Lock()
+	defer r.sh.mu.Unlock()
+	r.publishLocked()
+	if r.opts.Commit != nil {
+		if err := r.opts.Commit(r.sh.cp.clone()); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (r *runner) state(p FolderPlan) *FolderState {
-	for i := range r.cp.Folders {
-		if r.cp.Folders[i].Source == p.Source {
-			r.cp.Folders[i].Target = p.Target
-			return &r.cp.Folders[i]
+// loadState returns a private copy of a folder's state, creating it.
+func (r *runner) loadState(p FolderPlan) *FolderState {
+	r.sh.mu.Lock()
+	defer r.sh.mu.Unlock()
+	for i := range r.sh.cp.Folders {
+		if r.sh.cp.Folders[i].Source == p.Source {
+			st := r.sh.cp.Folders[i]
+			st.Target = p.Target
+			return &st
 		}
 	}
-	r.cp.Folders = append(r.cp.Folders, FolderState{Source: p.Source, Target: p.Target})
-	sort.Slice(r.cp.Folders, func(i, j int) bool { return r.cp.Folders[i].Source < r.cp.Folders[j].Source })
-	return r.state(p)
+	r.sh.cp.Folders = append(r.sh.cp.Folders, FolderState{Source: p.Source, Target: p.Target})
+	sort.Slice(r.sh.cp.Folders, func(i, j int) bool { return r.sh.cp.Folders[i].Source < r.sh.cp.Folders[j].Source })
+	return &FolderState{Source: p.Source, Target: p.Target}
+}
+
+func (r *runner) publish() {
+	r.sh.mu.Lock()
+	defer r.sh.mu.Unlock()
+	r.publishLocked()
+}
+
+func (r *runner) publishLocked() {
+	r.sh.lanes[r.lane] = r.st
+	if r.cur == nil {
+		return
+	}
+	for i := range r.sh.cp.Folders {
+		if r.sh.cp.Folders[i].Source == r.cur.Source {
+			r.sh.cp.Folders[i] = *r.cur
+			return
+		}
+	}
 }
 
 // meta is what is known about a source message before its body is read.
@@ -217,7 +384,8 @@ func (r *runner) folder(ctx context.Context, p FolderPlan) error {
 	if err != nil {
 		return err
 	}
-	st := r.state(p)
+	st := r.loadState(p)
+	r.cur = st
 	if st.UIDValidity != 0 && st.UIDValidity != sel.UIDValidity {
 		// The source renumbered the folder: our UIDs mean nothing now. Start the
 		// folder again and let reconciliation against the whole target folder
@@ -226,9 +394,11 @@ func (r *runner) folder(ctx context.Context, p FolderPlan) error {
 		st.UIDValidityResets++
 		// Skipped items of the old numbering name UIDs that now belong to other
 		// messages; the rescan records the folder's skipped items afresh.
-		r.cp.Skipped = slices.DeleteFunc(r.cp.Skipped, func(s SkippedItem) bool {
+		r.sh.mu.Lock()
+		r.sh.cp.Skipped = slices.DeleteFunc(r.sh.cp.Skipped, func(s SkippedItem) bool {
 			return s.Folder == p.Source && s.UIDValidity != sel.UIDValidity
 		})
+		r.sh.mu.Unlock()
 	}
 	st.UIDValidity = sel.UIDValidity
 	r.st.SourceTotal += int64(sel.NumMessages)
@@ -651,8 +821,10 @@ func (e *connLostError) Error() string { return e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
 
 func (r *runner) skip(item SkippedItem) error {
+	r.sh.mu.Lock()
+	defer r.sh.mu.Unlock()
 	known := false
-	for _, s := range r.cp.Skipped {
+	for _, s := range r.sh.cp.Skipped {
 		if s.Folder == item.Folder && s.UIDValidity == item.UIDValidity && s.UID == item.UID {
 			known = true
 			break
@@ -661,11 +833,11 @@ func (r *runner) skip(item SkippedItem) error {
 	// An item recorded by an earlier attempt is not listed twice, but it still
 	// counts: a retry must not get past a limit the first attempt hit.
 	if !known {
-		r.cp.Skipped = append(r.cp.Skipped, item)
+		r.sh.cp.Skipped = append(r.sh.cp.Skipped, item)
 		r.st.Skipped++
 	}
 	var large, bad int
-	for _, s := range r.cp.Skipped {
+	for _, s := range r.sh.cp.Skipped {
 		if s.IsLarge() {
 			large++
 		} else {
@@ -681,9 +853,14 @@ func (r *runner) skip(item SkippedItem) error {
 	return nil
 }
 
+// progress publishes this lane's state and hands a snapshot of the whole
+// mailbox to the caller (a heartbeat), one lane at a time.
 func (r *runner) progress() {
+	r.sh.mu.Lock()
+	defer r.sh.mu.Unlock()
+	r.publishLocked()
 	if r.opts.Progress != nil {
-		r.opts.Progress(r.cp.clone(), r.st)
+		r.opts.Progress(r.sh.cp.clone(), r.sh.total())
 	}
 }
 

@@ -25,9 +25,10 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 		Endpoints: map[string]*activities.Endpoint{},
 		Logger:    logger,
 		Limits: activities.Limits{
-			MaxMessageSize: int64(cfg.Limits.MaxMessageSize),
-			MaxLargeItems:  limitOr(cfg.Limits.MaxLargeItems, -1),
-			MaxBadItems:    limitOr(cfg.Limits.MaxBadItems, 0),
+			MaxMessageSize:  int64(cfg.Limits.MaxMessageSize),
+			MaxLargeItems:   limitOr(cfg.Limits.MaxLargeItems, -1),
+			MaxBadItems:     limitOr(cfg.Limits.MaxBadItems, 0),
+			LanesPerMailbox: cfg.Limits.LanesPerMailbox,
 		},
 	}
 	for _, name := range cfg.EndpointNames() {
