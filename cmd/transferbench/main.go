@@ -61,7 +61,7 @@ func main() {
 	flag.Float64Var(&o.scale, "scale", 1, "multiplies the messages per mailbox (e.g. 0.05 for a quick run)")
 	flag.Int64Var(&o.seed, "seed", 1, "corpus seed")
 	flag.IntVar(&o.parallel, "parallel", 4, "mailboxes transferred at a time (processes for mbsync and doveadm)")
-	flag.IntVar(&o.lanes, "lanes", 3, "mailshift: folders of one mailbox copied at once, each on its own connection pair (the worker's lanes_per_mailbox)")
+	flag.IntVar(&o.lanes, "lanes", 2, "mailshift: folders of one mailbox copied at once, each on its own connection pair (the worker's lanes_per_mailbox)")
 	flag.StringVar(&tools, "tools", "mailshift,mbsync,doveadm,read", "tools to measure, in order")
 	flag.StringVar(&o.workdir, "workdir", "", "directory for tool state and logs (default: a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")

@@ -107,7 +107,7 @@ type Limits struct {
 	MaxLargeItems *int `yaml:"max_large_items"`
 	MaxBadItems   *int `yaml:"max_bad_items"`
 	// LanesPerMailbox is how many folders of one mailbox are copied at once,
-	// each over its own pair of connections (default 3; counted against
+	// each over its own pair of connections (default 2; counted against
 	// each endpoint's max_connections).
 	LanesPerMailbox int `yaml:"lanes_per_mailbox"`
 }
@@ -119,7 +119,7 @@ const (
 	MaxMaxMessageSize     = 150 << 20
 	DefaultMaxConnections = 8
 	// DefaultLanesPerMailbox: folders of one mailbox copied at once.
-	DefaultLanesPerMailbox = 3
+	DefaultLanesPerMailbox = 2
 )
 
 // Load reads and validates a configuration file.
