@@ -109,26 +109,8 @@ func TestWorkerKilledRepeatedlyLosesAndDuplicatesNothing(t *testing.T) {
 func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	var pw strings.Builder
-	for _, mb := range est.Mailboxes() {
-		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte(pw.String()), 0o600))
-	cfgPath := filepath.Join(dir, "mailshift.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-endpoints:
-  source: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
-  target: {url: %q, passwords: "file:%s/passwd", max_connections: 8}
-staging: {kind: local, path: %q}
-`, servers.srcURL, dir, servers.tgtURL, dir, filepath.Join(dir, "staging"))), 0o600))
-
-	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workflows.SearchAttributeTypes()})
-	require.NoError(t, err)
-	defer srv.Stop()
-	c, err := srv.Client(ctx, client.Options{})
-	require.NoError(t, err)
-	defer c.Close()
+	cfgPath := workerConfig(t, est, servers.srcURL, servers.tgtURL, 8, "")
+	srv, c := embeddedServer(t, ctx)
 
 	startWorker := func() *exec.Cmd {
 		cmd := exec.Command(bin)
@@ -184,6 +166,38 @@ staging: {kind: local, path: %q}
 	require.True(t, rep.OK(), rep.String())
 	_, total, _ := est.Totals()
 	require.Equal(t, total, rep.Messages)
+}
+
+// workerConfig writes an owner-only password file for est's users and a
+// worker configuration for the two endpoints; extra is appended YAML.
+func workerConfig(t *testing.T, est *estate.Estate, srcURL, tgtURL string, maxConns int, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var pw strings.Builder
+	for _, mb := range est.Mailboxes() {
+		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte(pw.String()), 0o600))
+	cfgPath := filepath.Join(dir, "mailshift.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+endpoints:
+  source: {url: %q, passwords: "file:%s/passwd", max_connections: %d}
+  target: {url: %q, passwords: "file:%s/passwd", max_connections: %d}
+staging: {kind: local, path: %q}
+%s`, srcURL, dir, maxConns, tgtURL, dir, maxConns, filepath.Join(dir, "staging"), extra)), 0o600))
+	return cfgPath
+}
+
+// embeddedServer starts a Temporal server for one test, with a client.
+func embeddedServer(t *testing.T, ctx context.Context) (*devserver.Server, client.Client) {
+	t.Helper()
+	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workflows.SearchAttributeTypes()})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Stop() })
+	c, err := srv.Client(ctx, client.Options{})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return srv, c
 }
 
 // transferRunningSince reports whether a TransferMailbox activity was

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,10 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 
 	"github.com/mailshift/mailshift/control"
-	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -76,7 +73,6 @@ func TestWorkerMemoryStaysBoundedWithEight150MBMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	bin := buildWorker(t)
-	dir := t.TempDir()
 
 	const n, size = 8, 150 << 20
 	est := &estate.Estate{Orgs: []estate.Org{{Code: "BIG", Name: "Imaging Trust", Domain: "big.nhs.example"}}}
@@ -98,26 +94,8 @@ func TestWorkerMemoryStaysBoundedWithEight150MBMessages(t *testing.T) {
 	require.NoError(t, src.Load(est))
 	require.NoError(t, tgt.AddUsers(est))
 
-	var pw strings.Builder
-	for _, mb := range est.Mailboxes() {
-		fmt.Fprintf(&pw, "%s:%s\n", mb.User, mb.Password)
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte(pw.String()), 0o600))
-	cfgPath := filepath.Join(dir, "mailshift.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-endpoints:
-  source: {url: %q, passwords: "file:%s/passwd", max_connections: 16}
-  target: {url: %q, passwords: "file:%s/passwd", max_connections: 16}
-staging: {kind: local, path: %q}
-limits: {max_message_size: 150MB}
-`, src.URL(), dir, tgt.URL(), dir, filepath.Join(dir, "staging"))), 0o600))
-
-	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workflows.SearchAttributeTypes()})
-	require.NoError(t, err)
-	defer srv.Stop()
-	c, err := srv.Client(ctx, client.Options{})
-	require.NoError(t, err)
-	defer c.Close()
+	cfgPath := workerConfig(t, est, src.URL(), tgt.URL(), 16, "limits: {max_message_size: 150MB}\n")
+	srv, c := embeddedServer(t, ctx)
 
 	w := exec.Command(bin)
 	w.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn")
