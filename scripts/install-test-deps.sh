@@ -43,6 +43,8 @@ elif ! command -v npm >/dev/null 2>&1; then
   echo "install-test-deps: npm not found; install Node.js >= 20 and npm, then rerun (Azurite tests need it)" >&2
   exit 1
 else
-  (cd "$azurite_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  # One retry: a registry hiccup or a half-extracted tree should not fail a run.
+  (cd "$azurite_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+    (sleep 5 && cd "$azurite_dir" && rm -rf node_modules && npm ci --no-audit --no-fund --loglevel=error)
   echo "$azurite_lock_sum" > "$azurite_stamp"
 fi
