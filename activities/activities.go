@@ -47,6 +47,8 @@ type Limits struct {
 	MaxBadItems    int
 	// LanesPerMailbox: folders of one mailbox copied at once (default 1).
 	LanesPerMailbox int
+	// AppendWindow: APPENDs in flight per lane over LITERAL+ (<= 0: none).
+	AppendWindow int
 }
 
 // Activities holds the dependencies of every activity; the worker registers
@@ -92,6 +94,32 @@ func (a *Activities) policy(p Policy) (transfer.Options, error) {
 // free connection slot on each endpoint (and heartbeating while it waits).
 func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
 	return a.connectWith(ctx, m, true)
+}
+
+// appender opens a LITERAL+ APPEND pipeline to the mailbox's target, if a
+// connection slot is free now (otherwise the lane appends one at a time).
+func (a *Activities) appender(ctx context.Context, m MailboxRef) (*imapconn.Appender, error) {
+	ep, ok := a.Endpoints[m.TargetEndpoint]
+	if !ok {
+		return nil, fmt.Errorf("target endpoint %q is not configured", m.TargetEndpoint)
+	}
+	select {
+	case ep.slots <- struct{}{}:
+	default:
+		return nil, errNoSlot
+	}
+	login, err := ep.Login(m.TargetUser)
+	if err != nil {
+		<-ep.slots
+		return nil, err
+	}
+	app, err := imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1))
+	if err != nil {
+		<-ep.slots
+		return nil, err
+	}
+	app.OnClose(func() { <-ep.slots })
+	return app, nil
 }
 
 // errNoSlot means an endpoint is at its connection limit right now.
@@ -286,6 +314,12 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	// the routing switch (pre-stage, deltas, final).
 	opts.SyncFlags = true
 	opts.Lanes = a.Limits.LanesPerMailbox
+	if a.Limits.AppendWindow > 0 {
+		opts.AppendWindow = a.Limits.AppendWindow
+		opts.Appender = func(ctx context.Context) (*imapconn.Appender, error) {
+			return a.appender(ctx, in.Mailbox)
+		}
+	}
 	opts.Dial = func(ctx context.Context) (*imapconn.Conn, *imapconn.Conn, func(), error) {
 		// Extra lanes never wait for a connection slot: if the endpoint is
 		// busy, the mailbox simply runs on fewer lanes.

@@ -27,7 +27,8 @@ type childJob struct {
 	Users    []string `json:"users"`
 	Pass     []string `json:"passwords"`
 	Parallel int      `json:"parallel"`
-	Lanes    int      `json:"lanes"` // folders of one mailbox at once (mailshift)
+	Lanes    int      `json:"lanes"`  // folders of one mailbox at once (mailshift)
+	Window   int      `json:"window"` // APPENDs in flight per lane (0: one at a time)
 	// CheckpointDir keeps one checkpoint per mailbox; UseCheckpoint resumes
 	// from it (a re-run); without it a pass starts from nothing.
 	CheckpointDir string `json:"checkpoint_dir"`
@@ -122,7 +123,18 @@ func childMailshift(ctx context.Context, job childJob, i int, acc *atomicResult)
 			}
 			return s, t, func() { s.Close(); t.Close() }, nil
 		}
-		cp, st, err = transfer.Run(ctx, src, tgt, cp, transfer.Options{MaxLargeItems: -1, MaxBadItems: -1, SyncFlags: true, Lanes: job.Lanes, Dial: dial})
+		appender := func(ctx context.Context) (*imapconn.Appender, error) {
+			addr, err := imapconn.ParseAddress("imap://" + job.Tgt)
+			if err != nil {
+				return nil, err
+			}
+			return imapconn.DialAppender(ctx, addr, imapconn.Login{Username: user, Password: pw}, imapconn.Options{}, job.Window)
+		}
+		opts := transfer.Options{MaxLargeItems: -1, MaxBadItems: -1, SyncFlags: true, Lanes: job.Lanes, Dial: dial, AppendWindow: job.Window}
+		if job.Window > 0 {
+			opts.Appender = appender
+		}
+		cp, st, err = transfer.Run(ctx, src, tgt, cp, opts)
 		src.Close()
 		tgt.Close()
 		acc.messages.Add(st.Copied)

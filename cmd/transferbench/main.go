@@ -46,6 +46,7 @@ type options struct {
 	seed                int64
 	parallel            int
 	lanes               int
+	window              int
 	tools               []string
 	workdir             string
 	keep                bool
@@ -61,6 +62,7 @@ func main() {
 	flag.Float64Var(&o.scale, "scale", 1, "multiplies the messages per mailbox (e.g. 0.05 for a quick run)")
 	flag.Int64Var(&o.seed, "seed", 1, "corpus seed")
 	flag.IntVar(&o.parallel, "parallel", 4, "mailboxes transferred at a time (processes for mbsync and doveadm)")
+	flag.IntVar(&o.window, "append-window", 16, "mailshift: APPENDs in flight per lane over LITERAL+ (0: wait for each, as the go-imap client does)")
 	flag.IntVar(&o.lanes, "lanes", 2, "mailshift: folders of one mailbox copied at once, each on its own connection pair (the worker's lanes_per_mailbox)")
 	flag.StringVar(&tools, "tools", "mailshift,mbsync,doveadm,read", "tools to measure, in order")
 	flag.StringVar(&o.workdir, "workdir", "", "directory for tool state and logs (default: a temporary directory)")
@@ -293,7 +295,7 @@ func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep in
 	switch tool {
 	case "mailshift":
 		pass = func(rerun bool) ([]*exec.Cmd, error) {
-			return childCmds(childJob{Mode: "mailshift", Src: src.Addr(), Tgt: tgt.Addr(), Users: users, Pass: pws, Parallel: o.parallel, Lanes: o.lanes,
+			return childCmds(childJob{Mode: "mailshift", Src: src.Addr(), Tgt: tgt.Addr(), Users: users, Pass: pws, Parallel: o.parallel, Lanes: o.lanes, Window: o.window,
 				CheckpointDir: dir, UseCheckpoint: rerun})
 		}
 		r.notes = append(r.notes, fmt.Sprintf("transfer.Run per mailbox, %d mailboxes at a time in one child process, up to %d folders per mailbox at once (a source and a target connection each); the re-run resumes from the saved checkpoints", o.parallel, o.lanes))

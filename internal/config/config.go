@@ -110,6 +110,9 @@ type Limits struct {
 	// each over its own pair of connections (default 2; counted against
 	// each endpoint's max_connections).
 	LanesPerMailbox int `yaml:"lanes_per_mailbox"`
+	// AppendWindow is how many APPENDs a lane keeps in flight over LITERAL+
+	// (default 16); -1 waits for each answer (no pipeline).
+	AppendWindow int `yaml:"append_window"`
 }
 
 // Defaults applied where the file is silent.
@@ -120,6 +123,8 @@ const (
 	DefaultMaxConnections = 8
 	// DefaultLanesPerMailbox: folders of one mailbox copied at once.
 	DefaultLanesPerMailbox = 2
+	// DefaultAppendWindow: APPENDs in flight per lane.
+	DefaultAppendWindow = 16
 )
 
 // Load reads and validates a configuration file.
@@ -193,6 +198,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.LanesPerMailbox < 1 || c.Limits.LanesPerMailbox > 16 {
 		errs = append(errs, fmt.Errorf("limits.lanes_per_mailbox: %d is outside 1..16", c.Limits.LanesPerMailbox))
+	}
+	if c.Limits.AppendWindow == 0 {
+		c.Limits.AppendWindow = DefaultAppendWindow
+	}
+	if c.Limits.AppendWindow < -1 || c.Limits.AppendWindow > 256 {
+		errs = append(errs, fmt.Errorf("limits.append_window: %d is outside -1..256", c.Limits.AppendWindow))
 	}
 	if c.Limits.MaxMessageSize == 0 {
 		c.Limits.MaxMessageSize = DefaultMaxMessageSize

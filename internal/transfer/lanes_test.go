@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ func TestLanesCopyFoldersInParallelAndResumeWithoutDuplicates(t *testing.T) {
 		return imapconn.Dial(ctx, addr, login, imapconn.Options{})
 	}
 	dials := 0
+	var pipelines atomic.Int32
 	dial := func(ctx context.Context) (*imapconn.Conn, *imapconn.Conn, func(), error) {
 		s, err := dialOne(ctx, src)
 		if err != nil {
@@ -63,6 +65,18 @@ func TestLanesCopyFoldersInParallelAndResumeWithoutDuplicates(t *testing.T) {
 		}
 		defer release()
 		opts.Lanes, opts.Dial = 3, dial
+		opts.AppendWindow = 8
+		opts.Appender = func(ctx context.Context) (*imapconn.Appender, error) {
+			addr, err := imapconn.ParseAddress(tgt.URL())
+			if err != nil {
+				return nil, err
+			}
+			a, err := imapconn.DialAppender(ctx, addr, login, imapconn.Options{}, 8)
+			if err == nil {
+				pipelines.Add(1)
+			}
+			return a, err
+		}
 		return Run(ctx, s, g, cp, opts)
 	}
 
@@ -83,6 +97,9 @@ func TestLanesCopyFoldersInParallelAndResumeWithoutDuplicates(t *testing.T) {
 	}
 	if dials < 3 {
 		t.Fatalf("want extra lanes dialled, got %d dials", dials)
+	}
+	if pipelines.Load() < 2 {
+		t.Fatalf("want the LITERAL+ APPEND pipeline used on the lanes, got %d", pipelines.Load())
 	}
 	stale := snaps[len(snaps)-21]
 	cp, st, err := pass(ctx, stale, Options{})

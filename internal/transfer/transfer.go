@@ -121,6 +121,12 @@ type Options struct {
 	// connections come from Dial; when it fails, fewer lanes are used.
 	Lanes int
 	Dial  func(ctx context.Context) (src, tgt *imapconn.Conn, release func(), err error)
+	// Appender, when set, opens a LITERAL+ APPEND pipeline to the target
+	// (one per lane) so several APPENDs are in flight; AppendWindow bounds
+	// them (default 16). Without it, or when the target lacks LITERAL+, each
+	// APPEND waits for its answer.
+	Appender     func(ctx context.Context) (*imapconn.Appender, error)
+	AppendWindow int
 	// BatchSize is how many messages' metadata are examined at once.
 	BatchSize int
 	// SpoolDir holds a body whose UID arrives after its literal (rare servers).
@@ -179,6 +185,8 @@ type runner struct {
 	lane     int
 	st       Stats
 	cur      *FolderState
+	app      *imapconn.Appender // nil: APPEND one at a time
+	noApp    bool               // the pipeline could not be opened; don't retry
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -261,6 +269,11 @@ feed:
 	}
 	close(queue)
 	wg.Wait()
+	for _, l := range lanes {
+		if l.app != nil {
+			l.app.Close()
+		}
+	}
 	// When the caller cancelled, lanes fail with whatever the closed
 	// connections said; the cancellation is the cause.
 	if err := ctx.Err(); err != nil {
@@ -584,6 +597,113 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		settle(uids[len(uids)-1])
 		return nil
 	}
+	if r.opts.Appender != nil && r.app == nil && !r.noApp {
+		app, err := r.opts.Appender(ctx)
+		if err != nil {
+			r.noApp = true // e.g. no LITERAL+: the ordinary client still works
+		} else {
+			r.app = app
+		}
+	}
+	window := r.opts.AppendWindow
+	if window <= 0 {
+		window = 16
+	}
+	// APPENDs in flight on the pipeline, oldest first. Their UIDs are not
+	// delivered until the server's answer, so nothing past them is settled.
+	type flight struct {
+		uid  imap.UID
+		tag  string
+		size int64
+		item SkippedItem
+	}
+	var queue []flight
+	defer func() {
+		if len(queue) > 0 && r.app != nil {
+			// Answers lost with the error: the next attempt reconciles them.
+			r.app.Close()
+			r.app = nil
+		}
+	}()
+	answer := func() error {
+		if err := r.app.Flush(); err != nil {
+			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: "append", Err: err}
+		}
+		res, ok := <-r.app.Results()
+		if !ok {
+			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: "append", Err: r.app.Err()}
+		}
+		f := queue[0]
+		if res.Tag != f.tag {
+			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: "append", Err: fmt.Errorf("answer %s while waiting for %s", res.Tag, f.tag)}
+		}
+		queue = queue[1:]
+		if res.OK {
+			if res.UID != 0 {
+				if res.UIDValidity != 0 {
+					st.TargetUIDValidity = res.UIDValidity
+				}
+				st.TargetLastUID = max(st.TargetLastUID, res.UID)
+			}
+			st.Copied++
+			st.Bytes += f.size
+			r.st.Copied++
+			r.st.Bytes += f.size
+		} else {
+			ce := imapconn.Classify("append", res.Err)
+			var ie *imapconn.Error
+			if !errors.As(ce, &ie) || !ie.Permanent || ie.Kind == imapconn.KindOverQuota || ie.Kind == imapconn.KindAuth {
+				return ce
+			}
+			item := f.item
+			item.Reason = ReasonRejected
+			if ie.Kind == imapconn.KindTooBig {
+				item.Reason = ReasonTooBig
+			}
+			item.Detail = res.Err.Error()
+			if err := r.skip(item); err != nil {
+				return err
+			}
+		}
+		delivered[f.uid] = true
+		settle(f.uid)
+		return nil
+	}
+	// handOver appends one body: through the pipeline when there is one,
+	// otherwise (and for items that go to staging) one at a time.
+	handOver := func(uid imap.UID, body io.Reader, size int64) error {
+		m := byUID[uid]
+		if r.app == nil || (r.opts.MaxMessageSize > 0 && size > r.opts.MaxMessageSize) {
+			if err := r.deliver(ctx, p, st, m, body, size); err != nil {
+				var lost *connLostError
+				if errors.As(err, &lost) {
+					delivered[uid] = true
+					settle(uid)
+				}
+				return err
+			}
+			delivered[uid] = true
+			settle(uid)
+			return nil
+		}
+		r.st.BodiesRead++
+		item := r.newItem(p, st, m, size)
+		flags := make([]imap.Flag, 0, len(m.flags))
+		for _, f := range m.flags {
+			if !strings.EqualFold(string(f), flagRecent) {
+				flags = append(flags, f)
+			}
+		}
+		tag, err := r.app.Append(p.Target, flags, m.date, size, body)
+		if err != nil {
+			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: fmt.Sprintf("append uid %d", uid), Err: err}
+		}
+		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item})
+		if len(queue) >= window {
+			return answer()
+		}
+		return nil
+	}
 	cmd := r.src.C.Fetch(imap.UIDSetNum(toRead...), &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -612,37 +732,28 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 					spooled = f
 					continue
 				}
-				if err := r.deliver(ctx, p, st, byUID[uid], it.Literal, it.Literal.Size()); err != nil {
-					var lost *connLostError
-					if errors.As(err, &lost) {
-						delivered[uid] = true
-						settle(uid)
-					}
+				if err := handOver(uid, it.Literal, it.Literal.Size()); err != nil {
 					return err
 				}
-				delivered[uid] = true
-				settle(uid)
 			}
 		}
 		if spooled != nil {
 			fi, _ := spooled.Stat()
-			err := r.deliver(ctx, p, st, byUID[uid], spooled, fi.Size())
+			err := handOver(uid, spooled, fi.Size())
 			spooled.Close()
 			os.Remove(spooled.Name())
 			if err != nil {
-				var lost *connLostError
-				if errors.As(err, &lost) {
-					delivered[uid] = true
-					settle(uid)
-				}
 				return err
 			}
-			delivered[uid] = true
-			settle(uid)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		return imapconn.Classify("fetch "+p.Source, err)
+	}
+	for len(queue) > 0 {
+		if err := answer(); err != nil {
+			return err
+		}
 	}
 	if err := r.undelivered(p, st, toRead, delivered, byUID); err != nil {
 		return err
@@ -703,13 +814,7 @@ func spool(dir string, r io.Reader) (*os.File, error) {
 // deliver appends one message, or stages it when it is over the limit.
 func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m meta, body io.Reader, size int64) error {
 	r.st.BodiesRead++
-	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID, Date: m.date.Format(time.RFC3339)}
-	for _, f := range m.flags {
-		if !strings.EqualFold(string(f), flagRecent) {
-			item.Flags = append(item.Flags, string(f))
-		}
-	}
-	sort.Strings(item.Flags) // servers answer in any order
+	item := r.newItem(p, st, m, size)
 	if r.opts.MaxMessageSize > 0 && size > r.opts.MaxMessageSize {
 		item.Reason = ReasonTooLarge
 		item.Detail = fmt.Sprintf("%d bytes > target limit %d", size, r.opts.MaxMessageSize)
@@ -819,6 +924,18 @@ type connLostError struct{ err error }
 
 func (e *connLostError) Error() string { return e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
+
+// newItem describes a message for the skipped-items list, should it be one.
+func (r *runner) newItem(p FolderPlan, st *FolderState, m meta, size int64) SkippedItem {
+	item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(m.uid), Size: size, MessageID: m.messageID, Date: m.date.Format(time.RFC3339)}
+	for _, f := range m.flags {
+		if !strings.EqualFold(string(f), flagRecent) {
+			item.Flags = append(item.Flags, string(f))
+		}
+	}
+	sort.Strings(item.Flags) // servers answer in any order
+	return item
+}
 
 func (r *runner) skip(item SkippedItem) error {
 	r.sh.mu.Lock()

@@ -29,6 +29,7 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 			MaxLargeItems:   limitOr(cfg.Limits.MaxLargeItems, -1),
 			MaxBadItems:     limitOr(cfg.Limits.MaxBadItems, 0),
 			LanesPerMailbox: cfg.Limits.LanesPerMailbox,
+			AppendWindow:    cfg.Limits.AppendWindow,
 		},
 	}
 	for _, name := range cfg.EndpointNames() {
