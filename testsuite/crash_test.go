@@ -124,7 +124,7 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	var codes []string
 	for _, org := range est.Orgs {
 		in := workflows.OrganizationInput{Code: org.Code, Name: org.Name, SourceEndpoint: "source", TargetEndpoint: "target",
-			Concurrency: 2, HeartbeatTimeout: 2 * time.Second}
+			Concurrency: 1, HeartbeatTimeout: 2 * time.Second}
 		for _, mb := range org.Mailboxes {
 			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: mb.Address, SourceUser: mb.User, TargetUser: mb.User})
 		}
@@ -140,8 +140,13 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	w := startWorker()
 	since := time.Now()
 	for attempt := 0; attempt < 1200 && kills < 6; attempt++ {
+		if attempt%40 == 39 && allClosed(ctx, c, codes) {
+			break // finished before enough kills: fail below, quickly
+		}
 		if transferRunningSince(ctx, t, c, since) {
-			time.Sleep(time.Duration(100+80*kills) * time.Millisecond)
+			// A short, varying delay: transfers are fast, and the kill must
+			// land inside one (mid-stream, mid-APPEND pipeline, mid-ledger).
+			time.Sleep(time.Duration(30+40*kills) * time.Millisecond)
 			require.NoError(t, w.Process.Signal(syscall.SIGKILL))
 			_ = w.Wait()
 			kills++
@@ -198,6 +203,17 @@ func embeddedServer(t *testing.T, ctx context.Context) (*devserver.Server, clien
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return srv, c
+}
+
+// allClosed reports whether every organization's workflow has finished.
+func allClosed(ctx context.Context, c client.Client, codes []string) bool {
+	for _, code := range codes {
+		d, err := c.DescribeWorkflowExecution(ctx, workflows.OrganizationWorkflowID(code), "")
+		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return false
+		}
+	}
+	return true
 }
 
 // transferRunningSince reports whether a TransferMailbox activity was
