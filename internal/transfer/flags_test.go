@@ -21,22 +21,7 @@ func TestDeltaPassCopiesFlagChangesWithoutReadingBodies(t *testing.T) {
 	spec := estate.Spec{Seed: 42, Orgs: []estate.OrgSpec{{Code: "FL", Name: "Flags", Mailboxes: 1, MeanMessages: 40}}, LargeItems: -1}
 	est := estate.Generate(spec)
 	mb := est.Mailboxes()[0]
-	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tgt.Close()
-	if err := src.Load(est); err != nil {
-		t.Fatal(err)
-	}
-	if err := tgt.AddUsers(est); err != nil {
-		t.Fatal(err)
-	}
+	src, tgt := sourceAndTarget(t, est)
 	dial := func(s *estate.Server) *imapconn.Conn {
 		addr, err := imapconn.ParseAddress(s.URL())
 		if err != nil {
@@ -99,4 +84,27 @@ func TestDeltaPassCopiesFlagChangesWithoutReadingBodies(t *testing.T) {
 	if st.BodiesRead != 0 || st.FlagsUpdated != 0 || st.Copied != 0 {
 		t.Fatalf("no-op pass: %+v", st)
 	}
+}
+
+// sourceAndTarget starts in-process servers: the estate in the source, its
+// users with empty mailboxes in the target.
+func sourceAndTarget(t *testing.T, est *estate.Estate) (src, tgt *estate.Server) {
+	t.Helper()
+	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	tgt, err = estate.StartServer(estate.ServerOptions{Name: "target"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tgt.Close() })
+	if err := src.Load(est); err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.AddUsers(est); err != nil {
+		t.Fatal(err)
+	}
+	return src, tgt
 }

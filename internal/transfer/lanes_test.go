@@ -19,22 +19,7 @@ func TestLanesCopyFoldersInParallelAndResumeWithoutDuplicates(t *testing.T) {
 	defer cancel()
 	est := estate.Generate(estate.Spec{Seed: 8, LargeItems: -1, Orgs: []estate.OrgSpec{{Code: "LN", Name: "Lanes", Mailboxes: 1, MeanMessages: 400}}})
 	mb := est.Mailboxes()[0]
-	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tgt.Close()
-	if err := src.Load(est); err != nil {
-		t.Fatal(err)
-	}
-	if err := tgt.AddUsers(est); err != nil {
-		t.Fatal(err)
-	}
+	src, tgt := sourceAndTarget(t, est)
 	login := imapconn.Login{Username: mb.User, Password: mb.Password}
 	dialOne := func(ctx context.Context, s *estate.Server) (*imapconn.Conn, error) {
 		addr, err := imapconn.ParseAddress(s.URL())
@@ -84,7 +69,7 @@ func TestLanesCopyFoldersInParallelAndResumeWithoutDuplicates(t *testing.T) {
 	var snaps []Checkpoint
 	settled := 0
 	cctx, stop := context.WithCancel(ctx)
-	_, _, err = pass(cctx, Checkpoint{}, Options{Progress: func(cp Checkpoint, _ Stats) {
+	_, _, err := pass(cctx, Checkpoint{}, Options{Progress: func(cp Checkpoint, _ Stats) {
 		snaps = append(snaps, cp)
 		settled++
 		if settled == 150 {
