@@ -70,7 +70,7 @@ func (a *Activities) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (a *Activities) policy(p Policy) (transfer.Options, error) {
+func (a *Activities) policy(p Policy) transfer.Options {
 	o := transfer.Options{
 		MaxMessageSize: a.Limits.MaxMessageSize,
 		MaxLargeItems:  a.Limits.MaxLargeItems,
@@ -87,7 +87,7 @@ func (a *Activities) policy(p Policy) (transfer.Options, error) {
 	if p.MaxBadItems != nil {
 		o.MaxBadItems = *p.MaxBadItems
 	}
-	return o, nil
+	return o
 }
 
 // connect opens source and target connections for a mailbox, waiting for a
@@ -99,27 +99,23 @@ func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapc
 // appender opens a LITERAL+ APPEND pipeline to the mailbox's target, if a
 // connection slot is free now (otherwise the lane appends one at a time).
 func (a *Activities) appender(ctx context.Context, m MailboxRef) (*imapconn.Appender, error) {
-	ep, ok := a.Endpoints[m.TargetEndpoint]
-	if !ok {
-		return nil, fmt.Errorf("target endpoint %q is not configured", m.TargetEndpoint)
-	}
-	select {
-	case ep.slots <- struct{}{}:
-	default:
-		return nil, errNoSlot
-	}
-	login, err := ep.Login(m.TargetUser)
+	ep, user, err := a.side(m, false)
 	if err != nil {
-		<-ep.slots
 		return nil, err
 	}
-	app, err := imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1))
-	if err != nil {
-		<-ep.slots
+	if err := takeSlot(ctx, ep, false); err != nil {
 		return nil, err
 	}
-	app.OnClose(func() { <-ep.slots })
-	return app, nil
+	login, err := loginFor(m, ep, user)
+	if err == nil {
+		var app *imapconn.Appender
+		if app, err = imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1)); err == nil {
+			app.OnClose(func() { <-ep.slots })
+			return app, nil
+		}
+	}
+	<-ep.slots
+	return nil, err
 }
 
 // errNoSlot means an endpoint is at its connection limit right now.
@@ -131,53 +127,74 @@ func (a *Activities) connectNow(ctx context.Context, m MailboxRef) (src, tgt *im
 }
 
 func (a *Activities) connectWith(ctx context.Context, m MailboxRef, wait bool) (src, tgt *imapconn.Conn, release func(), err error) {
-	se, ok := a.Endpoints[m.SourceEndpoint]
-	if !ok {
-		return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: source endpoint %q is not configured on this worker", m.Address, m.SourceEndpoint), ErrTypeConfig, nil)
-	}
-	te, ok := a.Endpoints[m.TargetEndpoint]
-	if !ok {
-		return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: target endpoint %q is not configured on this worker", m.Address, m.TargetEndpoint), ErrTypeConfig, nil)
-	}
-	var releases []func()
-	release = func() {
-		for i := len(releases) - 1; i >= 0; i-- {
-			releases[i]()
-		}
-	}
-	open := func(ep *Endpoint, user string) (*imapconn.Conn, error) {
-		if wait {
-			if err := acquire(ctx, ep.slots); err != nil {
-				return nil, err
-			}
-		} else {
-			select {
-			case ep.slots <- struct{}{}:
-			default:
-				return nil, errNoSlot
-			}
-		}
-		releases = append(releases, func() { <-ep.slots })
-		login, err := ep.Login(user)
-		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: credentials for %s on %s: %v", m.Address, user, ep.Name, err), ErrTypeConfig, nil)
-		}
-		c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
-		if err != nil {
-			return nil, wrapIMAP(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
-		}
-		releases = append(releases, func() { c.Close() })
-		return c, nil
-	}
-	if src, err = open(se, m.SourceUser); err != nil {
-		release()
+	src, relSrc, err := a.dialSide(ctx, m, true, wait)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	if tgt, err = open(te, m.TargetUser); err != nil {
-		release()
+	tgt, relTgt, err := a.dialSide(ctx, m, false, wait)
+	if err != nil {
+		relSrc()
 		return nil, nil, nil, err
 	}
-	return src, tgt, release, nil
+	return src, tgt, func() { relTgt(); relSrc() }, nil
+}
+
+// side returns the endpoint and user of the source (or target) of a mailbox.
+func (a *Activities) side(m MailboxRef, source bool) (*Endpoint, string, error) {
+	name, user, which := m.TargetEndpoint, m.TargetUser, "target"
+	if source {
+		name, user, which = m.SourceEndpoint, m.SourceUser, "source"
+	}
+	ep, ok := a.Endpoints[name]
+	if !ok {
+		return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: %s endpoint %q is not configured on this worker", m.Address, which, name), ErrTypeConfig, nil)
+	}
+	return ep, user, nil
+}
+
+// takeSlot reserves one of ep's connections, waiting for one (with
+// heartbeats) or failing at once with errNoSlot.
+func takeSlot(ctx context.Context, ep *Endpoint, wait bool) error {
+	if wait {
+		return acquire(ctx, ep.slots)
+	}
+	select {
+	case ep.slots <- struct{}{}:
+		return nil
+	default:
+		return errNoSlot
+	}
+}
+
+// loginFor resolves a user's credentials on ep; a failure is configuration.
+func loginFor(m MailboxRef, ep *Endpoint, user string) (imapconn.Login, error) {
+	login, err := ep.Login(user)
+	if err != nil {
+		return login, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: credentials for %s on %s: %v", m.Address, user, ep.Name, err), ErrTypeConfig, nil)
+	}
+	return login, nil
+}
+
+// dialSide opens one authenticated connection to the source or the target.
+func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bool) (*imapconn.Conn, func(), error) {
+	ep, user, err := a.side(m, source)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := takeSlot(ctx, ep, wait); err != nil {
+		return nil, nil, err
+	}
+	login, err := loginFor(m, ep, user)
+	if err != nil {
+		<-ep.slots
+		return nil, nil, err
+	}
+	c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
+	if err != nil {
+		<-ep.slots
+		return nil, nil, wrapIMAP(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
+	}
+	return c, func() { c.Close(); <-ep.slots }, nil
 }
 
 func acquire(ctx context.Context, slots chan struct{}) error {
@@ -229,7 +246,7 @@ func wrapIMAP(prefix string, err error) error {
 // changing anything (EXAMINE and FETCH RFC822.SIZE only).
 func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy) (ReadinessResult, error) {
 	var res ReadinessResult
-	opts, _ := a.policy(p)
+	opts := a.policy(p)
 	src, tgt, release, err := a.connect(ctx, m)
 	if err != nil {
 		var ae *temporal.ApplicationError
@@ -241,7 +258,6 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		return res, err
 	}
 	defer release()
-	_ = tgt
 	folders, err := src.Folders()
 	if err != nil {
 		return res, wrapIMAP("mailbox "+m.Address, err)
@@ -281,7 +297,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
 	var res TransferResult
 	log := a.logger().With("org", in.Mailbox.Org, "mailbox", in.Mailbox.Address, "pass", in.Pass)
-	opts, _ := a.policy(in.Policy)
+	opts := a.policy(in.Policy)
 	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
 	res.Ledger = ledger
 	cp, err := a.loadLedger(ctx, ledger)
@@ -361,7 +377,7 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 // ValidateMailbox compares source and target by content hash, flags and dates.
 func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
 	var res ValidateResult
-	opts, _ := a.policy(in.Policy)
+	opts := a.policy(in.Policy)
 	cp, err := a.loadLedger(ctx, staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address))
 	if err != nil {
 		return res, err

@@ -45,7 +45,7 @@ func (h *hbReader) Read(p []byte) (int, error) {
 // first, and records them as imported in the mailbox ledger.
 func (a *Activities) ImportStagedItems(ctx context.Context, in ImportInput) (ImportResult, error) {
 	var res ImportResult
-	opts, _ := a.policy(in.Policy)
+	opts := a.policy(in.Policy)
 	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
 	cp, err := a.loadLedger(ctx, ledger)
 	if err != nil {
@@ -60,7 +60,7 @@ func (a *Activities) ImportStagedItems(ctx context.Context, in ImportInput) (Imp
 	if pending == 0 {
 		return res, nil
 	}
-	_, tgt, release, err := a.connect(ctx, in.Mailbox)
+	tgt, release, err := a.dialSide(ctx, in.Mailbox, false, true)
 	if err != nil {
 		return res, err
 	}
@@ -107,7 +107,7 @@ func (a *Activities) ArchiveMailbox(ctx context.Context, in ArchiveInput) (Archi
 		in.RetainDays = 90
 	}
 	res.RetainUntil = time.Now().UTC().AddDate(0, 0, in.RetainDays).Truncate(24 * time.Hour)
-	src, _, release, err := a.connect(ctx, in.Mailbox)
+	src, release, err := a.dialSide(ctx, in.Mailbox, true, true)
 	if err != nil {
 		return res, err
 	}

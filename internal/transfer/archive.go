@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -105,42 +104,8 @@ func archiveChunk(ctx context.Context, c *imapclient.Client, folder string, uidV
 		}
 		return nil
 	}
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		if err := ctx.Err(); err != nil {
-			return n, bytes, err
-		}
-		var uid imap.UID
-		var spooled *os.File
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = it.UID
-			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					continue
-				}
-				if uid == 0 {
-					f, err := spool(spoolDir, it.Literal)
-					if err != nil {
-						return n, bytes, err
-					}
-					spooled = f
-					continue
-				}
-				if err := store(uid, it.Literal, it.Literal.Size()); err != nil {
-					return n, bytes, err
-				}
-			}
-		}
-		if spooled != nil {
-			fi, _ := spooled.Stat()
-			err := store(uid, spooled, fi.Size())
-			spooled.Close()
-			os.Remove(spooled.Name())
-			if err != nil {
-				return n, bytes, err
-			}
-		}
+	if err := eachBody(ctx, cmd, spoolDir, store); err != nil {
+		return n, bytes, err
 	}
 	return n, bytes, imapconn.Classify("fetch "+folder, cmd.Close())
 }

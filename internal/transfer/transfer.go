@@ -709,43 +709,8 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	defer cmd.Close()
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var uid imap.UID
-		var spooled *os.File
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = it.UID
-			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					continue
-				}
-				if uid == 0 {
-					// The body came before the UID: keep it on disk, never in memory.
-					f, err := spool(r.opts.SpoolDir, it.Literal)
-					if err != nil {
-						return err
-					}
-					spooled = f
-					continue
-				}
-				if err := handOver(uid, it.Literal, it.Literal.Size()); err != nil {
-					return err
-				}
-			}
-		}
-		if spooled != nil {
-			fi, _ := spooled.Stat()
-			err := handOver(uid, spooled, fi.Size())
-			spooled.Close()
-			os.Remove(spooled.Name())
-			if err != nil {
-				return err
-			}
-		}
+	if err := eachBody(ctx, cmd, r.opts.SpoolDir, handOver); err != nil {
+		return err
 	}
 	if err := cmd.Close(); err != nil {
 		return imapconn.Classify("fetch "+p.Source, err)
@@ -789,6 +754,50 @@ func (r *runner) undelivered(p FolderPlan, st *FolderState, toRead []imap.UID, d
 	}
 	for _, uid := range missing {
 		delivered[uid] = true
+	}
+	return nil
+}
+
+// eachBody hands every message body of a streamed UID FETCH to fn, in
+// order, straight from the literal. A body that arrives before its UID is
+// spooled to disk first (never held in memory).
+func eachBody(ctx context.Context, cmd *imapclient.FetchCommand, spoolDir string, fn func(uid imap.UID, body io.Reader, size int64) error) error {
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var uid imap.UID
+		var spooled *os.File
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				if uid == 0 {
+					f, err := spool(spoolDir, it.Literal)
+					if err != nil {
+						return err
+					}
+					spooled = f
+					continue
+				}
+				if err := fn(uid, it.Literal, it.Literal.Size()); err != nil {
+					return err
+				}
+			}
+		}
+		if spooled != nil {
+			fi, _ := spooled.Stat()
+			err := fn(uid, spooled, fi.Size())
+			spooled.Close()
+			os.Remove(spooled.Name())
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
