@@ -189,15 +189,21 @@ func TestAzureResumeAfterKill(t *testing.T) {
 	}
 	t.Logf("resumed put took %s", time.Since(start).Round(time.Millisecond))
 	st := s.Stats()
-	wantCalls := int64(totalBlocks - len(left))
-	wantBytes := size - leftBytes
+	// Azurite may still finish the killed process's in-flight block after the
+	// list above, so the resume can find one block more than we saw; what must
+	// hold is that it sends exactly the blocks it did not find.
+	if st.ReusedBlocks < int64(len(left)) {
+		t.Errorf("resume reused %d blocks, but %d were staged before it", st.ReusedBlocks, len(left))
+	}
+	wantCalls := int64(totalBlocks) - st.ReusedBlocks
+	wantBytes := size - st.ReusedBytes
 	if got := cnt.stageCalls.Load(); got != wantCalls {
 		t.Errorf("resume sent %d StageBlock calls, want only the %d missing blocks", got, wantCalls)
 	}
 	if got := cnt.stageBytes.Load(); got != wantBytes {
 		t.Errorf("resume sent %d block bytes, want %d", got, wantBytes)
 	}
-	if st.ReusedBlocks != int64(len(left)) || st.StagedBlocks != wantCalls || cnt.commits.Load() != 1 {
+	if st.StagedBlocks != wantCalls || cnt.commits.Load() != 1 {
 		t.Errorf("store stats %+v, commits seen %d", st, cnt.commits.Load())
 	}
 	wantSHA := stagingtest.SHA256(seed, size)
