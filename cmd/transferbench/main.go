@@ -88,6 +88,7 @@ type row struct {
 	wall      time.Duration
 	rssKB     int64
 	cpu       time.Duration
+	machine   time.Duration // every process's CPU during the pass: tool and both servers
 	check     string
 	rerun     time.Duration
 	rerunDups string
@@ -157,8 +158,8 @@ func run(o options) error {
 
 	fmt.Printf("\n### transferbench: %d mailboxes × %d messages = %d messages, %.1f MB; %d mailboxes at a time; Dovecot %s, mail_fsync=never; GOMAXPROCS %d; %s\n\n",
 		c.mailboxes, c.messages, nmsg, mb(nbytes), o.parallel, dovecotVersion(), runtime.GOMAXPROCS(0), plural(o.repeat, "run", "runs, medians (range)"))
-	fmt.Println("| Tool | Wall | msg/s | MB/s | Tool CPU | Peak RSS | Check (bytes, flags, dates) | No-op re-run | Duplicates after re-run |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+	fmt.Println("| Tool | Wall | msg/s | MB/s | Tool CPU | Machine CPU | Peak RSS | Check (bytes, flags, dates) | No-op re-run | Duplicates after re-run |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 	seen := map[string]bool{}
 	for _, tool := range o.tools {
 		tool = strings.TrimSpace(tool)
@@ -170,7 +171,7 @@ func run(o options) error {
 		var ok []row
 		for _, r := range rows {
 			if r.failed != "" {
-				fmt.Printf("| %s | failed: %s | | | | | | | |\n", r.tool, strings.ReplaceAll(r.failed, "|", "/"))
+				fmt.Printf("| %s | failed: %s | | | | | | | | |\n", r.tool, strings.ReplaceAll(r.failed, "|", "/"))
 			} else {
 				ok = append(ok, r)
 			}
@@ -203,8 +204,9 @@ func run(o options) error {
 			}
 		}
 		cpu := median(durations(ok, func(r row) time.Duration { return r.cpu }))
-		fmt.Printf("| %s | %s | %.0f | %.1f | %.1fs | %.0f MB | %s | %s | %s |\n", tool, wallText,
-			float64(nmsg)/wall.Seconds(), mb(nbytes)/wall.Seconds(), cpu.Seconds(), float64(rss)/1024,
+		machine := median(durations(ok, func(r row) time.Duration { return r.machine }))
+		fmt.Printf("| %s | %s | %.0f | %.1f | %.1fs | %.1fs | %.0f MB | %s | %s | %s |\n", tool, wallText,
+			float64(nmsg)/wall.Seconds(), mb(nbytes)/wall.Seconds(), cpu.Seconds(), machine.Seconds(), float64(rss)/1024,
 			strings.Join(checkList, " / "), rerun, strings.Join(dupList, " / "))
 	}
 	fmt.Println()
@@ -333,7 +335,9 @@ func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep in
 	if tool == "mailshift" || tool == "read" {
 		procs = 1
 	}
+	busy := machineBusy()
 	wall, rss, cpu, out, err := runCmds(cmds, procs, filepath.Join(dir, "pass1.log"))
+	r.machine = machineBusy() - busy
 	if err != nil {
 		return fail(fmt.Errorf("%v (log %s): %s", err, filepath.Join(dir, "pass1.log"), tailString(out, 400)))
 	}
@@ -493,6 +497,30 @@ func runCmds(cmds []*exec.Cmd, p int, logPath string) (time.Duration, int64, tim
 	}
 	io.WriteString(f, all.String())
 	return wall, rss, time.Duration(cpu.Load()), all.String(), err
+}
+
+// machineBusy is the CPU time every process on the machine has used since
+// boot (user, nice, system, irq, softirq; not idle, iowait or steal), so a
+// pass's difference shows what the servers spent on behalf of each tool.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var ticks int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
+			continue
+		}
+		if i > 7 {
+			break // guest time is already counted in user
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 // vmHWM is the peak resident set size (KiB) of a running process, or 0.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 
@@ -32,6 +33,10 @@ type Appender struct {
 	err     error
 	onClose func()
 	closed  bool
+	// selected is the mailbox the session has open (see Append); the read
+	// loop clears it when the server refuses the SELECT.
+	mu       sync.Mutex
+	selected string
 }
 
 // OnClose registers f to run once when Close is called.
@@ -236,6 +241,16 @@ func (a *Appender) readLoop() {
 			continue
 		}
 		tag, _, _ := strings.Cut(l, " ")
+		if strings.HasPrefix(tag, "s") {
+			// Append's own SELECT. A refusal also shows in the APPEND's
+			// answer; forget the mailbox so the next Append selects again.
+			if res := parseTagged(tag, l); !res.OK {
+				a.mu.Lock()
+				a.selected = ""
+				a.mu.Unlock()
+			}
+			continue
+		}
 		a.results <- parseTagged(tag, l)
 	}
 }
@@ -259,6 +274,16 @@ func (a *Appender) Append(mailbox string, flags []imap.Flag, date time.Time, siz
 	a.next++
 	tag := "m" + strconv.Itoa(a.next)
 	var sb strings.Builder
+	a.mu.Lock()
+	reselect := a.selected != mailbox
+	a.selected = mailbox
+	a.mu.Unlock()
+	if reselect {
+		// With the mailbox open in the session Dovecot adds each message to
+		// its open index and UID list; appending to a closed mailbox reopens
+		// it and rewrites the maildir UID list every time.
+		sb.WriteString("s" + strconv.Itoa(a.next) + " SELECT " + quoteMailbox(mailbox) + "\r\n")
+	}
 	sb.WriteString(tag + " APPEND " + quoteMailbox(mailbox))
 	if len(flags) > 0 {
 		fs := make([]string, len(flags))

@@ -150,7 +150,7 @@ func Classify(op string, err error) error {
 		switch ie.Code {
 		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
 			return &Error{Kind: KindAuth, Op: op, Permanent: true, Err: err}
-		case imap.ResponseCodeNonExistent:
+		case imap.ResponseCodeNonExistent, imap.ResponseCodeTryCreate:
 			return &Error{Kind: KindNonExistent, Op: op, Permanent: true, Err: err}
 		case imap.ResponseCodeTooBig, imap.ResponseCodeLimit:
 			return &Error{Kind: KindTooBig, Op: op, Permanent: true, Err: err}

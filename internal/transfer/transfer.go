@@ -650,16 +650,12 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 			r.st.Copied++
 			r.st.Bytes += f.size
 		} else {
-			ce := imapconn.Classify("append", res.Err)
-			var ie *imapconn.Error
-			if !errors.As(ce, &ie) || !ie.Permanent || ie.Kind == imapconn.KindOverQuota || ie.Kind == imapconn.KindAuth {
+			reason, ce := refusal(res.Err)
+			if ce != nil {
 				return ce
 			}
 			item := f.item
-			item.Reason = ReasonRejected
-			if ie.Kind == imapconn.KindTooBig {
-				item.Reason = ReasonTooBig
-			}
+			item.Reason = reason
 			item.Detail = res.Err.Error()
 			if err := r.skip(item); err != nil {
 				return err
@@ -820,6 +816,25 @@ func spool(dir string, r io.Reader) (*os.File, error) {
 	return f, nil
 }
 
+// refusal sorts the target's answer to an APPEND: a refusal of this one
+// message is a skipped item with its reason; anything else (the connection,
+// quota, credentials, a folder that vanished) concerns the whole pass and is
+// returned as an error.
+func refusal(err error) (reason string, fatal error) {
+	ce := imapconn.Classify("append", err)
+	var ie *imapconn.Error
+	if !errors.As(ce, &ie) || !ie.Permanent {
+		return "", ce
+	}
+	switch ie.Kind {
+	case imapconn.KindOverQuota, imapconn.KindAuth, imapconn.KindNonExistent:
+		return "", ce
+	case imapconn.KindTooBig:
+		return ReasonTooBig, nil
+	}
+	return ReasonRejected, nil
+}
+
 // deliver appends one message, or stages it when it is over the limit.
 func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m meta, body io.Reader, size int64) error {
 	r.st.BodiesRead++
@@ -845,8 +860,8 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
 	tw := &targetWriter{w: app}
 	n, err := io.Copy(tw, body)
-	var refusal *imap.Error
-	if tw.err != nil && errors.As(tw.err, &refusal) {
+	var answered *imap.Error
+	if tw.err != nil && errors.As(tw.err, &answered) {
 		// The target answered the APPEND instead of inviting the literal:
 		// go-imap sends every message over 4 KiB as a synchronizing literal
 		// (it uses LITERAL+ only up to 4 KiB), and Dovecot's size limit, for
@@ -854,15 +869,11 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		// connection. Settle the item like any other refusal, and end the
 		// pass with a retryable error so the caller reconnects.
 		app.Close() // releases the client's command lock
-		ce := imapconn.Classify("append", tw.err)
-		var ie *imapconn.Error
-		if !errors.As(ce, &ie) || !ie.Permanent || ie.Kind == imapconn.KindOverQuota || ie.Kind == imapconn.KindAuth {
+		reason, ce := refusal(tw.err)
+		if ce != nil {
 			return ce
 		}
-		item.Reason = ReasonRejected
-		if ie.Kind == imapconn.KindTooBig {
-			item.Reason = ReasonTooBig
-		}
+		item.Reason = reason
 		item.Detail = tw.err.Error()
 		if err := r.skip(item); err != nil {
 			return err
@@ -883,21 +894,13 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 	}
 	data, err := app.Wait()
 	if err != nil {
-		ce := imapconn.Classify("append", err)
-		var ie *imapconn.Error
-		if errors.As(ce, &ie) && ie.Permanent {
-			switch ie.Kind {
-			case imapconn.KindOverQuota, imapconn.KindAuth:
-				return ce
-			case imapconn.KindTooBig:
-				item.Reason = ReasonTooBig
-			default:
-				item.Reason = ReasonRejected
-			}
-			item.Detail = err.Error()
-			return r.skip(item)
+		reason, ce := refusal(err)
+		if ce != nil {
+			return ce
 		}
-		return ce
+		item.Reason = reason
+		item.Detail = err.Error()
+		return r.skip(item)
 	}
 	if data != nil && data.UID != 0 {
 		if data.UIDValidity != 0 && data.UIDValidity != st.TargetUIDValidity {
