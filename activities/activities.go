@@ -426,9 +426,12 @@ func (a *Activities) SwitchRouting(ctx context.Context, in RoutingInput) (Routin
 	var n int
 	var err error
 	if in.Revert {
-		n, err = r.Revert(ctx, in.Addresses)
+		n, err = r.Revert(ctx, in.Org, in.Addresses)
 	} else {
-		n, err = r.Switch(ctx, in.Addresses)
+		n, err = r.Switch(ctx, in.Org, in.Addresses)
+	}
+	if errors.Is(err, routing.ErrPermanent) {
+		return RoutingResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("organization %s: routing via %s: %v", in.Org, r.Describe(), err), ErrTypeConfig, nil)
 	}
 	if err != nil {
 		return RoutingResult{}, fmt.Errorf("organization %s: routing via %s: %w", in.Org, r.Describe(), err)

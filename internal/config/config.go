@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
@@ -93,11 +96,28 @@ const (
 
 // Routing selects how the cutover switches mail delivery.
 type Routing struct {
-	Kind string `yaml:"kind"` // file | none
+	Kind string `yaml:"kind"` // none | file | webhook
 	Path string `yaml:"path"` // file: a Postfix-style transport map
 	// Nexthop is written for migrated addresses, e.g. "smtp:[cloud.example]:25".
 	Nexthop string `yaml:"nexthop"`
+	// URL receives the webhook's POSTs: https, or http to a loopback address.
+	URL string `yaml:"url"`
+	// TokenFile holds the webhook's bearer token (optional; an absolute
+	// path, mode 0600, read at each call).
+	TokenFile string `yaml:"token_file"`
+	// Timeout of each webhook request (default 30s, at most 5m).
+	Timeout time.Duration `yaml:"timeout"`
+	// Batch is the most addresses per webhook request (default 1000).
+	Batch int `yaml:"batch"`
 }
+
+// Webhook routing defaults and bounds (the routing package's defaults).
+const (
+	DefaultRoutingTimeout = 30 * time.Second
+	MaxRoutingTimeout     = 5 * time.Minute // the routing activity's start-to-close timeout
+	DefaultRoutingBatch   = 1000
+	MaxRoutingBatch       = 100000
+)
 
 // Limits bound what one mailbox may skip and what the target accepts.
 type Limits struct {
@@ -190,8 +210,10 @@ func (c *Config) Validate() error {
 		if c.Routing.Nexthop == "" || strings.ContainsFunc(c.Routing.Nexthop, unicode.IsSpace) {
 			errs = append(errs, fmt.Errorf("routing.nexthop: %q: required for the file router, without blanks (e.g. smtp:[cloud.example]:25)", c.Routing.Nexthop))
 		}
+	case "webhook":
+		errs = append(errs, c.Routing.validateWebhook()...)
 	default:
-		errs = append(errs, fmt.Errorf("routing.kind: %q is not one of none, file", c.Routing.Kind))
+		errs = append(errs, fmt.Errorf("routing.kind: %q is not one of none, file, webhook", c.Routing.Kind))
 	}
 	if c.Limits.LanesPerMailbox == 0 {
 		c.Limits.LanesPerMailbox = DefaultLanesPerMailbox
@@ -273,6 +295,50 @@ func (st *Staging) validateAzblob() []error {
 		errs = append(errs, fmt.Errorf("staging.concurrency: %d is outside 1..64", st.Concurrency))
 	}
 	return errs
+}
+
+func (r *Routing) validateWebhook() []error {
+	var errs []error
+	u, err := url.Parse(r.URL)
+	switch {
+	case r.URL == "":
+		errs = append(errs, errors.New("routing.url: required for the webhook router"))
+	case err != nil:
+		// url.Parse quotes the whole URL, which may hold a secret.
+		errs = append(errs, errors.New("routing.url: not a URL"))
+	case u.User != nil:
+		errs = append(errs, errors.New("routing.url: credentials must not be embedded (put a bearer token in token_file)"))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, errors.New("routing.url: must not carry a query or fragment (put a bearer token in token_file)"))
+	case u.Host == "" || u.Scheme != "https" && u.Scheme != "http":
+		errs = append(errs, fmt.Errorf("routing.url: %q: want https://host/path", r.URL))
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		errs = append(errs, fmt.Errorf("routing.url: %q: plain http only to a loopback address; use https", r.URL))
+	}
+	if r.TokenFile != "" && !filepath.IsAbs(r.TokenFile) {
+		errs = append(errs, fmt.Errorf("routing.token_file: %q: want an absolute path", r.TokenFile))
+	}
+	if r.Timeout == 0 {
+		r.Timeout = DefaultRoutingTimeout
+	}
+	if r.Timeout < time.Second || r.Timeout > MaxRoutingTimeout {
+		errs = append(errs, fmt.Errorf("routing.timeout: %s is outside 1s..5m", r.Timeout))
+	}
+	if r.Batch == 0 {
+		r.Batch = DefaultRoutingBatch
+	}
+	if r.Batch < 1 || r.Batch > MaxRoutingBatch {
+		errs = append(errs, fmt.Errorf("routing.batch: %d is outside 1..%d", r.Batch, MaxRoutingBatch))
+	}
+	return errs
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validContainerName applies Azure's container naming rules.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -128,6 +129,28 @@ func TestParseErrorsNameTheirField(t *testing.T) {
 			[]string{"routing.path:"}, ""},
 		{"routing file nexthop", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: file\n  path: /etc/postfix/transport\n",
 			[]string{"routing.nexthop:"}, ""},
+		{"routing kind lists webhook", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: http\n",
+			[]string{"routing.kind:", "none, file, webhook"}, ""},
+		{"routing webhook url", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n",
+			[]string{"routing.url: required"}, ""},
+		{"routing webhook scheme", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: ftp://hooks.example/r\n",
+			[]string{"routing.url:", "https://"}, ""},
+		{"routing webhook plain http", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: http://hooks.example/r\n",
+			[]string{"routing.url:", "loopback"}, ""},
+		{"routing webhook credentials", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://ops:hunter2@hooks.example/r\n",
+			[]string{"routing.url:", "token_file"}, "hunter2"},
+		{"routing webhook query", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r?code=hunter2\n",
+			[]string{"routing.url:", "query"}, "hunter2"},
+		{"routing webhook token file", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r\n  token_file: token\n",
+			[]string{"routing.token_file:", "absolute"}, ""},
+		{"routing webhook timeout", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r\n  timeout: 10m\n",
+			[]string{"routing.timeout:", "1s..5m"}, ""},
+		{"routing webhook timeout unit", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r\n  timeout: 30\n",
+			[]string{"routing.timeout:"}, ""},
+		{"routing webhook timeout syntax", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r\n  timeout: soon\n",
+			[]string{"routing.timeout:", "line 8"}, ""},
+		{"routing webhook batch", base("    url: imap://h\n    passwords: env:PW\n") + "routing:\n  kind: webhook\n  url: https://hooks.example/r\n  batch: -1\n",
+			[]string{"routing.batch:", "-1"}, ""},
 		{"bad size", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_message_size: 35XB\n",
 			[]string{"limits.max_message_size:", `"35XB"`, "line 6"}, ""},
 		{"size not a scalar", base("    url: imap://h\n    passwords: env:PW\n") + "limits:\n  max_message_size: [35]\n",
@@ -158,6 +181,28 @@ func TestParseErrorsNameTheirField(t *testing.T) {
 	for _, w := range []string{"endpoints.src: url:", "endpoints.src: auth:", "routing.path:", "routing.nexthop:"} {
 		require.Contains(t, err.Error(), w)
 	}
+}
+
+func TestParseRoutingWebhook(t *testing.T) {
+	const eps = "endpoints:\n  src:\n    url: imap://h\n    passwords: env:PW\n"
+	c, err := config.Parse([]byte(eps+`routing:
+  kind: webhook
+  url: https://hooks.example/mail/routes
+  token_file: /run/secrets/mailshift/routing.token
+  timeout: 45s
+  batch: 250
+`), "webhook.yaml")
+	require.NoError(t, err)
+	require.Equal(t, config.Routing{Kind: "webhook", URL: "https://hooks.example/mail/routes",
+		TokenFile: "/run/secrets/mailshift/routing.token", Timeout: 45 * time.Second, Batch: 250}, c.Routing)
+
+	c, err = config.Parse([]byte(eps+"routing:\n  kind: webhook\n  url: http://127.0.0.1:8080/routes\n"), "defaults.yaml")
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultRoutingTimeout, c.Routing.Timeout)
+	require.Equal(t, config.DefaultRoutingBatch, c.Routing.Batch)
+	require.Empty(t, c.Routing.TokenFile, "the token is optional")
+	require.Equal(t, 30*time.Second, config.DefaultRoutingTimeout, "the routing package's default")
+	require.Equal(t, 1000, config.DefaultRoutingBatch, "the routing package's default")
 }
 
 func TestParseByteSize(t *testing.T) {

@@ -49,6 +49,9 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 	switch cfg.Routing.Kind {
 	case "file":
 		a.Router = &routing.File{Path: cfg.Routing.Path, Nexthop: cfg.Routing.Nexthop}
+	case "webhook":
+		a.Router = &routing.Webhook{URL: cfg.Routing.URL, TokenFile: cfg.Routing.TokenFile,
+			Timeout: cfg.Routing.Timeout, Batch: cfg.Routing.Batch}
 	default:
 		a.Router = routing.None{}
 	}
