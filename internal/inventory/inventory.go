@@ -1,5 +1,9 @@
 // Package inventory reads the migration inventory: a CSV file with one
 // mailbox per row, grouped into organizations.
+//
+// Parse and Load keep every row (the starter needs them). Check and CheckFile
+// validate a file of any size in bounded memory and report per-organization
+// counts; they find the same problems as Parse.
 package inventory
 
 import (
@@ -7,8 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +21,9 @@ var (
 	Required = []string{"organization", "mailbox", "source_user", "target_user"}
 	Optional = []string{"wave", "organization_name"}
 )
+
+// maxErrors is how many problems one read reports before it stops.
+const maxErrors = 50
 
 // Row is one mailbox.
 type Row struct {
@@ -31,11 +38,11 @@ type Row struct {
 
 // Organization groups rows in file order.
 type Organization struct {
-	Code  string
-	Name  string
-	Wave  string
-	Rows  []Row
-	first int
+	Code      string
+	Name      string
+	Wave      string
+	FirstLine int
+	Rows      []Row
 }
 
 // Inventory is a parsed file.
@@ -51,6 +58,20 @@ func (inv *Inventory) Mailboxes() int {
 	}
 	return n
 }
+
+// A LineError is one problem with the inventory. Errors from Parse, Load,
+// Check and CheckFile join one or more of them (errors.As finds the first).
+type LineError struct {
+	Line    int    // line of the file; the header is line 1
+	Field   string // the column at fault, or "" when the row is not CSV
+	Mailbox string // the row's mailbox when it has one
+	Other   int    // the other line involved (duplicate, wave conflict), or 0
+	Err     error  // what is wrong
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+
+func (e *LineError) Unwrap() error { return e.Err }
 
 // Load reads a file.
 func Load(path string) (*Inventory, error) {
@@ -68,136 +89,140 @@ func Load(path string) (*Inventory, error) {
 
 // Parse reads CSV, reporting every bad row (up to 50) with its line and field.
 func Parse(r io.Reader) (*Inventory, error) {
-	inv, _, err := parse(r, true)
-	return inv, err
+	return newChecker().parse(r)
 }
 
-// Check validates a file of any size without keeping its rows, returning
-// the number of organizations and mailboxes.
-func Check(r io.Reader) (orgs, mailboxes int, err error) {
-	inv, n, err := parse(r, false)
-	if err != nil {
-		return 0, 0, err
+func (c checker) parse(r io.Reader) (*Inventory, error) {
+	s := c.newScan(true)
+	if err := s.run(r); err != nil {
+		return nil, err
 	}
-	return len(inv.Orgs), n, nil
+	err := s.duplicates(func(visit func(*Row) bool) error {
+		var all []*Row
+		for _, rows := range s.rows {
+			for i := range rows {
+				all = append(all, &rows[i])
+			}
+		}
+		slices.SortFunc(all, func(a, b *Row) int { return a.Line - b.Line })
+		for _, row := range all {
+			if row.validate() == nil && !visit(row) {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	inv := &Inventory{Orgs: make([]*Organization, len(s.orgs))}
+	for i, o := range s.orgs {
+		inv.Orgs[i] = &Organization{Code: o.Code, Name: o.Name, Wave: o.Wave, FirstLine: o.FirstLine, Rows: s.rows[i]}
+	}
+	return inv, nil
 }
 
-func parse(r io.Reader, keep bool) (*Inventory, int, error) {
+// Fields of a row, in the order of Required then Optional; rowReader.cols
+// indexes them.
+const (
+	fOrganization = iota
+	fMailbox
+	fSourceUser
+	fTargetUser
+	fWave
+	fOrgName
+	nFields
+)
+
+// rowReader reads the data rows of an inventory, after its header.
+type rowReader struct {
+	cr   *csv.Reader
+	cols [nFields]int // record index of each field, -1 when the column is absent
+}
+
+func newRowReader(r io.Reader) (*rowReader, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, 0, fmt.Errorf("line 1: reading header: %w", err)
+		return nil, &LineError{Line: 1, Err: fmt.Errorf("reading header: %w", err)}
 	}
-	col := map[string]int{}
+	names := append(append([]string{}, Required...), Optional...)
+	rr := &rowReader{cr: cr}
+	for i := range rr.cols {
+		rr.cols[i] = -1
+	}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		if _, dup := col[h]; dup {
-			return nil, 0, fmt.Errorf("line 1: column %q appears twice", h)
+		f := slices.Index(names, h)
+		switch {
+		case f < 0:
+			return nil, &LineError{Line: 1, Field: h, Err: fmt.Errorf("unknown column %q (columns: %s; optional: %s)", h, strings.Join(Required, ","), strings.Join(Optional, ","))}
+		case rr.cols[f] >= 0:
+			return nil, &LineError{Line: 1, Field: h, Err: fmt.Errorf("column %q appears twice", h)}
 		}
-		known := false
-		for _, k := range append(append([]string{}, Required...), Optional...) {
-			known = known || k == h
-		}
-		if !known {
-			return nil, 0, fmt.Errorf("line 1: unknown column %q (columns: %s; optional: %s)", h, strings.Join(Required, ","), strings.Join(Optional, ","))
-		}
-		col[h] = i
+		rr.cols[f] = i
 	}
-	for _, req := range Required {
-		if _, ok := col[req]; !ok {
-			return nil, 0, fmt.Errorf("line 1: missing column %q (header must include %s)", req, strings.Join(Required, ","))
+	for f, req := range Required {
+		if rr.cols[f] < 0 {
+			return nil, &LineError{Line: 1, Field: req, Err: fmt.Errorf("missing column %q (header must include %s)", req, strings.Join(Required, ","))}
 		}
 	}
-	get := func(rec []string, name string) string {
-		i, ok := col[name]
-		if !ok || i >= len(rec) {
-			return ""
-		}
-		return strings.TrimSpace(rec[i])
-	}
-	inv := &Inventory{}
-	byCode := map[string]*Organization{}
-	// Addresses are kept as a set to find duplicates across the whole file;
-	// at 2.1 M rows that is the one structure that grows with the file.
-	seen := make(map[string]struct{})
-	var errs []error
-	rows := 0
+	return rr, nil
+}
+
+// next reads the next row that is not blank into row. It returns io.EOF
+// after the last, a *LineError for a line that is not CSV (reading can go
+// on), and any other error when the input cannot be read.
+func (rr *rowReader) next(row *Row) error {
 	for {
-		rec, err := cr.Read()
+		rec, err := rr.cr.Read()
 		if err == io.EOF {
-			break
+			return io.EOF
 		}
-		line, _ := cr.FieldPos(0)
+		if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
+			return &LineError{Line: pe.StartLine, Err: err}
+		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
-			if len(errs) >= 50 {
-				break
-			}
-			continue
+			return fmt.Errorf("reading the inventory: %w", err)
 		}
+		line, _ := rr.cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		row := Row{Line: line, Organization: get(rec, "organization"), Mailbox: get(rec, "mailbox"),
-			SourceUser: get(rec, "source_user"), TargetUser: get(rec, "target_user"),
-			Wave: get(rec, "wave"), OrgName: get(rec, "organization_name")}
-		if err := row.validate(); err != nil {
-			errs = append(errs, err)
-		} else {
-			key := strings.ToLower(row.Mailbox)
-			if _, dup := seen[key]; dup {
-				errs = append(errs, fmt.Errorf("line %d: mailbox %s is listed twice", line, row.Mailbox))
+		get := func(f int) string {
+			if i := rr.cols[f]; i >= 0 && i < len(rec) {
+				return strings.TrimSpace(rec[i])
 			}
-			seen[key] = struct{}{}
+			return ""
 		}
-		if len(errs) >= 50 {
-			break
-		}
-		rows++
-		o := byCode[row.Organization]
-		if o == nil {
-			o = &Organization{Code: row.Organization, Name: row.OrgName, Wave: row.Wave, first: line}
-			byCode[row.Organization] = o
-			inv.Orgs = append(inv.Orgs, o)
-		} else if row.Wave != "" && o.Wave != "" && row.Wave != o.Wave {
-			errs = append(errs, fmt.Errorf("line %d: organization %s: wave %q conflicts with wave %q on line %d", line, row.Organization, row.Wave, o.Wave, o.first))
-		}
-		if o.Wave == "" {
-			o.Wave = row.Wave
-		}
-		if o.Name == "" {
-			o.Name = row.OrgName
-		}
-		if keep {
-			o.Rows = append(o.Rows, row)
-		}
+		*row = Row{Line: line, Organization: get(fOrganization), Mailbox: get(fMailbox),
+			SourceUser: get(fSourceUser), TargetUser: get(fTargetUser), Wave: get(fWave), OrgName: get(fOrgName)}
+		return nil
 	}
-	if len(errs) > 0 {
-		return nil, 0, errors.Join(errs...)
-	}
-	if rows == 0 {
-		return nil, 0, errors.New("no mailbox rows after the header")
-	}
-	return inv, rows, nil
 }
 
-func (r Row) validate() error {
+func (r *Row) validate() *LineError {
+	bad := func(field, format string, args ...any) *LineError {
+		return &LineError{Line: r.Line, Field: field, Mailbox: r.Mailbox, Err: fmt.Errorf(format, args...)}
+	}
 	switch {
 	case r.Organization == "":
-		return fmt.Errorf("line %d: field organization is empty", r.Line)
+		return bad("organization", "field organization is empty")
 	case strings.ContainsAny(r.Organization, "/ \t"):
-		return fmt.Errorf("line %d: field organization %q must not contain '/' or spaces", r.Line, r.Organization)
+		return bad("organization", "field organization %q must not contain '/' or spaces", r.Organization)
 	case r.Mailbox == "":
-		return fmt.Errorf("line %d: field mailbox is empty", r.Line)
+		return bad("mailbox", "field mailbox is empty")
 	case r.SourceUser == "":
-		return fmt.Errorf("line %d: mailbox %s: field source_user is empty", r.Line, r.Mailbox)
+		return bad("source_user", "mailbox %s: field source_user is empty", r.Mailbox)
 	case r.TargetUser == "":
-		return fmt.Errorf("line %d: mailbox %s: field target_user is empty", r.Line, r.Mailbox)
-	}
-	if a, err := mail.ParseAddress(r.Mailbox); err != nil || a.Address != r.Mailbox {
-		return fmt.Errorf("line %d: field mailbox %q is not a bare e-mail address", r.Line, r.Mailbox)
+		return bad("target_user", "mailbox %s: field target_user is empty", r.Mailbox)
+	case !bareAddress(r.Mailbox):
+		return bad("mailbox", "field mailbox %q is not a bare e-mail address", r.Mailbox)
 	}
 	return nil
 }

@@ -33,7 +33,11 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 	for in, want := range cases {
 		_, err := Parse(strings.NewReader(in))
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("input %q: want error containing %q, got %v", in, want, err)
+			t.Errorf("Parse(%q): want error containing %q, got %v", in, want, err)
+		}
+		_, err = Check(strings.NewReader(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(%q): want error containing %q, got %v", in, want, err)
 		}
 	}
 }
@@ -49,8 +53,13 @@ func TestCheckCountsWithoutKeepingRows(t *testing.T) {
 		b.WriteString(strconv.Itoa(i))
 		b.WriteString("@example.org,u,u\n")
 	}
-	orgs, n, err := Check(strings.NewReader(b.String()))
-	if err != nil || orgs != 5 || n != 1000 {
-		t.Fatalf("Check = %d, %d, %v", orgs, n, err)
+	sum, err := Check(strings.NewReader(b.String()))
+	if err != nil || len(sum.Orgs) != 5 || sum.Mailboxes != 1000 {
+		t.Fatalf("Check = %+v, %v", sum, err)
+	}
+	for i, o := range sum.Orgs {
+		if o.Code != "ORG"+string(rune('A'+i)) || o.Mailboxes != 200 || o.FirstLine != 2+i {
+			t.Errorf("organization %d = %+v", i, o)
+		}
 	}
 }
