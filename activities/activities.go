@@ -393,6 +393,15 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 	}
 	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
 	res.Problems = v.Problems
+	for _, s := range cp.Skipped {
+		if res.SkippedByReason == nil {
+			res.SkippedByReason = map[string]int{}
+		}
+		res.SkippedByReason[s.Reason]++
+		if s.StagedAs != "" {
+			res.Staged++
+		}
+	}
 	for _, f := range v.Folders {
 		res.Skipped += f.Skipped
 		res.Missing += f.Missing

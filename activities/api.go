@@ -77,18 +77,22 @@ type ValidateInput struct {
 
 // ValidateResult is the comparison.
 type ValidateResult struct {
-	OK           bool     `json:"ok"`
-	Folders      int      `json:"folders"`
-	Messages     int      `json:"messages"`
-	Bytes        int64    `json:"bytes"`
-	Skipped      int      `json:"skipped"`
-	Missing      int      `json:"missing"`
-	Duplicates   int      `json:"duplicates"`
-	FlagMismatch int      `json:"flag_mismatch"`
-	DateMismatch int      `json:"date_mismatch"`
-	Extra        int      `json:"extra"`
-	Problems     []string `json:"problems,omitempty"`
-	Report       string   `json:"report"`
+	OK           bool  `json:"ok"`
+	Folders      int   `json:"folders"`
+	Messages     int   `json:"messages"`
+	Bytes        int64 `json:"bytes"`
+	Skipped      int   `json:"skipped"`
+	Missing      int   `json:"missing"`
+	Duplicates   int   `json:"duplicates"`
+	FlagMismatch int   `json:"flag_mismatch"`
+	DateMismatch int   `json:"date_mismatch"`
+	Extra        int   `json:"extra"`
+	// SkippedByReason counts the mailbox's skipped items by reason; Staged
+	// of them are kept in the staging store (recoverable).
+	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
+	Staged          int            `json:"staged,omitempty"`
+	Problems        []string       `json:"problems,omitempty"`
+	Report          string         `json:"report"`
 }
 
 // RoutingInput switches (or reverts) mail delivery for an organization.

@@ -77,7 +77,8 @@ func Result(ctx context.Context, c client.Client, org string) (workflows.Progres
 	return p, err
 }
 
-// Pause stops new mailboxes from starting.
+// Pause stops new mailboxes from starting and running transfers at their
+// next checkpoint.
 func Pause(ctx context.Context, c client.Client, org string) error {
 	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalPause, nil)
 }
@@ -87,28 +88,75 @@ func Resume(ctx context.Context, c client.Client, org string) error {
 	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalResume, nil)
 }
 
-// SetConcurrency changes how many mailboxes run at once.
-func SetConcurrency(ctx context.Context, c client.Client, org string, n int) error {
-	if n <= 0 {
-		return fmt.Errorf("concurrency must be positive, got %d", n)
-	}
-	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalSetConcurrency, n)
+// SetConcurrency changes how many mailboxes run at once and returns the
+// previous value. The validator refuses values outside 1..MaxConcurrency.
+func SetConcurrency(ctx context.Context, c client.Client, org string, n int, operator string) (int, error) {
+	var was int
+	err := update(ctx, c, org, workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
+	return was, err
 }
 
 // ApproveCutover approves an organization waiting in AwaitingCutover. The
 // workflow's validator rejects approval in any other phase.
 func ApproveCutover(ctx context.Context, c client.Client, org, approver, reason string) (workflows.Approval, error) {
+	return approval(ctx, c, org, workflows.UpdateApproveCutover, approver, reason)
+}
+
+// ApproveSkippedItems accepts the skipped items of an organization whose
+// validation scored Investigate, which then completes.
+func ApproveSkippedItems(ctx context.Context, c client.Client, org, approver, reason string) (workflows.Approval, error) {
+	return approval(ctx, c, org, workflows.UpdateApproveSkippedItems, approver, reason)
+}
+
+// OverrideReadiness lets an organization below its readiness threshold go
+// on with its ready mailboxes; the reason is required.
+func OverrideReadiness(ctx context.Context, c client.Client, org, approver, reason string) (workflows.Approval, error) {
+	return approval(ctx, c, org, workflows.UpdateOverrideReadiness, approver, reason)
+}
+
+// Rollback stops the organization, reverts its routing switch if it
+// happened and ends it as RolledBack; every message stays on the source.
+func Rollback(ctx context.Context, c client.Client, org, operator, reason string) (workflows.Approval, error) {
+	return approval(ctx, c, org, workflows.UpdateRollback, operator, reason)
+}
+
+// SkipMailbox takes a mailbox out of the organization's migration (it is
+// stopped if running); RetryMailbox puts a failed or skipped one back.
+func SkipMailbox(ctx context.Context, c client.Client, org, address, operator, reason string) (workflows.MailboxControlResult, error) {
+	var r workflows.MailboxControlResult
+	err := update(ctx, c, org, workflows.UpdateSkipMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
+	return r, err
+}
+
+// RetryMailbox puts a failed or skipped mailbox back into the migration.
+func RetryMailbox(ctx context.Context, c client.Client, org, address, operator, reason string) (workflows.MailboxControlResult, error) {
+	var r workflows.MailboxControlResult
+	err := update(ctx, c, org, workflows.UpdateRetryMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
+	return r, err
+}
+
+func approval(ctx context.Context, c client.Client, org, name, who, reason string) (workflows.Approval, error) {
 	var a workflows.Approval
+	err := update(ctx, c, org, name, workflows.Approval{Approver: who, Reason: reason}, &a)
+	return a, err
+}
+
+// update runs an update to completion; a validator's refusal comes back as
+// the error, naming the organization and the control.
+func update(ctx context.Context, c client.Client, org, name string, arg, result any) error {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.OrganizationWorkflowID(org),
-		UpdateName:   workflows.UpdateApproveCutover,
-		Args:         []any{workflows.Approval{Approver: approver, Reason: reason}},
+		UpdateName:   name,
+		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
-		return a, fmt.Errorf("approve %s: %w", org, err)
+		return fmt.Errorf("%s %s: %w", name, org, err)
 	}
-	return a, h.Get(ctx, &a)
+	if err := h.Get(ctx, result); err != nil {
+		return fmt.Errorf("%s %s: %w", name, org, err)
+	}
+	return nil
 }
 
 // Running lists organizations whose workflows are running, by code.

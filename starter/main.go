@@ -3,7 +3,9 @@
 //
 //	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
 //	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]
-//	starter status | approve ORG | pause ORG | resume ORG | set-concurrency ORG N
+//	starter status | approve ORG | approve-skipped ORG | override-readiness ORG
+//	starter pause ORG | resume ORG | set-concurrency ORG N | rollback ORG
+//	starter skip-mailbox ORG ADDRESS | retry-mailbox ORG ADDRESS
 //
 // The Temporal client is configured the standard way (TEMPORAL_ADDRESS,
 // TEMPORAL_NAMESPACE, TLS and API key variables, or a TOML profile);
@@ -41,9 +43,19 @@ commands:
   migrate           start one Organization workflow per organization of an inventory and watch them
   status            show progress of every running organization
   approve ORG       approve an organization's cutover (update approve-cutover)
-  pause ORG         stop starting new mailboxes (signal pause)
+  approve-skipped ORG
+                    accept the skipped items of an organization scored Investigate (update approve-skipped-items)
+  override-readiness ORG --reason WHY
+                    let an organization below its readiness threshold go on (update override-readiness)
+  rollback ORG      revert the routing switch and end the organization as RolledBack (update rollback)
+  pause ORG         stop starting mailboxes; running ones stop at a checkpoint (signal pause)
   resume ORG        resume (signal resume)
   set-concurrency ORG N
+                    mailboxes at once (update set-concurrency)
+  skip-mailbox ORG ADDRESS
+                    take a mailbox out of the migration (update skip-mailbox)
+  retry-mailbox ORG ADDRESS
+                    put a failed or skipped mailbox back (update retry-mailbox)
 run 'starter <command> -h' for its flags`
 
 func main() {
@@ -68,7 +80,7 @@ func run(ctx context.Context, args []string) error {
 		return runMigrate(ctx, args)
 	case "status":
 		return runStatus(ctx, args)
-	case "approve", "pause", "resume", "set-concurrency":
+	case "approve", "approve-skipped", "override-readiness", "rollback", "pause", "resume", "set-concurrency", "skip-mailbox", "retry-mailbox":
 		return runControl(ctx, cmd, args)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
@@ -266,7 +278,7 @@ func runStatus(ctx context.Context, args []string) error {
 func runControl(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	address := fs.String("address", "", "Temporal address")
-	approver := fs.String("approver", os.Getenv("USER"), "who approves (recorded in history)")
+	approver := fs.String("approver", os.Getenv("USER"), "who does it (recorded in history)")
 	reason := fs.String("reason", "", "why (recorded in history)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -291,7 +303,7 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 		if err := control.Pause(ctx, c, org); err != nil {
 			return err
 		}
-		fmt.Printf("%s: paused (running mailboxes finish their pass)\n", org)
+		fmt.Printf("%s: paused (running mailboxes stop at their next checkpoint and start again on resume)\n", org)
 	case "resume":
 		if err := control.Resume(ctx, c, org); err != nil {
 			return err
@@ -305,10 +317,42 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 		if err != nil {
 			return fmt.Errorf("set-concurrency: %q is not a number", fs.Arg(1))
 		}
-		if err := control.SetConcurrency(ctx, c, org, n); err != nil {
+		was, err := control.SetConcurrency(ctx, c, org, n, *approver)
+		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: concurrency set to %d\n", org, n)
+		fmt.Printf("%s: concurrency %d -> %d\n", org, was, n)
+	case "approve-skipped":
+		a, err := control.ApproveSkippedItems(ctx, c, org, *approver, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: skipped items approved by %s at %s\n", org, a.Approver, a.At.Format(time.RFC3339))
+	case "override-readiness":
+		a, err := control.OverrideReadiness(ctx, c, org, *approver, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: readiness overridden by %s: %s\n", org, a.Approver, a.Reason)
+	case "rollback":
+		a, err := control.Rollback(ctx, c, org, *approver, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: rollback requested by %s; the organization reverts its routing and ends as RolledBack\n", org, a.Approver)
+	case "skip-mailbox", "retry-mailbox":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("%s ORG ADDRESS", cmd)
+		}
+		f := control.SkipMailbox
+		if cmd == "retry-mailbox" {
+			f = control.RetryMailbox
+		}
+		r, err := f(ctx, c, org, fs.Arg(1), *approver, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: mailbox %s was %s, now %s\n", org, r.Address, r.Was, r.Now)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 var composeSearchAttributeNames = []string{
 	"OrganizationCode", "MigrationPhase", "Wave",
 	"MailboxesTotal", "MailboxesDone", "MailboxesFailed", "BytesCopied",
+	"CutoverApprovedBy", "Consistency",
 }
 
 // composeCLITypes maps index types to `temporal operator search-attribute

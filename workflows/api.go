@@ -16,21 +16,21 @@ const (
 )
 
 // MailboxSpec is one inventory row of an organization.
-type MailboxSpec struct {
-	Address    string `json:"address"`
-	SourceUser string `json:"source_user"`
-	TargetUser string `json:"target_user"`
-}
+type MailboxSpec = activities.MailboxSpec
 
 // OrganizationInput starts an Organization workflow. It carries names only:
 // endpoints by their configured name, users by login; never a secret.
 type OrganizationInput struct {
-	Code           string        `json:"code"`
-	Name           string        `json:"name,omitempty"`
-	Wave           string        `json:"wave,omitempty"`
-	SourceEndpoint string        `json:"source_endpoint"`
-	TargetEndpoint string        `json:"target_endpoint"`
-	Mailboxes      []MailboxSpec `json:"mailboxes"`
+	Code           string `json:"code"`
+	Name           string `json:"name,omitempty"`
+	Wave           string `json:"wave,omitempty"`
+	SourceEndpoint string `json:"source_endpoint"`
+	TargetEndpoint string `json:"target_endpoint"`
+	// Mailboxes lists a small organization's mailboxes; a large one names
+	// its list in the staging store instead (Inventory), because a workflow
+	// input is limited to a few MB and the workflow needs one page at a time.
+	Mailboxes []MailboxSpec            `json:"mailboxes,omitempty"`
+	Inventory *activities.InventoryRef `json:"inventory,omitempty"`
 	// Concurrency is how many mailboxes run at once (default 8).
 	Concurrency int `json:"concurrency,omitempty"`
 	// ReadinessThreshold is the share of ready mailboxes (0..1] needed to go
@@ -46,9 +46,22 @@ type OrganizationInput struct {
 	// ImportStaged pushes staged large items that fit Policy.MaxMessageSize
 	// into the target during cutover (e.g. after the target's limit was raised).
 	ImportStaged bool `json:"import_staged,omitempty"`
+	// DeltaInterval repeats delta passes while the organization waits for
+	// its cutover (approval and window); 0 runs none between pre-stage and
+	// the final pass.
+	DeltaInterval time.Duration `json:"delta_interval,omitempty"`
+	// CutoverWindow restricts the cutover to a window such as
+	// "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"; empty: any time.
+	CutoverWindow string `json:"cutover_window,omitempty"`
+	// MailboxesPerRun bounds the mailbox workflows one run of the
+	// organization starts before it continues as new, which keeps every
+	// run's history far below Temporal's limits (default 500).
+	MailboxesPerRun int `json:"mailboxes_per_run,omitempty"`
 	// HeartbeatTimeout is how soon a transfer on a dead worker is retried
 	// elsewhere (default 2 minutes).
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// State is set only by the workflow itself when it continues as new.
+	State *OrganizationState `json:"state,omitempty"`
 }
 
 // Pass is one kind of work a Mailbox child does.
@@ -57,10 +70,14 @@ type Pass string
 const (
 	PassReadiness Pass = "readiness"
 	PassPreStage  Pass = "prestage"
+	PassDelta     Pass = "delta"
 	PassFinal     Pass = "final"
-	PassValidate  Pass = "validate"
-	PassArchive   Pass = "archive"
-	PassImport    Pass = "import"
+	// PassPostSwitch copies what reached the source between the final pass
+	// and the routing switch taking effect.
+	PassPostSwitch Pass = "post-switch"
+	PassValidate   Pass = "validate"
+	PassArchive    Pass = "archive"
+	PassImport     Pass = "import"
 )
 
 // MailboxInput starts a Mailbox child workflow for one pass.
@@ -70,6 +87,10 @@ type MailboxInput struct {
 	Policy           activities.Policy     `json:"policy"`
 	HeartbeatTimeout time.Duration         `json:"heartbeat_timeout,omitempty"`
 	RetainDays       int                   `json:"retain_days,omitempty"`
+	// Index and Seq identify the mailbox and pass in the organization's
+	// outcome signal.
+	Index int `json:"index"`
+	Seq   int `json:"seq"`
 }
 
 // MailboxResult is what one pass found or did.
@@ -83,7 +104,66 @@ type MailboxResult struct {
 	Import     *activities.ImportResult    `json:"import,omitempty"`
 }
 
-// Approval is the approve-cutover update's argument; At is set by the workflow.
+// MailboxOutcome is what a Mailbox workflow signals to its organization: a
+// summary only (counts, never item lists), so 50,000 of them stay small.
+type MailboxOutcome struct {
+	Index    int    `json:"index"`
+	Seq      int    `json:"seq"`
+	Pass     Pass   `json:"pass"`
+	Address  string `json:"address"`
+	Canceled bool   `json:"canceled,omitempty"`
+	Error    string `json:"error,omitempty"`
+
+	Ready          bool     `json:"ready,omitempty"`
+	Problems       []string `json:"problems,omitempty"`
+	SourceMessages int64    `json:"source_messages,omitempty"`
+	SourceBytes    int64    `json:"source_bytes,omitempty"`
+	LargeItems     int      `json:"large_items,omitempty"`
+
+	Copied          int64          `json:"copied,omitempty"`
+	Bytes           int64          `json:"bytes,omitempty"`
+	Skipped         int            `json:"skipped,omitempty"`
+	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
+	Staged          int            `json:"staged,omitempty"`
+	Imported        int            `json:"imported,omitempty"`
+
+	ArchivedMessages int64 `json:"archived_messages,omitempty"`
+	ArchivedBytes    int64 `json:"archived_bytes,omitempty"`
+
+	Consistency Consistency `json:"consistency,omitempty"`
+	Rules       []Rule      `json:"rules,omitempty"`
+}
+
+// MailboxFinding is a validated mailbox whose score is not Perfect.
+type MailboxFinding struct {
+	Address     string      `json:"address"`
+	Consistency Consistency `json:"consistency"`
+	Rules       []string    `json:"rules"`
+}
+
+// MailboxControl is the argument of skip-mailbox and retry-mailbox.
+type MailboxControl struct {
+	Address  string `json:"address"`
+	Operator string `json:"operator"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// MailboxControlResult says what the control did.
+type MailboxControlResult struct {
+	Address string `json:"address"`
+	Index   int    `json:"index"`
+	Was     string `json:"was"`
+	Now     string `json:"now"`
+}
+
+// ConcurrencyRequest is set-concurrency's argument.
+type ConcurrencyRequest struct {
+	Concurrency int    `json:"concurrency"`
+	Operator    string `json:"operator,omitempty"`
+}
+
+// Approval is the argument of approve-cutover, approve-skipped-items,
+// override-readiness and rollback: who and why. At is set by the workflow.
 type Approval struct {
 	Approver string    `json:"approver"`
 	Reason   string    `json:"reason,omitempty"`
@@ -106,31 +186,50 @@ type Progress struct {
 	Paused       bool   `json:"paused"`
 	Concurrency  int    `json:"concurrency"`
 
-	MailboxesTotal     int `json:"mailboxes_total"`
-	MailboxesDone      int `json:"mailboxes_done"`
-	MailboxesFailed    int `json:"mailboxes_failed"`
-	MailboxesRunning   int `json:"mailboxes_running"`
-	MailboxesValidated int `json:"mailboxes_validated"`
-	// PassDone/PassTotal count mailboxes through the current pass.
-	PassDone  int `json:"pass_done"`
-	PassTotal int `json:"pass_total"`
+	MailboxesTotal   int `json:"mailboxes_total"`
+	MailboxesDone    int `json:"mailboxes_done"` // validated
+	MailboxesFailed  int `json:"mailboxes_failed"`
+	MailboxesSkipped int `json:"mailboxes_skipped"` // taken out by an operator
+	MailboxesRunning int `json:"mailboxes_running"`
+	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
+	Pass        Pass `json:"pass,omitempty"`
+	PassDone    int  `json:"pass_done"`
+	PassTotal   int  `json:"pass_total"`
+	DeltaPasses int  `json:"delta_passes,omitempty"`
+	Runs        int  `json:"runs"`
 
-	ReadinessScore float64 `json:"readiness_score"`
-	SourceMessages int64   `json:"source_messages"`
-	SourceBytes    int64   `json:"source_bytes"`
+	ReadinessScore    float64   `json:"readiness_score"`
+	ReadinessOverride *Approval `json:"readiness_override,omitempty"`
+	LargeItems        int       `json:"large_items,omitempty"`
+	SourceMessages    int64     `json:"source_messages"`
+	SourceBytes       int64     `json:"source_bytes"`
 	// Messages and Bytes are what was appended to the target, all passes.
 	Messages        int64          `json:"messages"`
 	Bytes           int64          `json:"bytes"`
 	Skipped         int            `json:"skipped"`
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
-	StagedItems     []string       `json:"staged_items,omitempty"`
+	StagedCount     int            `json:"staged"`
 	// ImportedItems were staged and later appended to the target.
 	ImportedItems    int   `json:"imported_items,omitempty"`
 	ArchivedMessages int64 `json:"archived_messages,omitempty"`
 	ArchivedBytes    int64 `json:"archived_bytes,omitempty"`
 
-	Approval *Approval        `json:"approval,omitempty"`
-	Routing  string           `json:"routing,omitempty"`
+	Approval             *Approval `json:"approval,omitempty"`
+	CutoverWindowOpensAt time.Time `json:"cutover_window_opens_at,omitzero"`
+	FrozenAt             time.Time `json:"frozen_at,omitzero"`
+	Routing              string    `json:"routing,omitempty"`
+	RoutingChanged       int       `json:"routing_changed,omitempty"`
+	RoutingReverted      bool      `json:"routing_reverted,omitempty"`
+
+	// Consistency is the worst mailbox score; ConsistencyCounts counts
+	// mailboxes per score and RulesFired mailboxes per rule.
+	Consistency          Consistency         `json:"consistency,omitempty"`
+	ConsistencyCounts    map[Consistency]int `json:"consistency_counts,omitempty"`
+	RulesFired           map[string]int      `json:"rules_fired,omitempty"`
+	Findings             []MailboxFinding    `json:"findings,omitempty"`
+	SkippedItemsApproval *Approval           `json:"skipped_items_approval,omitempty"`
+	RollbackRequested    *Approval           `json:"rollback_requested,omitempty"`
+
 	Failures []MailboxFailure `json:"failures,omitempty"`
 	Reason   string           `json:"reason,omitempty"`
 
@@ -142,7 +241,7 @@ type Progress struct {
 // Validated reports whether the organization finished with every mailbox
 // migrated and verified.
 func (p Progress) Validated() bool {
-	return p.Phase == PhaseCompleted && p.MailboxesFailed == 0 && p.MailboxesValidated == p.MailboxesTotal
+	return p.Phase == PhaseCompleted && p.MailboxesFailed == 0 && p.MailboxesDone == p.MailboxesTotal-p.MailboxesSkipped
 }
 
 // MaxReportedFailures bounds the failures carried in Progress; every failure

@@ -17,37 +17,61 @@ const (
 )
 
 // Operator controls on an Organization workflow. The same names work from
-// the starter CLI, the temporal CLI and user programs.
+// the starter CLI, the temporal CLI and user programs. Updates answer (and
+// their validators refuse a control that makes no sense in the current
+// phase, without touching history); signals are for fire-and-forget.
 const (
-	// SignalPause stops new mailboxes from starting; running ones finish.
+	// SignalPause stops new mailboxes from starting and stops running
+	// transfers at their next checkpoint; they start again on resume.
 	SignalPause = "pause"
 	// SignalResume lifts a pause.
 	SignalResume = "resume"
-	// SignalSetConcurrency changes how many mailboxes run at once (int).
-	SignalSetConcurrency = "set-concurrency"
+	// UpdateSetConcurrency changes how many mailboxes run at once
+	// (ConcurrencyRequest); answers the previous value.
+	UpdateSetConcurrency = "set-concurrency"
+	// UpdateSkipMailbox takes a mailbox out of the migration (MailboxControl).
+	UpdateSkipMailbox = "skip-mailbox"
+	// UpdateRetryMailbox puts a failed or skipped mailbox back (MailboxControl).
+	UpdateRetryMailbox = "retry-mailbox"
+	// UpdateOverrideReadiness lets an organization below its readiness
+	// threshold go on with its ready mailboxes (Approval).
+	UpdateOverrideReadiness = "override-readiness"
 	// UpdateApproveCutover approves the cutover (Approval); rejected outside AwaitingCutover.
 	UpdateApproveCutover = "approve-cutover"
+	// UpdateApproveSkippedItems accepts the skipped items of an organization
+	// whose validation scored Investigate (Approval).
+	UpdateApproveSkippedItems = "approve-skipped-items"
+	// UpdateRollback reverts the routing switch and ends the organization as
+	// RolledBack, leaving every message on the source (Approval).
+	UpdateRollback = "rollback"
 	// QueryProgress returns Progress.
 	QueryProgress = "progress"
+
+	// signalMailboxDone is how a Mailbox workflow reports its pass to the
+	// organization, whichever run of it is current (see Organization).
+	signalMailboxDone = "mailbox-done"
 )
 
 // Phases of an organization, as stored in the MigrationPhase search attribute.
 type Phase string
 
 const (
-	PhaseReadiness             Phase = "Readiness"
-	PhasePreStage              Phase = "PreStage"
-	PhaseAwaitingCutover       Phase = "AwaitingCutover"
-	PhaseCutover               Phase = "Cutover"
-	PhaseValidation            Phase = "Validation"
-	PhaseCompleted             Phase = "Completed"
-	PhaseCompletedWithFailures Phase = "CompletedWithFailures"
-	PhaseFailed                Phase = "Failed"
+	PhaseReadiness               Phase = "Readiness"
+	PhaseReadinessBlocked        Phase = "ReadinessBlocked"
+	PhasePreStage                Phase = "PreStage"
+	PhaseAwaitingCutover         Phase = "AwaitingCutover"
+	PhaseCutover                 Phase = "Cutover"
+	PhaseValidation              Phase = "Validation"
+	PhaseAwaitingSkippedApproval Phase = "AwaitingSkippedApproval"
+	PhaseRolledBack              Phase = "RolledBack"
+	PhaseCompleted               Phase = "Completed"
+	PhaseCompletedWithFailures   Phase = "CompletedWithFailures"
+	PhaseFailed                  Phase = "Failed"
 )
 
 // Terminal reports whether no further phase follows.
 func (p Phase) Terminal() bool {
-	return p == PhaseCompleted || p == PhaseCompletedWithFailures || p == PhaseFailed
+	return p == PhaseCompleted || p == PhaseCompletedWithFailures || p == PhaseFailed || p == PhaseRolledBack
 }
 
 // Typed search attributes upserted by the Organization workflow. A real
@@ -60,6 +84,10 @@ var (
 	SAMailboxesTotal   = temporal.NewSearchAttributeKeyInt64("MailboxesTotal")
 	SAMailboxesDone    = temporal.NewSearchAttributeKeyInt64("MailboxesDone")
 	SAMailboxesFailed  = temporal.NewSearchAttributeKeyInt64("MailboxesFailed")
+	// CutoverApprovedBy is who approved the cutover ("auto" when the
+	// organization approves itself); Consistency is the validation score.
+	SACutoverApprovedBy = temporal.NewSearchAttributeKeyKeyword("CutoverApprovedBy")
+	SAConsistency       = temporal.NewSearchAttributeKeyKeyword("Consistency")
 	// BytesCopied is a Double because SQL visibility stores (PostgreSQL,
 	// MySQL, SQLite) offer only three custom Int columns per namespace, and
 	// the three mailbox counters take them. A float64 is exact to 9 PB.
@@ -70,13 +98,15 @@ var (
 // servers that need them registered.
 func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
-		SAOrganizationCode.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SAMigrationPhase.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SAWave.GetName():             enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SAMailboxesTotal.GetName():   enumspb.INDEXED_VALUE_TYPE_INT,
-		SAMailboxesDone.GetName():    enumspb.INDEXED_VALUE_TYPE_INT,
-		SAMailboxesFailed.GetName():  enumspb.INDEXED_VALUE_TYPE_INT,
-		SABytesCopied.GetName():      enumspb.INDEXED_VALUE_TYPE_DOUBLE,
+		SAOrganizationCode.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAMigrationPhase.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAWave.GetName():              enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAMailboxesTotal.GetName():    enumspb.INDEXED_VALUE_TYPE_INT,
+		SAMailboxesDone.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
+		SAMailboxesFailed.GetName():   enumspb.INDEXED_VALUE_TYPE_INT,
+		SACutoverApprovedBy.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAConsistency.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SABytesCopied.GetName():       enumspb.INDEXED_VALUE_TYPE_DOUBLE,
 	}
 }
 

@@ -16,43 +16,110 @@ import (
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
-// DefaultConcurrency is how many mailboxes of one organization run at once.
-const DefaultConcurrency = 8
+// Defaults and bounds of an organization's run.
+const (
+	DefaultConcurrency     = 8
+	MaxConcurrency         = 1000
+	DefaultMailboxesPerRun = 500
+	// inventoryPage is how many mailboxes one ListMailboxes call returns,
+	// and how many addresses one routing call carries.
+	inventoryPage = 500
+	// historyBudget is the event count at which a run continues as new even
+	// if it has not started MailboxesPerRun mailboxes (updates, delta rounds).
+	historyBudget = 8000
+)
+
+// Mailbox states, one byte per mailbox in OrganizationState.Status so that
+// 50,000 mailboxes cost 50 KB of continue-as-new input.
+const (
+	mbActive    byte = 'a'
+	mbFailed    byte = 'f'
+	mbSkipped   byte = 's' // taken out by an operator
+	mbValidated byte = 'v'
+)
+
+// OrganizationState is an organization's progress carried from one run to
+// the next by continue-as-new. Operators never set it.
+type OrganizationState struct {
+	P      Progress `json:"progress"`
+	Status []byte   `json:"status"`
+	// The current pass: its sequence number (outcomes of older passes are
+	// ignored), the next mailbox index to start, mailboxes to start again
+	// first (paused, retried), and those started and not yet reported.
+	PassSeq  int      `json:"pass_seq"`
+	PassOpen bool     `json:"pass_open"`
+	Next     int      `json:"next"`
+	Requeue  []int    `json:"requeue,omitempty"`
+	InFlight []flight `json:"in_flight,omitempty"`
+	// Step is the position inside a multi-step phase; Cursor a mailbox
+	// index inside a step that walks the inventory (routing).
+	Step   string `json:"step,omitempty"`
+	Cursor int    `json:"cursor,omitempty"`
+	// Skips holds the latest skipped-item counts of mailboxes that have any.
+	Skips       map[int]skipCount `json:"skips,omitempty"`
+	LastDeltaAt time.Time         `json:"last_delta_at,omitzero"`
+	Switched    bool              `json:"switched,omitempty"`
+	Runs        int               `json:"runs"`
+}
+
+type flight struct {
+	Index     int    `json:"i"`
+	Address   string `json:"a"`
+	Seq       int    `json:"s"`
+	Canceling bool   `json:"c,omitempty"`
+}
+
+type skipCount struct {
+	Total    int            `json:"t"`
+	ByReason map[string]int `json:"r,omitempty"`
+	Staged   int            `json:"s,omitempty"`
+}
 
 // Organization migrates one organization: readiness -> pre-stage ->
-// (approval) -> cutover -> validation.
+// (delta passes until approved and inside the cutover window) -> cutover
+// (final pass, routing switch, post-switch pass) -> validation, and rolls
+// back on a Poor score or an operator's rollback.
+//
+// Mailboxes run as Mailbox child workflows through a sliding window. Each
+// child reports its pass with a signal rather than through its future, so
+// the organization can continue as new every MailboxesPerRun mailboxes
+// without waiting for the slowest ones: children outlive the run that
+// started them (ParentClosePolicy ABANDON) and signal whichever run is
+// current.
 func Organization(ctx workflow.Context, in OrganizationInput) (Progress, error) {
 	o := &organization{in: in}
 	if err := o.setup(ctx); err != nil {
-		return o.p, err
+		return o.s.P, err
 	}
-	return o.run(ctx)
+	p, err := o.run(ctx)
+	if errors.Is(err, errContinueAsNew) {
+		next := o.in
+		st := o.s
+		next.State = &st
+		return p, workflow.NewContinueAsNewError(ctx, OrganizationWorkflowName, next)
+	}
+	return p, err
 }
 
-type mailboxStatus int
-
-const (
-	mbActive mailboxStatus = iota
-	mbFailed
-	mbValidated
-)
-
-type mailboxState struct {
-	status          mailboxStatus
-	copied, bytes   int64
-	skipped         int
-	skippedByReason map[string]int
-	staged          []string
-	imported        int
-	archived        int64
-	archivedBytes   int64
-}
+var errContinueAsNew = errors.New("continue as new")
 
 type organization struct {
 	in     OrganizationInput
-	p      Progress
-	mbs    []mailboxState
+	s      OrganizationState
 	logger log.Logger
+
+	total   int
+	paused  bool
+	window  *cutoverWindow
+	started int // mailboxes started by this run
+	// starting counts child starts not yet confirmed by the server; a run
+	// must not continue as new before they are.
+	starting int
+
+	page       []MailboxSpec
+	pageOffset int
+
+	outcomes workflow.ReceiveChannel
 }
 
 // ValidateOrganizationInput reports the first problem with an input, naming
@@ -67,18 +134,21 @@ func ValidateOrganizationInput(in OrganizationInput) error {
 	if in.SourceEndpoint == "" || in.TargetEndpoint == "" {
 		return fmt.Errorf("organization %s: source and target endpoint names are required", in.Code)
 	}
-	if len(in.Mailboxes) == 0 {
+	switch {
+	case len(in.Mailboxes) == 0 && in.Inventory == nil:
 		return fmt.Errorf("organization %s: no mailboxes", in.Code)
+	case len(in.Mailboxes) > 0 && in.Inventory != nil:
+		return fmt.Errorf("organization %s: give mailboxes or inventory, not both", in.Code)
+	case in.Inventory != nil && (in.Inventory.Object == "" || in.Inventory.Count <= 0):
+		return fmt.Errorf("organization %s: inventory reference %+v names no object or no mailboxes", in.Code, *in.Inventory)
 	}
 	seen := map[string]bool{}
 	for i, m := range in.Mailboxes {
+		if err := ValidateMailboxSpec(m); err != nil {
+			return fmt.Errorf("organization %s: mailbox %d: %w", in.Code, i+1, err)
+		}
 		key := strings.ToLower(m.Address)
-		switch {
-		case m.Address == "" || !strings.Contains(m.Address, "@"):
-			return fmt.Errorf("organization %s: mailbox %d: address %q is not an e-mail address", in.Code, i+1, m.Address)
-		case m.SourceUser == "" || m.TargetUser == "":
-			return fmt.Errorf("organization %s: mailbox %s: source_user and target_user are required", in.Code, m.Address)
-		case seen[key]:
+		if seen[key] {
 			return fmt.Errorf("organization %s: mailbox %s is listed twice", in.Code, m.Address)
 		}
 		seen[key] = true
@@ -91,8 +161,30 @@ func ValidateOrganizationInput(in OrganizationInput) error {
 	default:
 		return fmt.Errorf("organization %s: approval %q is not auto or manual", in.Code, in.Approval)
 	}
-	if in.Concurrency < 0 {
-		return fmt.Errorf("organization %s: concurrency %d must be positive", in.Code, in.Concurrency)
+	if in.Concurrency < 0 || in.Concurrency > MaxConcurrency {
+		return fmt.Errorf("organization %s: concurrency %d is outside 1..%d", in.Code, in.Concurrency, MaxConcurrency)
+	}
+	if in.DeltaInterval < 0 {
+		return fmt.Errorf("organization %s: delta interval %v is negative", in.Code, in.DeltaInterval)
+	}
+	if in.MailboxesPerRun < 0 {
+		return fmt.Errorf("organization %s: mailboxes per run %d is negative", in.Code, in.MailboxesPerRun)
+	}
+	if in.CutoverWindow != "" {
+		if _, err := parseCutoverWindow(in.CutoverWindow); err != nil {
+			return fmt.Errorf("organization %s: cutover window: %w", in.Code, err)
+		}
+	}
+	return nil
+}
+
+// ValidateMailboxSpec checks one inventory row.
+func ValidateMailboxSpec(m MailboxSpec) error {
+	switch {
+	case m.Address == "" || !strings.Contains(m.Address, "@"):
+		return fmt.Errorf("address %q is not an e-mail address", m.Address)
+	case m.SourceUser == "" || m.TargetUser == "":
+		return fmt.Errorf("mailbox %s: source_user and target_user are required", m.Address)
 	}
 	return nil
 }
@@ -111,83 +203,130 @@ func (o *organization) setup(ctx workflow.Context) error {
 	if o.in.Approval == "" {
 		o.in.Approval = ApprovalAuto
 	}
-	now := workflow.Now(ctx)
-	o.p = Progress{
-		Organization: o.in.Code, Name: o.in.Name, Wave: o.in.Wave,
-		Concurrency: o.in.Concurrency, MailboxesTotal: len(o.in.Mailboxes),
-		StartedAt: now, PhaseStartedAt: now,
+	if o.in.MailboxesPerRun == 0 {
+		o.in.MailboxesPerRun = DefaultMailboxesPerRun
 	}
-	o.mbs = make([]mailboxState, len(o.in.Mailboxes))
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.p, nil }); err != nil {
+	if o.in.CutoverWindow != "" {
+		w, err := parseCutoverWindow(o.in.CutoverWindow)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil)
+		}
+		o.window = w
+	}
+	o.total = len(o.in.Mailboxes)
+	if o.in.Inventory != nil {
+		o.total = o.in.Inventory.Count
+	}
+	if o.in.State != nil {
+		o.s = *o.in.State
+		o.in.State = nil
+		o.paused = o.s.P.Paused
+	} else {
+		now := workflow.Now(ctx)
+		o.s = OrganizationState{
+			P: Progress{
+				Organization: o.in.Code, Name: o.in.Name, Wave: o.in.Wave,
+				Concurrency: o.in.Concurrency, MailboxesTotal: o.total,
+				StartedAt: now, PhaseStartedAt: now,
+			},
+			Status: make([]byte, o.total),
+		}
+		for i := range o.s.Status {
+			o.s.Status[i] = mbActive
+		}
+	}
+	o.s.Runs++
+	o.s.P.Runs = o.s.Runs
+	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.s.P, nil }); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApproveCutover,
-		func(ctx workflow.Context, a Approval) (Approval, error) {
-			a.At = workflow.Now(ctx)
-			o.p.Approval = &a
-			o.logger.Info("cutover approved", "approver", a.Approver, "reason", a.Reason)
-			return a, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(a Approval) error {
-			if strings.TrimSpace(a.Approver) == "" {
-				return errors.New("approver is required")
-			}
-			if o.p.Approval != nil {
-				return fmt.Errorf("cutover already approved by %s", o.p.Approval.Approver)
-			}
-			if o.p.Phase != PhaseAwaitingCutover {
-				return fmt.Errorf("organization %s is in phase %s; cutover can only be approved in %s", o.in.Code, o.p.Phase, PhaseAwaitingCutover)
-			}
-			return nil
-		}}); err != nil {
+	if err := o.registerControls(ctx); err != nil {
 		return err
 	}
-	o.listenSignals(ctx)
+	o.listen(ctx)
 	return nil
 }
 
-func (o *organization) listenSignals(ctx workflow.Context) {
+// listen handles outcomes and the pause/resume signals as they come.
+func (o *organization) listen(ctx workflow.Context) {
 	pause := workflow.GetSignalChannel(ctx, SignalPause)
 	resume := workflow.GetSignalChannel(ctx, SignalResume)
-	conc := workflow.GetSignalChannel(ctx, SignalSetConcurrency)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(o.outcomes, func(c workflow.ReceiveChannel, _ bool) {
+				var out MailboxOutcome
+				c.Receive(ctx, &out)
+				o.onOutcome(out)
+			})
 			sel.AddReceive(pause, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, nil)
-				o.p.Paused = true
+				if !o.paused {
+					o.paused, o.s.P.Paused = true, true
+					o.logger.Info("paused: stopping running mailboxes at their next checkpoint")
+					o.cancelInFlight(ctx, func(flight) bool { return true })
+				}
 			})
 			sel.AddReceive(resume, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, nil)
-				o.p.Paused = false
-			})
-			sel.AddReceive(conc, func(c workflow.ReceiveChannel, _ bool) {
-				var n int
-				c.Receive(ctx, &n)
-				if n > 0 {
-					o.p.Concurrency = n
-				} else {
-					o.logger.Warn("ignored set-concurrency", "value", n)
-				}
+				o.paused, o.s.P.Paused = false, false
 			})
 			sel.Select(ctx)
 		}
 	})
 }
 
+// drainOutcomes handles outcomes already delivered; a run calls it before
+// it continues as new, or they would be lost with the run.
+func (o *organization) drainOutcomes() {
+	for {
+		var out MailboxOutcome
+		if !o.outcomes.ReceiveAsync(&out) {
+			return
+		}
+		o.onOutcome(out)
+	}
+}
+
+// cancelInFlight asks running mailboxes to stop at their next checkpoint;
+// each reports back as canceled and is started again later.
+func (o *organization) cancelInFlight(ctx workflow.Context, which func(flight) bool) {
+	for i := range o.s.InFlight {
+		f := &o.s.InFlight[i]
+		if f.Canceling || !which(*f) {
+			continue
+		}
+		f.Canceling = true
+		workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(o.in.Code, f.Address), "")
+	}
+}
+
 func (o *organization) setPhase(ctx workflow.Context, ph Phase) {
-	o.p.Phase = ph
-	o.p.PhaseStartedAt = workflow.Now(ctx)
+	o.s.P.Phase = ph
+	o.s.P.PhaseStartedAt = workflow.Now(ctx)
 	o.logger.Info("phase", "phase", ph)
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
+	o.publish(ctx)
+}
+
+// publish upserts the search attributes and the Web UI's current details.
+func (o *organization) publish(ctx workflow.Context) {
+	sa := []temporal.SearchAttributeUpdate{
 		SAOrganizationCode.ValueSet(o.in.Code),
-		SAMigrationPhase.ValueSet(string(ph)),
+		SAMigrationPhase.ValueSet(string(o.s.P.Phase)),
 		SAWave.ValueSet(o.in.Wave),
-		SAMailboxesTotal.ValueSet(int64(o.p.MailboxesTotal)),
-		SAMailboxesDone.ValueSet(int64(o.p.MailboxesDone)),
-		SAMailboxesFailed.ValueSet(int64(o.p.MailboxesFailed)),
-		SABytesCopied.ValueSet(float64(o.p.Bytes)),
-	); err != nil {
+		SAMailboxesTotal.ValueSet(int64(o.s.P.MailboxesTotal)),
+		SAMailboxesDone.ValueSet(int64(o.s.P.MailboxesDone)),
+		SAMailboxesFailed.ValueSet(int64(o.s.P.MailboxesFailed)),
+		SABytesCopied.ValueSet(float64(o.s.P.Bytes)),
+	}
+	if a := o.s.P.Approval; a != nil {
+		sa = append(sa, SACutoverApprovedBy.ValueSet(a.Approver))
+	}
+	if c := o.s.P.Consistency; c != "" {
+		sa = append(sa, SAConsistency.ValueSet(string(c)))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, sa...); err != nil {
 		o.logger.Warn("upsert search attributes", "error", err)
 	}
 	workflow.SetCurrentDetails(ctx, o.details())
@@ -195,269 +334,639 @@ func (o *organization) setPhase(ctx workflow.Context, ph Phase) {
 
 // details is the markdown shown as "current details" in the Web UI.
 func (o *organization) details() string {
+	p := &o.s.P
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** %s — phase **%s**\n\n", o.in.Code, o.in.Name, o.p.Phase)
-	fmt.Fprintf(&b, "| mailboxes | done | failed | messages | MB | skipped |\n|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %d | %d | %d | %.1f | %d |\n", o.p.MailboxesTotal, o.p.MailboxesDone, o.p.MailboxesFailed, o.p.Messages, float64(o.p.Bytes)/1e6, o.p.Skipped)
-	if o.p.Reason != "" {
-		fmt.Fprintf(&b, "\n%s\n", o.p.Reason)
+	fmt.Fprintf(&b, "**%s** %s — phase **%s**", o.in.Code, o.in.Name, p.Phase)
+	if p.Paused {
+		b.WriteString(" (paused)")
+	}
+	b.WriteString("\n\n| mailboxes | done | failed | skipped by operator | messages | MB | skipped items | consistency |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %.1f | %d | %s |\n", p.MailboxesTotal, p.MailboxesDone, p.MailboxesFailed, p.MailboxesSkipped, p.Messages, float64(p.Bytes)/1e6, p.Skipped, p.Consistency)
+	if p.Pass != "" {
+		fmt.Fprintf(&b, "\nPass **%s**: %d of %d mailboxes, %d running.\n", p.Pass, p.PassDone, p.PassTotal, p.MailboxesRunning)
+	}
+	if a := p.Approval; a != nil {
+		fmt.Fprintf(&b, "\nCutover approved by %s: %s\n", a.Approver, a.Reason)
+	}
+	if p.Reason != "" {
+		fmt.Fprintf(&b, "\n%s\n", p.Reason)
 	}
 	return b.String()
 }
 
+// run drives the phases. Every step can be entered again by a later run
+// after continue-as-new, so each one records where it is in o.s.
 func (o *organization) run(ctx workflow.Context) (Progress, error) {
-	o.setPhase(ctx, PhaseReadiness)
+	for !o.s.P.Phase.Terminal() {
+		if o.s.P.RollbackRequested != nil && o.s.P.Phase != PhaseRolledBack {
+			if err := o.rollback(ctx); err != nil {
+				return o.s.P, err
+			}
+			continue
+		}
+		var err error
+		switch o.s.P.Phase {
+		case "":
+			o.setPhase(ctx, PhaseReadiness)
+		case PhaseReadiness:
+			err = o.readiness(ctx)
+		case PhaseReadinessBlocked:
+			err = workflow.Await(ctx, func() bool {
+				return o.s.P.ReadinessOverride != nil || o.s.P.RollbackRequested != nil
+			})
+			if err == nil && o.s.P.RollbackRequested == nil {
+				o.s.P.Reason = ""
+				o.setPhase(ctx, PhasePreStage)
+			}
+		case PhasePreStage:
+			err = o.runPass(ctx, PassPreStage)
+			if err == nil && o.in.Archive {
+				err = o.runPass(ctx, PassArchive)
+			}
+			if err == nil {
+				o.s.LastDeltaAt = workflow.Now(ctx)
+				o.setPhase(ctx, PhaseAwaitingCutover)
+			}
+		case PhaseAwaitingCutover:
+			err = o.awaitCutover(ctx)
+		case PhaseCutover:
+			err = o.cutover(ctx)
+		case PhaseValidation:
+			err = o.validation(ctx)
+		case PhaseAwaitingSkippedApproval:
+			err = workflow.Await(ctx, func() bool {
+				return o.s.P.SkippedItemsApproval != nil || o.s.P.RollbackRequested != nil
+			})
+			if err == nil && o.s.P.RollbackRequested == nil {
+				o.complete(ctx)
+			}
+		default:
+			err = fmt.Errorf("unknown phase %q", o.s.P.Phase)
+		}
+		if err != nil {
+			if errors.Is(err, errContinueAsNew) {
+				if err := o.prepareContinueAsNew(ctx); err != nil {
+					return o.s.P, err
+				}
+				return o.s.P, errContinueAsNew
+			}
+			return o.s.P, err
+		}
+	}
+	o.s.P.FinishedAt = workflow.Now(ctx)
+	o.publish(ctx)
+	// Let an update that is being handled answer before the run closes.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return o.s.P, err
+	}
+	return o.s.P, nil
+}
+
+func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return o.starting == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	o.drainOutcomes()
+	o.s.P.Paused = o.paused
+	o.logger.Info("continuing as new", "run", o.s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "in_flight", len(o.s.InFlight))
+	return nil
+}
+
+// shouldContinueAsNew is checked between mailbox starts and at waits.
+func (o *organization) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return o.started >= o.in.MailboxesPerRun || info.GetCurrentHistoryLength() >= historyBudget || info.GetContinueAsNewSuggested()
+}
+
+func (o *organization) readiness(ctx workflow.Context) error {
 	if err := o.runPass(ctx, PassReadiness); err != nil {
-		return o.p, err
+		return err
 	}
 	ready := 0
-	for _, m := range o.mbs {
-		if m.status == mbActive {
+	for _, s := range o.s.Status {
+		if s == mbActive {
 			ready++
 		}
 	}
-	o.p.ReadinessScore = float64(ready) / float64(len(o.mbs))
-	if ready == 0 || o.p.ReadinessScore < o.in.ReadinessThreshold {
-		o.p.Reason = fmt.Sprintf("readiness %.0f%% (%d of %d mailboxes) is below the threshold %.0f%%",
-			100*o.p.ReadinessScore, ready, len(o.mbs), 100*o.in.ReadinessThreshold)
-		return o.finish(ctx, PhaseFailed)
+	p := &o.s.P
+	p.ReadinessScore = float64(ready) / float64(o.total)
+	if ready > 0 && p.ReadinessScore >= o.in.ReadinessThreshold {
+		o.setPhase(ctx, PhasePreStage)
+		return nil
 	}
-
-	o.setPhase(ctx, PhasePreStage)
-	if err := o.runPass(ctx, PassPreStage); err != nil {
-		return o.p, err
+	p.Reason = fmt.Sprintf("readiness %.1f%% (%d of %d mailboxes ready) is below the threshold %.1f%%; waiting for %s or %s",
+		100*p.ReadinessScore, ready, o.total, 100*o.in.ReadinessThreshold, UpdateOverrideReadiness, UpdateRollback)
+	if ready == 0 {
+		p.Reason = fmt.Sprintf("no mailbox of %d is ready", o.total)
+		o.setPhase(ctx, PhaseFailed)
+		return nil
 	}
-
-	if o.in.Archive {
-		if err := o.runPass(ctx, PassArchive); err != nil {
-			return o.p, err
-		}
-	}
-
-	o.setPhase(ctx, PhaseAwaitingCutover)
-	if o.in.Approval == ApprovalManual {
-		if err := workflow.Await(ctx, func() bool { return o.p.Approval != nil }); err != nil {
-			return o.p, err
-		}
-	} else {
-		o.p.Approval = &Approval{Approver: "auto", Reason: "organization set to auto-approve", At: workflow.Now(ctx)}
-	}
-
-	o.setPhase(ctx, PhaseCutover)
-	if err := o.runPass(ctx, PassFinal); err != nil {
-		return o.p, err
-	}
-	if o.in.ImportStaged {
-		if err := o.runPass(ctx, PassImport); err != nil {
-			return o.p, err
-		}
-	}
-	if addrs := o.activeAddresses(); len(addrs) > 0 {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
-		})
-		var a *activities.Activities
-		var rr activities.RoutingResult
-		if err := workflow.ExecuteActivity(actx, a.SwitchRouting, activities.RoutingInput{Org: o.in.Code, Addresses: addrs}).Get(ctx, &rr); err != nil {
-			o.p.Reason = "routing switch failed: " + err.Error()
-			return o.finish(ctx, PhaseFailed)
-		}
-		o.p.Routing = fmt.Sprintf("%s: %d entries changed", rr.Router, rr.Changed)
-	}
-
-	o.setPhase(ctx, PhaseValidation)
-	if err := o.runPass(ctx, PassValidate); err != nil {
-		return o.p, err
-	}
-	if o.p.MailboxesFailed > 0 {
-		o.p.Reason = fmt.Sprintf("%d of %d mailboxes failed", o.p.MailboxesFailed, o.p.MailboxesTotal)
-		return o.finish(ctx, PhaseCompletedWithFailures)
-	}
-	return o.finish(ctx, PhaseCompleted)
+	o.setPhase(ctx, PhaseReadinessBlocked)
+	return nil
 }
 
-func (o *organization) finish(ctx workflow.Context, ph Phase) (Progress, error) {
-	o.p.FinishedAt = workflow.Now(ctx)
-	o.setPhase(ctx, ph)
-	// Let an update that is being handled answer before the run closes.
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return o.p, err
-	}
-	return o.p, nil
-}
-
-func (o *organization) activeAddresses() []string {
-	var out []string
-	for i, m := range o.mbs {
-		if m.status == mbActive {
-			out = append(out, o.in.Mailboxes[i].Address)
+// awaitCutover runs delta passes every DeltaInterval until the cutover is
+// approved and its window is open.
+func (o *organization) awaitCutover(ctx workflow.Context) error {
+	if o.s.PassOpen { // a delta pass interrupted by continue-as-new
+		if err := o.runPass(ctx, PassDelta); err != nil {
+			return err
 		}
+		o.s.LastDeltaAt = workflow.Now(ctx)
 	}
-	return out
-}
-
-// runPass runs one Mailbox child per active mailbox through a window of
-// Concurrency children; pause and set-concurrency take effect at the next
-// start. A failed mailbox is recorded and never stops the others.
-func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
-	var todo []int
-	for i, m := range o.mbs {
-		if m.status == mbActive {
-			todo = append(todo, i)
-		}
+	if o.in.Approval == ApprovalAuto && o.s.P.Approval == nil {
+		o.s.P.Approval = &Approval{Approver: "auto", Reason: "organization set to auto-approve", At: workflow.Now(ctx)}
+		o.publish(ctx)
 	}
-	o.p.PassTotal, o.p.PassDone = len(todo), 0
-	next, running := 0, 0
 	for {
+		if o.s.P.RollbackRequested != nil {
+			return nil
+		}
+		if o.shouldContinueAsNew(ctx) {
+			return errContinueAsNew
+		}
+		now := workflow.Now(ctx)
+		open, nextOpen := true, time.Time{}
+		if o.window != nil {
+			open, nextOpen = o.window.at(now)
+		}
+		if o.s.P.Approval != nil && open {
+			o.s.P.FrozenAt = now
+			o.setPhase(ctx, PhaseCutover)
+			return nil
+		}
+		o.s.P.CutoverWindowOpensAt = nextOpen
+		var wait time.Duration
+		if o.in.DeltaInterval > 0 {
+			due := o.s.LastDeltaAt.Add(o.in.DeltaInterval)
+			if !now.Before(due) {
+				if err := o.runPass(ctx, PassDelta); err != nil {
+					return err
+				}
+				o.s.LastDeltaAt = workflow.Now(ctx)
+				o.s.P.DeltaPasses++
+				continue
+			}
+			wait = due.Sub(now)
+		}
+		if o.s.P.Approval != nil && !nextOpen.IsZero() && (wait == 0 || nextOpen.Sub(now) < wait) {
+			wait = nextOpen.Sub(now)
+		}
+		approved := o.s.P.Approval != nil
+		cond := func() bool {
+			return (o.s.P.Approval != nil) != approved || o.s.P.RollbackRequested != nil
+		}
+		if wait > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, wait, cond); err != nil {
+				return err
+			}
+		} else if err := workflow.Await(ctx, cond); err != nil {
+			return err
+		}
+	}
+}
+
+// cutover: final pass, staged imports, routing switch, post-switch pass.
+func (o *organization) cutover(ctx workflow.Context) error {
+	steps := []struct {
+		name string
+		do   func(workflow.Context) error
+	}{
+		{"final", func(ctx workflow.Context) error { return o.runPass(ctx, PassFinal) }},
+		{"import", func(ctx workflow.Context) error {
+			if !o.in.ImportStaged {
+				return nil
+			}
+			return o.runPass(ctx, PassImport)
+		}},
+		{"switch", func(ctx workflow.Context) error { return o.route(ctx, false) }},
+		{"post-switch", func(ctx workflow.Context) error { return o.runPass(ctx, PassPostSwitch) }},
+	}
+	for i, st := range steps {
+		if o.s.Step != "" && o.s.Step != st.name {
+			continue // done by an earlier run
+		}
+		o.s.Step = st.name
+		if err := st.do(ctx); err != nil {
+			return err
+		}
+		if o.s.P.RollbackRequested != nil || o.s.P.Phase.Terminal() {
+			return nil
+		}
+		o.s.Step = ""
+		if i+1 < len(steps) {
+			o.s.Step = steps[i+1].name
+		}
+	}
+	o.s.Step = ""
+	o.setPhase(ctx, PhaseValidation)
+	return nil
+}
+
+// route switches (or reverts) delivery one inventory page of addresses at
+// a time, so no activity input grows with the organization.
+func (o *organization) route(ctx workflow.Context, revert bool) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	var a *activities.Activities
+	for o.s.Cursor < o.total {
+		if o.shouldContinueAsNew(ctx) {
+			return errContinueAsNew
+		}
+		end := min(o.s.Cursor+inventoryPage, o.total)
+		var addrs []string
+		for i := o.s.Cursor; i < end; i++ {
+			if st := o.s.Status[i]; st == mbActive || st == mbValidated {
+				spec, err := o.spec(ctx, i)
+				if err != nil {
+					return err
+				}
+				addrs = append(addrs, spec.Address)
+			}
+		}
+		if len(addrs) > 0 {
+			var rr activities.RoutingResult
+			err := workflow.ExecuteActivity(actx, a.SwitchRouting, activities.RoutingInput{Org: o.in.Code, Addresses: addrs, Revert: revert}).Get(ctx, &rr)
+			if err != nil {
+				if revert {
+					return err // a rollback must not end before delivery is back
+				}
+				o.s.P.Reason = "routing switch failed: " + rootCause(err)
+				o.s.Cursor = 0
+				// Addresses switched by earlier pages go back.
+				o.s.P.RollbackRequested = &Approval{Approver: "mailshift", Reason: o.s.P.Reason, At: workflow.Now(ctx)}
+				o.s.Switched = true
+				return nil
+			}
+			o.s.P.RoutingChanged += rr.Changed
+			o.s.P.Routing = rr.Router
+		}
+		if !revert {
+			o.s.Switched = true
+		}
+		o.s.Cursor = end
+	}
+	o.s.Cursor = 0
+	return nil
+}
+
+func (o *organization) validation(ctx workflow.Context) error {
+	if err := o.runPass(ctx, PassValidate); err != nil {
+		return err
+	}
+	p := &o.s.P
+	switch p.Consistency {
+	case Poor:
+		p.Reason = "validation scored Poor: " + o.rulesText()
+		p.RollbackRequested = &Approval{Approver: "mailshift", Reason: p.Reason, At: workflow.Now(ctx)}
+		return nil
+	case Investigate:
+		p.Reason = fmt.Sprintf("validation scored Investigate (%s); waiting for %s or %s", o.rulesText(), UpdateApproveSkippedItems, UpdateRollback)
+		o.setPhase(ctx, PhaseAwaitingSkippedApproval)
+		return nil
+	}
+	o.complete(ctx)
+	return nil
+}
+
+func (o *organization) complete(ctx workflow.Context) {
+	p := &o.s.P
+	if p.MailboxesFailed > 0 {
+		p.Reason = fmt.Sprintf("%d of %d mailboxes failed", p.MailboxesFailed, p.MailboxesTotal)
+		o.setPhase(ctx, PhaseCompletedWithFailures)
+		return
+	}
+	p.Reason = ""
+	o.setPhase(ctx, PhaseCompleted)
+}
+
+// rollback stops running mailboxes, reverts the routing switch if it
+// happened and ends the organization; the source was only ever read.
+func (o *organization) rollback(ctx workflow.Context) error {
+	o.cancelInFlight(ctx, func(flight) bool { return true })
+	if err := workflow.Await(ctx, func() bool { return len(o.s.InFlight) == 0 && o.starting == 0 }); err != nil {
+		return err
+	}
+	o.s.PassOpen = false
+	if o.s.Switched {
+		if o.s.Step != "revert" {
+			o.s.Step, o.s.Cursor = "revert", 0
+		}
+		if err := o.route(ctx, true); err != nil {
+			return err
+		}
+		o.s.Switched = false
+		o.s.P.RoutingReverted = true
+	}
+	o.s.Step = ""
+	r := o.s.P.RollbackRequested
+	o.s.P.Reason = fmt.Sprintf("rolled back by %s: %s", r.Approver, r.Reason)
+	o.setPhase(ctx, PhaseRolledBack)
+	return nil
+}
+
+func (o *organization) rulesText() string {
+	ids := make([]string, 0, len(o.s.P.RulesFired))
+	for id := range o.s.P.RulesFired {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s in %d mailboxes", id, o.s.P.RulesFired[id]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// spec returns mailbox i, from the input or from a staged inventory page.
+func (o *organization) spec(ctx workflow.Context, i int) (MailboxSpec, error) {
+	if o.in.Inventory == nil {
+		return o.in.Mailboxes[i], nil
+	}
+	if i >= o.pageOffset && i < o.pageOffset+len(o.page) {
+		return o.page[i-o.pageOffset], nil
+	}
+	off := i / inventoryPage * inventoryPage
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 20, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	var a *activities.Activities
+	var page []MailboxSpec
+	if err := workflow.ExecuteActivity(actx, a.ListMailboxes, activities.ListMailboxesInput{Ref: *o.in.Inventory, Offset: off, Limit: inventoryPage}).Get(ctx, &page); err != nil {
+		return MailboxSpec{}, err
+	}
+	if i-off >= len(page) {
+		return MailboxSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("inventory %s has %d mailboxes, not %d", o.in.Inventory.Object, off+len(page), o.total), activities.ErrTypeConfig, nil)
+	}
+	o.page, o.pageOffset = page, off
+	return page[i-off], nil
+}
+
+// runPass runs one Mailbox workflow per active mailbox through a window of
+// Concurrency; pause and set-concurrency take effect at once. A failed
+// mailbox is recorded and never stops the others.
+func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
+	p := &o.s.P
+	if !o.s.PassOpen || p.Pass != pass {
+		o.s.PassSeq++
+		o.s.PassOpen, o.s.Next, o.s.Requeue = true, 0, nil
+		p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
+		for _, s := range o.s.Status {
+			if s == mbActive {
+				p.PassTotal++
+			}
+		}
+		o.publish(ctx)
+	}
+	for {
+		var next int
 		err := workflow.Await(ctx, func() bool {
-			return (next < len(todo) && running < o.p.Concurrency && !o.p.Paused) || (next == len(todo) && running == 0)
+			if o.s.P.RollbackRequested != nil || o.shouldContinueAsNew(ctx) {
+				return true
+			}
+			next = o.nextToStart()
+			if next < 0 {
+				return len(o.s.InFlight) == 0 && o.starting == 0
+			}
+			return !o.paused && len(o.s.InFlight) < o.s.P.Concurrency
 		})
 		if err != nil {
 			return err
 		}
-		if next == len(todo) && running == 0 {
+		if o.s.P.RollbackRequested != nil {
+			return nil
+		}
+		if o.shouldContinueAsNew(ctx) {
+			return errContinueAsNew
+		}
+		if next < 0 {
 			break
 		}
-		i := todo[next]
-		next++
-		running++
-		o.p.MailboxesRunning = running
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			res, err := o.mailbox(ctx, i, pass)
-			o.record(i, pass, res, err)
-			running--
-			o.p.MailboxesRunning = running
-			o.p.PassDone++
-		})
+		if err := o.start(ctx, next, pass); err != nil {
+			return err
+		}
 	}
+	o.s.PassOpen = false
+	p.Pass = ""
 	return nil
 }
 
-func (o *organization) mailbox(ctx workflow.Context, i int, pass Pass) (MailboxResult, error) {
-	m := o.in.Mailboxes[i]
+// nextToStart picks requeued mailboxes first, then the next active index;
+// -1 when the pass has nothing left to start.
+func (o *organization) nextToStart() int {
+	for len(o.s.Requeue) > 0 {
+		i := o.s.Requeue[0]
+		if o.s.Status[i] == mbActive && !o.inFlight(i) {
+			return i
+		}
+		o.s.Requeue = o.s.Requeue[1:]
+	}
+	for o.s.Next < o.total && o.s.Status[o.s.Next] != mbActive {
+		o.s.Next++
+	}
+	if o.s.Next < o.total {
+		return o.s.Next
+	}
+	return -1
+}
+
+func (o *organization) inFlight(i int) bool {
+	for _, f := range o.s.InFlight {
+		if f.Index == i {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
+	spec, err := o.spec(ctx, i)
+	if err != nil {
+		return err
+	}
+	if len(o.s.Requeue) > 0 && o.s.Requeue[0] == i {
+		o.s.Requeue = o.s.Requeue[1:]
+	} else {
+		o.s.Next = i + 1
+	}
+	seq := o.s.PassSeq
+	o.s.InFlight = append(o.s.InFlight, flight{Index: i, Address: spec.Address, Seq: seq})
+	o.s.P.MailboxesRunning = len(o.s.InFlight)
+	o.started++
+	o.starting++
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        MailboxWorkflowID(o.in.Code, m.Address),
-		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-		StaticSummary:     fmt.Sprintf("%s %s: %s", o.in.Code, m.Address, pass),
+		WorkflowID:            MailboxWorkflowID(o.in.Code, spec.Address),
+		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// A canceled mailbox stops at a checkpoint and reports itself.
+		WaitForCancellation: true,
+		StaticSummary:         fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass),
 	})
 	in := MailboxInput{
 		Mailbox: activities.MailboxRef{
-			Org: o.in.Code, Address: m.Address,
-			SourceEndpoint: o.in.SourceEndpoint, SourceUser: m.SourceUser,
-			TargetEndpoint: o.in.TargetEndpoint, TargetUser: m.TargetUser,
+			Org: o.in.Code, Address: spec.Address,
+			SourceEndpoint: o.in.SourceEndpoint, SourceUser: spec.SourceUser,
+			TargetEndpoint: o.in.TargetEndpoint, TargetUser: spec.TargetUser,
 		},
 		Pass:             pass,
 		Policy:           o.in.Policy,
 		HeartbeatTimeout: o.in.HeartbeatTimeout,
 		RetainDays:       o.in.ArchiveRetainDays,
+		Index:            i,
+		Seq:              seq,
 	}
-	var res MailboxResult
-	err := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in).Get(ctx, &res)
-	return res, err
-}
-
-func (o *organization) fail(i int, pass Pass, msg string) {
-	st := &o.mbs[i]
-	if st.status == mbFailed {
-		return
-	}
-	st.status = mbFailed
-	o.p.MailboxesFailed++
-	if len(o.p.Failures) < MaxReportedFailures {
-		o.p.Failures = append(o.p.Failures, MailboxFailure{Address: o.in.Mailboxes[i].Address, Pass: pass, Error: msg})
-	}
-}
-
-func (o *organization) record(i int, pass Pass, res MailboxResult, err error) {
-	st := &o.mbs[i]
-	if err != nil {
-		o.fail(i, pass, rootCause(err))
-		o.recount()
-		return
-	}
-	switch pass {
-	case PassReadiness:
-		if r := res.Readiness; r != nil {
-			o.p.SourceMessages += r.Messages
-			o.p.SourceBytes += r.Bytes
-			if !r.Ready {
-				o.fail(i, pass, "not ready: "+strings.Join(r.Problems, "; "))
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { o.starting-- }()
+		for attempt := 1; ; attempt++ {
+			err := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in).GetChildWorkflowExecution().Get(ctx, nil)
+			if err == nil {
+				return
 			}
-		}
-	case PassPreStage, PassFinal:
-		if t := res.Transfer; t != nil {
-			st.copied += t.Copied
-			st.bytes += t.Bytes
-			st.skipped = t.SkippedTotal
-			st.skippedByReason = t.SkippedByReason
-			st.staged = st.staged[:0]
-			for _, s := range t.Skipped {
-				if s.StagedAs != "" {
-					st.staged = append(st.staged, s.StagedAs)
+			// The mailbox's previous workflow has reported its pass but not
+			// closed yet (it signals just before it returns): start again in
+			// a moment rather than fail the mailbox.
+			if temporal.IsWorkflowExecutionAlreadyStartedError(err) && attempt < maxStartAttempts {
+				if workflow.Sleep(ctx, time.Second) == nil {
+					continue
 				}
 			}
+			o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: "start: " + rootCause(err)})
+			return
 		}
-	case PassArchive:
-		if r := res.Archive; r != nil {
-			st.archived, st.archivedBytes = int64(r.Messages), r.Bytes
-		}
-	case PassImport:
-		if r := res.Import; r != nil {
-			n := r.Imported + r.Present
-			st.imported += n
-			st.skipped -= n
-			reasons := map[string]int{}
-			for k, v := range st.skippedByReason {
-				reasons[k] = v
-			}
-			reasons[transfer.ReasonTooLarge] -= n
-			st.skippedByReason = reasons
-			st.bytes += r.Bytes
-			st.copied += int64(r.Imported)
-		}
-	case PassValidate:
-		if v := res.Validation; v != nil {
-			if v.OK {
-				st.status = mbValidated
-				o.p.MailboxesValidated++
-			} else {
-				o.fail(i, pass, "validation: "+strings.Join(v.Problems, "; "))
-			}
-		}
-	}
-	o.recount()
+	})
+	return nil
 }
 
-// recount rebuilds the totals from per-mailbox state in input order, so the
-// result never depends on map iteration.
-func (o *organization) recount() {
-	o.p.Messages, o.p.Bytes, o.p.Skipped, o.p.MailboxesDone = 0, 0, 0, 0
-	o.p.ImportedItems, o.p.ArchivedMessages, o.p.ArchivedBytes = 0, 0, 0
-	reasons := map[string]int{}
-	var staged []string
-	for _, st := range o.mbs {
-		o.p.Messages += st.copied
-		o.p.Bytes += st.bytes
-		o.p.Skipped += st.skipped
-		o.p.ImportedItems += st.imported
-		o.p.ArchivedMessages += st.archived
-		o.p.ArchivedBytes += st.archivedBytes
-		for r, n := range st.skippedByReason {
-			reasons[r] += n
-		}
-		if st.status == mbValidated {
-			o.p.MailboxesDone++
-		}
-		for _, s := range st.staged {
-			if len(staged) < MaxReportedFailures {
-				staged = append(staged, s)
-			}
+// maxStartAttempts bounds the retries of a mailbox workflow whose previous
+// run is still closing.
+const maxStartAttempts = 120
+
+// onOutcome books one mailbox's pass.
+func (o *organization) onOutcome(out MailboxOutcome) {
+	k := -1
+	for j, f := range o.s.InFlight {
+		if f.Index == out.Index && f.Seq == out.Seq {
+			k = j
+			break
 		}
 	}
-	sort.Strings(staged)
-	o.p.SkippedByReason = reasons
-	o.p.StagedItems = staged
+	if k < 0 {
+		return // an outcome of an older pass, or reported twice
+	}
+	canceling := o.s.InFlight[k].Canceling
+	o.s.InFlight = append(o.s.InFlight[:k], o.s.InFlight[k+1:]...)
+	p := &o.s.P
+	p.MailboxesRunning = len(o.s.InFlight)
+	i := out.Index
+	if out.Canceled || (canceling && out.Error != "") {
+		// Stopped by a pause, a skip or a rollback: not a failure. It runs
+		// this pass again unless it was skipped meanwhile.
+		if o.s.Status[i] == mbActive {
+			o.s.Requeue = append(o.s.Requeue, i)
+		}
+		return
+	}
+	p.PassDone++
+	if out.Error != "" {
+		o.fail(i, out.Address, out.Pass, out.Error)
+		return
+	}
+	switch out.Pass {
+	case PassReadiness:
+		p.SourceMessages += out.SourceMessages
+		p.SourceBytes += out.SourceBytes
+		p.LargeItems += out.LargeItems
+		if !out.Ready {
+			o.fail(i, out.Address, out.Pass, "not ready: "+strings.Join(out.Problems, "; "))
+		}
+	case PassPreStage, PassDelta, PassFinal, PassPostSwitch:
+		p.Messages += out.Copied
+		p.Bytes += out.Bytes
+		o.setSkips(i, skipCount{Total: out.Skipped, ByReason: out.SkippedByReason, Staged: out.Staged})
+	case PassImport:
+		// Imported items were skipped as too large; they are in the target now.
+		p.Messages += out.Copied
+		p.Bytes += out.Bytes
+		p.ImportedItems += out.Imported
+		c := o.s.Skips[i]
+		reasons := map[string]int{}
+		for r, n := range c.ByReason {
+			reasons[r] = n
+		}
+		reasons[transfer.ReasonTooLarge] -= out.Imported
+		if reasons[transfer.ReasonTooLarge] <= 0 {
+			delete(reasons, transfer.ReasonTooLarge)
+		}
+		o.setSkips(i, skipCount{Total: max(0, c.Total-out.Imported), ByReason: reasons, Staged: max(0, c.Staged-out.Imported)})
+	case PassArchive:
+		p.ArchivedMessages += out.ArchivedMessages
+		p.ArchivedBytes += out.ArchivedBytes
+	case PassValidate:
+		if p.ConsistencyCounts == nil {
+			p.ConsistencyCounts = map[Consistency]int{}
+		}
+		p.ConsistencyCounts[out.Consistency]++
+		p.Consistency = Worse(p.Consistency, out.Consistency)
+		for _, r := range out.Rules {
+			if p.RulesFired == nil {
+				p.RulesFired = map[string]int{}
+			}
+			p.RulesFired[r.ID]++
+		}
+		if out.Consistency != Poor {
+			o.s.Status[i] = mbValidated
+			p.MailboxesDone++
+		}
+		if out.Consistency != Perfect && len(p.Findings) < MaxReportedFailures {
+			var texts []string
+			for _, r := range out.Rules {
+				texts = append(texts, r.Detail)
+			}
+			p.Findings = append(p.Findings, MailboxFinding{Address: out.Address, Consistency: out.Consistency, Rules: texts})
+		}
+	}
+}
+
+func (o *organization) setSkips(i int, c skipCount) {
+	p := &o.s.P
+	old := o.s.Skips[i]
+	p.Skipped += c.Total - old.Total
+	p.StagedCount += c.Staged - old.Staged
+	for r, n := range old.ByReason {
+		p.SkippedByReason[r] -= n
+		if p.SkippedByReason[r] == 0 {
+			delete(p.SkippedByReason, r)
+		}
+	}
+	for r, n := range c.ByReason {
+		if p.SkippedByReason == nil {
+			p.SkippedByReason = map[string]int{}
+		}
+		p.SkippedByReason[r] += n
+	}
+	if c.Total == 0 {
+		delete(o.s.Skips, i)
+		return
+	}
+	if o.s.Skips == nil {
+		o.s.Skips = map[int]skipCount{}
+	}
+	o.s.Skips[i] = c
+}
+
+func (o *organization) fail(i int, address string, pass Pass, msg string) {
+	if o.s.Status[i] == mbFailed {
+		return
+	}
+	o.s.Status[i] = mbFailed
+	p := &o.s.P
+	p.MailboxesFailed++
+	if len(p.Failures) < MaxReportedFailures {
+		p.Failures = append(p.Failures, MailboxFailure{Address: address, Pass: pass, Error: msg})
+	}
 }
 
 func rootCause(err error) string {

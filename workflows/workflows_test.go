@@ -44,16 +44,21 @@ func orgInput(n int) OrganizationInput {
 // messages of 1000 bytes (one staged large item) and validates, except
 // those named in the maps.
 type fakeData struct {
-	notReady  map[string]bool
-	authFail  map[string]bool
-	badValid  map[string]bool
-	transfers int
-	routed    []string
+	notReady    map[string]bool
+	authFail    map[string]bool
+	badValid    map[string]bool // validation cannot log in
+	missing     map[string]bool // validation finds 2 messages missing: Poor
+	rejected    map[string]bool // one bad item skipped: Investigate
+	transfers   int
+	passes      map[string]int
+	routed      []string
+	reverted    []string
+	delay       time.Duration // how long each readiness check takes
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 	var a *activities.Activities
-	env.OnActivity(a.CheckReadiness, mock.Anything, mock.Anything, mock.Anything).Return(
+	env.OnActivity(a.CheckReadiness, mock.Anything, mock.Anything, mock.Anything).After(f.delay).Return(
 		func(_ context.Context, m activities.MailboxRef, _ activities.Policy) (activities.ReadinessResult, error) {
 			if f.authFail[m.Address] {
 				return activities.ReadinessResult{}, temporal.NewNonRetryableApplicationError("login refused", activities.ErrTypeAuth, nil)
@@ -66,6 +71,10 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
 			f.transfers++
+			if f.passes == nil {
+				f.passes = map[string]int{}
+			}
+			f.passes[in.Pass]++
 			r := activities.TransferResult{SkippedTotal: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1},
 				Skipped: []transfer.SkippedItem{{Folder: "INBOX", UID: 9, Size: 50 << 20, Reason: transfer.ReasonTooLarge, StagedAs: in.Mailbox.Address + "/INBOX/1/9.eml"}}}
 			if in.Pass == string(PassPreStage) {
@@ -76,13 +85,24 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 	env.OnActivity(a.ValidateMailbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ValidateInput) (activities.ValidateResult, error) {
 			if f.badValid[in.Mailbox.Address] {
-				return activities.ValidateResult{OK: false, Missing: 2, Problems: []string{"folder INBOX: 2 missing"}}, nil
+				return activities.ValidateResult{}, temporal.NewNonRetryableApplicationError("login refused", activities.ErrTypeAuth, nil)
 			}
-			return activities.ValidateResult{OK: true, Messages: 10}, nil
+			staged := map[string]int{transfer.ReasonTooLarge: 1}
+			if f.missing[in.Mailbox.Address] {
+				return activities.ValidateResult{OK: false, Messages: 8, Missing: 2, SkippedByReason: staged, Staged: 1, Problems: []string{"folder INBOX: 2 missing"}}, nil
+			}
+			if f.rejected[in.Mailbox.Address] {
+				return activities.ValidateResult{OK: true, Messages: 9, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1, transfer.ReasonRejected: 1}, Staged: 1}, nil
+			}
+			return activities.ValidateResult{OK: true, Messages: 10, SkippedByReason: staged, Staged: 1}, nil
 		})
 	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RoutingInput) (activities.RoutingResult, error) {
-			f.routed = append(f.routed, in.Addresses...)
+			if in.Revert {
+				f.reverted = append(f.reverted, in.Addresses...)
+			} else {
+				f.routed = append(f.routed, in.Addresses...)
+			}
 			return activities.RoutingResult{Router: "test", Changed: len(in.Addresses)}, nil
 		})
 }
@@ -90,6 +110,10 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 func result(t *testing.T, env *sdktest.TestWorkflowEnvironment) Progress {
 	t.Helper()
 	require.True(t, env.IsWorkflowCompleted())
+	var panicked *temporal.PanicError
+	if errors.As(env.GetWorkflowError(), &panicked) {
+		t.Fatalf("workflow panicked: %v\n%s", panicked, panicked.StackTrace())
+	}
 	require.NoError(t, env.GetWorkflowError())
 	var p Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
@@ -105,7 +129,9 @@ func TestOrganizationMigratesEveryMailbox(t *testing.T) {
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		last = args.Get(0).(temporal.SearchAttributes)
 		ph, _ := last.GetKeyword(SAMigrationPhase)
-		phases = append(phases, ph)
+		if len(phases) == 0 || phases[len(phases)-1] != ph {
+			phases = append(phases, ph)
+		}
 	}).Return(nil)
 	env.ExecuteWorkflow(Organization, orgInput(7))
 	p := result(t, env)
@@ -113,13 +139,14 @@ func TestOrganizationMigratesEveryMailbox(t *testing.T) {
 	require.Equal(t, PhaseCompleted, p.Phase)
 	require.True(t, p.Validated())
 	require.Equal(t, 7, p.MailboxesDone)
-	require.Equal(t, 7, p.MailboxesValidated)
 	require.EqualValues(t, 70, p.Messages)
 	require.EqualValues(t, 70000, p.Bytes)
 	require.Equal(t, 7, p.Skipped)
 	require.Equal(t, map[string]int{transfer.ReasonTooLarge: 7}, p.SkippedByReason)
-	require.Len(t, p.StagedItems, 7)
-	require.Equal(t, 14, f.transfers, "a pre-stage and a final pass per mailbox")
+	require.Equal(t, 7, p.StagedCount)
+	require.Equal(t, map[string]int{"prestage": 7, "final": 7, "post-switch": 7}, f.passes, "pre-stage, final and post-switch pass per mailbox")
+	require.Equal(t, Good, p.Consistency, "staged large items make it Good, not Perfect")
+	require.Equal(t, map[string]int{RuleStaged: 7}, p.RulesFired)
 	require.Len(t, f.routed, 7)
 	require.Equal(t, "auto", p.Approval.Approver)
 	require.InDelta(t, 1.0, p.ReadinessScore, 1e-9)
@@ -133,6 +160,10 @@ func TestOrganizationMigratesEveryMailbox(t *testing.T) {
 	require.EqualValues(t, 70000, bytes)
 	code, _ := sa.GetKeyword(SAOrganizationCode)
 	require.Equal(t, "RXH", code)
+	approver, _ := sa.GetKeyword(SACutoverApprovedBy)
+	require.Equal(t, "auto", approver)
+	score, _ := sa.GetKeyword(SAConsistency)
+	require.Equal(t, "Good", score)
 }
 
 func TestFailedMailboxesDoNotStopTheOthers(t *testing.T) {
@@ -160,20 +191,48 @@ func TestFailedMailboxesDoNotStopTheOthers(t *testing.T) {
 	require.Contains(t, byAddr[in.Mailboxes[2].Address].Error, "not provisioned")
 	require.Equal(t, PassValidate, byAddr[in.Mailboxes[4].Address].Pass)
 	require.Len(t, f.routed, 4, "only mailboxes that got through are switched")
-	require.Equal(t, 8, f.transfers)
+	require.Equal(t, 12, f.transfers, "3 passes of the 4 ready mailboxes")
 }
 
-func TestReadinessBelowThresholdStopsBeforeCopying(t *testing.T) {
+func TestReadinessBelowThresholdWaitsForOverride(t *testing.T) {
 	env := newEnv(t)
 	in := orgInput(4)
 	f := &fakeData{notReady: map[string]bool{in.Mailboxes[0].Address: true}}
 	f.install(env)
+	var blocked Progress
+	early, noReason, ok := &updateResult{}, &updateResult{}, &updateResult{}
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateOverrideReadiness, "early", early, Approval{Approver: "alice", Reason: "known"})
+	}, 0)
+	env.RegisterDelayedCallback(func() {
+		blocked = query(t, env)
+		transfers := f.transfers
+		env.UpdateWorkflow(UpdateOverrideReadiness, "no-reason", noReason, Approval{Approver: "alice"})
+		env.UpdateWorkflow(UpdateOverrideReadiness, "ok", ok, Approval{Approver: "alice", Reason: "user00 leaves this month"})
+		require.Zero(t, transfers, "nothing is copied while readiness is blocked")
+	}, 24*time.Hour)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseReadinessBlocked, blocked.Phase)
+	require.Contains(t, blocked.Reason, "readiness 75.0% (3 of 4 mailboxes ready) is below the threshold 100.0%")
+	require.ErrorContains(t, early.err, "readiness can only be overridden in ReadinessBlocked")
+	require.ErrorContains(t, noReason.err, "a reason is required")
+	require.NoError(t, ok.err)
+	require.Equal(t, PhaseCompletedWithFailures, p.Phase)
+	require.Equal(t, "alice", p.ReadinessOverride.Approver)
+	require.Equal(t, 9, f.transfers, "the 3 ready mailboxes went on")
+}
+
+func TestNoReadyMailboxFails(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(2)
+	f := &fakeData{notReady: map[string]bool{in.Mailboxes[0].Address: true, in.Mailboxes[1].Address: true}}
+	f.install(env)
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
 	require.Equal(t, PhaseFailed, p.Phase)
-	require.Contains(t, p.Reason, "readiness 75% (3 of 4 mailboxes) is below the threshold 100%")
+	require.Contains(t, p.Reason, "no mailbox of 2 is ready")
 	require.Zero(t, f.transfers)
-	require.Empty(t, f.routed)
 }
 
 func TestInvalidInputIsRejectedWithTheField(t *testing.T) {
@@ -201,11 +260,21 @@ type updateResult struct {
 	accepted bool
 	err      error
 	value    Approval
+	raw      any
 }
 
 func (u *updateResult) Accept()                 { u.accepted = true }
 func (u *updateResult) Reject(err error)        { u.err = err }
-func (u *updateResult) Complete(v any, e error) { u.err = e; u.value, _ = v.(Approval) }
+func (u *updateResult) Complete(v any, e error) { u.err = e; u.value, _ = v.(Approval); u.raw = v }
+
+func query(t *testing.T, env *sdktest.TestWorkflowEnvironment) Progress {
+	t.Helper()
+	v, err := env.QueryWorkflow(QueryProgress)
+	require.NoError(t, err)
+	var p Progress
+	require.NoError(t, v.Get(&p))
+	return p
+}
 
 func TestManualApprovalWaitsAndValidatorRejectsWrongPhase(t *testing.T) {
 	env := newEnv(t)
@@ -235,7 +304,7 @@ func TestManualApprovalWaitsAndValidatorRejectsWrongPhase(t *testing.T) {
 	require.ErrorContains(t, early.err, "cutover can only be approved in AwaitingCutover")
 	require.Equal(t, PhaseAwaitingCutover, waiting.Phase, "the organization waits for approval")
 	require.Equal(t, 3, transfersBeforeApproval, "only pre-stage ran before approval")
-	require.Equal(t, 6, f.transfers)
+	require.Equal(t, 9, f.transfers)
 	require.ErrorContains(t, empty.err, "approver is required")
 	require.NoError(t, ok.err)
 	require.Equal(t, "bob", ok.value.Approver)
@@ -246,21 +315,21 @@ func TestManualApprovalWaitsAndValidatorRejectsWrongPhase(t *testing.T) {
 	require.False(t, p.Approval.At.IsZero())
 }
 
-func TestPauseStopsNewMailboxesAndResumeContinues(t *testing.T) {
+func TestPauseStopsRunningMailboxesAndResumeContinues(t *testing.T) {
 	env := newEnv(t)
-	f := &fakeData{}
+	f := &fakeData{delay: 10 * time.Minute}
 	f.install(env)
 	in := orgInput(5)
-	in.Concurrency = 1
+	in.Concurrency = 2
 	var paused Progress
+	zero, four := &updateResult{}, &updateResult{}
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalPause, nil)
-	}, 0)
+	}, 5*time.Minute)
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(QueryProgress)
-		require.NoError(t, err)
-		require.NoError(t, v.Get(&paused))
-		env.SignalWorkflow(SignalSetConcurrency, 4)
+		paused = query(t, env)
+		env.UpdateWorkflow(UpdateSetConcurrency, "zero", zero, ConcurrencyRequest{Concurrency: 0})
+		env.UpdateWorkflow(UpdateSetConcurrency, "four", four, ConcurrencyRequest{Concurrency: 4, Operator: "ops"})
 		env.SignalWorkflow(SignalResume, nil)
 	}, 6*time.Hour)
 	start := env.Now()
@@ -268,10 +337,15 @@ func TestPauseStopsNewMailboxesAndResumeContinues(t *testing.T) {
 	p := result(t, env)
 	require.True(t, paused.Paused)
 	require.Equal(t, PhaseReadiness, paused.Phase)
-	require.LessOrEqual(t, paused.PassDone, 1, "at most the mailbox already running finished while paused")
+	require.Zero(t, paused.PassDone, "the two running checks were stopped, not finished")
+	require.Zero(t, paused.MailboxesRunning, "nothing runs while paused")
+	require.ErrorContains(t, zero.err, "concurrency 0 is outside 1..1000")
+	require.NoError(t, four.err)
+	require.EqualValues(t, 2, four.raw, "set-concurrency answers the previous value")
 	require.Equal(t, 4, p.Concurrency)
 	require.False(t, p.Paused)
 	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Equal(t, 5, p.MailboxesDone, "the stopped mailboxes ran again after resume")
 	require.GreaterOrEqual(t, p.FinishedAt.Sub(start), 6*time.Hour, "nothing finished while paused")
 }
 
@@ -303,4 +377,146 @@ func TestProgressQueryDuringRun(t *testing.T) {
 	require.EqualValues(t, 10, seen[1].Messages)
 	require.True(t, p.Validated())
 	require.True(t, strings.HasPrefix(MailboxWorkflowID("RXH", "A@B.example"), "mailbox/RXH/a@b.example"))
+}
+
+func TestPoorValidationRollsBackTheRoutingSwitch(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(4)
+	f := &fakeData{missing: map[string]bool{in.Mailboxes[2].Address: true}}
+	f.install(env)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseRolledBack, p.Phase)
+	require.Equal(t, Poor, p.Consistency)
+	require.Equal(t, 1, p.RulesFired[RuleMissing])
+	require.True(t, p.RoutingReverted)
+	require.ElementsMatch(t, f.routed, f.reverted, "every switched address is switched back")
+	require.Len(t, f.reverted, 4)
+	require.Equal(t, "mailshift", p.RollbackRequested.Approver)
+	require.Contains(t, p.Reason, "validation scored Poor: missing in 1 mailboxes")
+	require.Len(t, p.Findings, 4, "the Poor mailbox and the three Good ones are listed")
+}
+
+func TestInvestigateWaitsForSkippedItemsApproval(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(3)
+	f := &fakeData{rejected: map[string]bool{in.Mailboxes[0].Address: true}}
+	f.install(env)
+	early, ok := &updateResult{}, &updateResult{}
+	var waiting Progress
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApproveSkippedItems, "early", early, Approval{Approver: "dana"})
+	}, 0)
+	env.RegisterDelayedCallback(func() {
+		waiting = query(t, env)
+		env.UpdateWorkflow(UpdateApproveSkippedItems, "ok", ok, Approval{Approver: "dana", Reason: "the rejected item is a known virus"})
+	}, 12*time.Hour)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.ErrorContains(t, early.err, "skipped items are approved in AwaitingSkippedApproval")
+	require.Equal(t, PhaseAwaitingSkippedApproval, waiting.Phase)
+	require.Equal(t, Investigate, waiting.Consistency)
+	require.Contains(t, waiting.Reason, "bad-items in 1 mailboxes")
+	require.NoError(t, ok.err)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Equal(t, "dana", p.SkippedItemsApproval.Approver)
+	require.Equal(t, map[Consistency]int{Good: 2, Investigate: 1}, p.ConsistencyCounts)
+	require.Empty(t, f.reverted)
+}
+
+func TestOperatorRollbackBeforeCutoverKeepsRoutingUntouched(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	in := orgInput(3)
+	in.Approval = ApprovalManual
+	noWho, ok := &updateResult{}, &updateResult{}
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateRollback, "no-who", noWho, Approval{Reason: "x"})
+		env.UpdateWorkflow(UpdateRollback, "ok", ok, Approval{Approver: "erin", Reason: "trust postponed"})
+	}, 24*time.Hour)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.ErrorContains(t, noWho.err, "approver is required")
+	require.NoError(t, ok.err)
+	require.Equal(t, PhaseRolledBack, p.Phase)
+	require.Equal(t, "rolled back by erin: trust postponed", p.Reason)
+	require.Empty(t, f.routed)
+	require.Empty(t, f.reverted)
+	require.False(t, p.RoutingReverted)
+	require.Equal(t, 3, f.transfers, "only the pre-stage ran")
+}
+
+func TestSkipAndRetryMailbox(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(4)
+	in.Approval = ApprovalManual
+	f := &fakeData{authFail: map[string]bool{}}
+	f.install(env)
+	// user01 fails readiness at first; it is fixed and retried while the
+	// organization waits for approval; user02 is skipped by an operator.
+	f.authFail[in.Mailboxes[1].Address] = true
+	skip, retry, retryActive, unknown, approve := &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}
+	in.ReadinessThreshold = 0.5
+	env.RegisterDelayedCallback(func() {
+		delete(f.authFail, in.Mailboxes[1].Address)
+		env.UpdateWorkflow(UpdateSkipMailbox, "skip", skip, MailboxControl{Address: in.Mailboxes[2].Address, Operator: "ops", Reason: "leaver"})
+		env.UpdateWorkflow(UpdateRetryMailbox, "retry", retry, MailboxControl{Address: strings.ToUpper(in.Mailboxes[1].Address), Operator: "ops"})
+		env.UpdateWorkflow(UpdateRetryMailbox, "retry-active", retryActive, MailboxControl{Address: in.Mailboxes[0].Address, Operator: "ops"})
+		env.UpdateWorkflow(UpdateSkipMailbox, "unknown", unknown, MailboxControl{Address: "nobody@rxh.example", Operator: "ops"})
+	}, 24*time.Hour)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApproveCutover, "approve", approve, Approval{Approver: "bob"})
+	}, 48*time.Hour)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.NoError(t, skip.err)
+	require.Equal(t, MailboxControlResult{Address: in.Mailboxes[2].Address, Index: 2, Was: "active", Now: "skipped"}, skip.raw)
+	require.NoError(t, retry.err)
+	require.Equal(t, "failed", retry.raw.(MailboxControlResult).Was)
+	require.ErrorContains(t, retryActive.err, "only failed or skipped mailboxes can be retried")
+	require.ErrorContains(t, unknown.err, "nobody@rxh.example is not in organization RXH")
+	require.NoError(t, approve.err)
+	require.Equal(t, PhaseCompleted, p.Phase, "no mailbox failed in the end")
+	require.Equal(t, 1, p.MailboxesSkipped)
+	require.Equal(t, 3, p.MailboxesDone)
+	require.Zero(t, p.MailboxesFailed)
+	require.True(t, p.Validated())
+	require.NotContains(t, f.routed, in.Mailboxes[2].Address)
+	require.Contains(t, f.routed, in.Mailboxes[1].Address, "the retried mailbox was migrated")
+}
+
+func TestDeltaPassesRepeatUntilApprovedAndWindowOpens(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	in := orgInput(2)
+	in.Approval = ApprovalManual
+	in.DeltaInterval = 4 * time.Hour
+	// The test clock starts on 2026-11-28 (a Saturday) at some time of day;
+	// the cutover may only happen on a weekday evening in London.
+	in.CutoverWindow = "Mon-Fri 18:00-23:00 Europe/London"
+	env.SetStartTime(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC))
+	ok := &updateResult{}
+	var cutoverAt time.Time
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApproveCutover, "ok", ok, Approval{Approver: "bob", Reason: "CAB-77"})
+	}, 10*time.Hour) // Saturday 19:00: approved, but the window opens on Monday
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	cutoverAt = p.FrozenAt
+	require.NoError(t, ok.err)
+	london, err := time.LoadLocation("Europe/London")
+	require.NoError(t, err)
+	require.Equal(t, time.Date(2026, 11, 30, 18, 0, 0, 0, london), cutoverAt.In(london), "cutover at the window's opening")
+	// Saturday 09:00 to Monday 18:00 is 57 h: a delta pass every 4 h.
+	require.Equal(t, 14, p.DeltaPasses)
+	require.Equal(t, 14*2, f.passes["delta"])
+	require.Equal(t, PhaseCompleted, p.Phase)
+}
+
+func TestInvalidWindowIsRejected(t *testing.T) {
+	in := orgInput(1)
+	in.CutoverWindow = "Mon-Fri 18:00-25:00"
+	require.ErrorContains(t, ValidateOrganizationInput(in), "organization RXH: cutover window:")
 }

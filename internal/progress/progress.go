@@ -166,8 +166,11 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		if p.Reason != "" && p.Phase != workflows.PhaseCompleted {
 			fmt.Fprintf(w, "  %s: %s\n", p.Organization, p.Reason)
 		}
-		for _, s := range p.StagedItems {
-			fmt.Fprintf(w, "  staged %s: %s\n", p.Organization, s)
+		if p.StagedCount > 0 {
+			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
+		}
+		if p.Consistency != "" {
+			fmt.Fprintf(w, "  %s: consistency %s%s\n", p.Organization, p.Consistency, consistencyReasons(p))
 		}
 	}
 }
@@ -190,4 +193,28 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// consistencyReasons lists the scoring rules that fired, with how many
+// mailboxes each, most severe first.
+func consistencyReasons(p workflows.Progress) string {
+	if len(p.RulesFired) == 0 {
+		return " (every mailbox byte-exact with flags and dates; nothing skipped)"
+	}
+	ids := make([]string, 0, len(p.RulesFired))
+	for id := range p.RulesFired {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s in %d mailbox(es)", id, p.RulesFired[id]))
+	}
+	var counts []string
+	for _, c := range []workflows.Consistency{workflows.Perfect, workflows.Good, workflows.Investigate, workflows.Poor} {
+		if n := p.ConsistencyCounts[c]; n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, c))
+		}
+	}
+	return fmt.Sprintf(" (%s; rules: %s)", strings.Join(counts, ", "), strings.Join(parts, ", "))
 }
