@@ -1,0 +1,101 @@
+package testsuite
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/demo"
+	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched drives one
+// organization to a Poor validation: after the pre-stage the target loses
+// two messages of one mailbox (the checkpoint says they were delivered, so
+// no later pass copies them again). Validation finds them missing, the
+// organization rolls back, the transport map is back to the very bytes it
+// had before the migration, and the source is exactly the estate it was
+// loaded with.
+func TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := demo.Setup(ctx, demo.Options{
+		Seed: 21, Scale: 0.2, TemporalAddr: "127.0.0.1:0", UIAddr: "off",
+		WorkDir: t.TempDir(), MaxMessageSize: 512 << 10, Approval: workflows.ApprovalManual,
+	})
+	require.NoError(t, err)
+	defer env.Close()
+	in := env.Inputs[0]
+	org := env.Estate.Orgs[0]
+	require.GreaterOrEqual(t, len(org.Mailboxes), 2)
+
+	// Mail for two of the organization's addresses is relayed somewhere
+	// today; a rollback must put exactly these routes back.
+	original := "# transport map, managed by hand and by mailshift\n" +
+		strings.ToLower(org.Mailboxes[0].Address) + " relay:[exchange-old.example]:25\n" +
+		"other@elsewhere.example smtp:[mx.elsewhere.example]\n" +
+		strings.ToLower(org.Mailboxes[1].Address) + " relay:[exchange-old.example]:25\n"
+	require.NoError(t, os.WriteFile(env.Config.Routing.Path, []byte(original), 0o644))
+
+	_, err = control.Start(ctx, env.Client, workflows.TaskQueue, in)
+	require.NoError(t, err)
+	waitPhase(t, ctx, env, in.Code, workflows.PhaseAwaitingCutover)
+
+	// The target loses two messages of one mailbox.
+	victim := org.Mailboxes[0]
+	c, err := imapclient.DialInsecure(env.Target.Addr(), nil)
+	require.NoError(t, err)
+	require.NoError(t, c.Login(victim.User, victim.Password).Wait())
+	sel, err := c.Select("INBOX", nil).Wait()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, sel.NumMessages, uint32(2))
+	require.NoError(t, c.Store(imap.SeqSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close())
+	require.NoError(t, c.Expunge().Close())
+	c.Logout().Wait()
+
+	_, err = control.ApproveCutover(ctx, env.Client, in.Code, "e2e-operator", "CAB-42")
+	require.NoError(t, err)
+	p, err := control.Result(ctx, env.Client, in.Code)
+	require.NoError(t, err)
+
+	require.Equal(t, workflows.PhaseRolledBack, p.Phase, "reason: %s", p.Reason)
+	require.Equal(t, workflows.Poor, p.Consistency)
+	require.Equal(t, 1, p.RulesFired[workflows.RuleMissing])
+	require.Contains(t, p.Reason, "validation scored Poor")
+	require.True(t, p.RoutingReverted)
+	var poor []string
+	for _, f := range p.Findings {
+		if f.Consistency == workflows.Poor {
+			poor = append(poor, f.Address)
+			require.Contains(t, strings.Join(f.Rules, " "), "2 source messages are not in the target")
+		}
+	}
+	require.Equal(t, []string{victim.Address}, poor)
+
+	// The routing map is byte for byte what it was.
+	got, err := os.ReadFile(env.Config.Routing.Path)
+	require.NoError(t, err)
+	require.Equal(t, original, string(got))
+
+	// The source is exactly the estate it was loaded with: compare it with a
+	// fresh server loaded from the same estate (bytes, flags, dates).
+	pristine, err := estate.StartServer(estate.ServerOptions{Name: "pristine"})
+	require.NoError(t, err)
+	defer pristine.Close()
+	require.NoError(t, pristine.Load(env.Estate))
+	rep, err := estate.VerifyEstate(ctx, env.Estate, pristine.Addr(), env.Source.Addr(), estate.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.String())
+	require.Positive(t, rep.Messages)
+}
