@@ -43,6 +43,13 @@ type Options struct {
 	Concurrency    int
 	MaxMessageSize int64
 	Logger         *slog.Logger
+	// Estate replaces the generated estate (Seed and Scale are then unused);
+	// the scale test and bench give thousands of tiny mailboxes.
+	Estate *estate.Estate
+	// Worker tunes the in-process worker (pollers, task slots); Register
+	// adds workflows and activities to it before it starts.
+	Worker   worker.Options
+	Register func(worker.Worker)
 }
 
 // Env is a running demo environment; tests use it directly.
@@ -101,7 +108,9 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 	}
 	// Large items straddle the demo target's limit so they are staged.
 	spec.LargeItemSize = o.MaxMessageSize + o.MaxMessageSize/2
-	env.Estate = estate.Generate(spec)
+	if env.Estate = o.Estate; env.Estate == nil {
+		env.Estate = estate.Generate(spec)
+	}
 
 	if env.Source, err = estate.StartServer(estate.ServerOptions{Name: "source"}); err != nil {
 		return nil, fmt.Errorf("source IMAP server: %w", err)
@@ -157,8 +166,11 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	env.stops = append(env.stops, env.Client.Close)
-	env.Worker = worker.New(env.Client, workflows.TaskQueue, worker.Options{})
+	env.Worker = worker.New(env.Client, workflows.TaskQueue, o.Worker)
 	workerapp.Register(env.Worker, env.Activities)
+	if o.Register != nil {
+		o.Register(env.Worker)
+	}
 	if err := env.Worker.Start(); err != nil {
 		return nil, err
 	}
