@@ -346,7 +346,9 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	}
 	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
 	start := time.Now()
+	res.Started = start.UTC()
 	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
+	res.Finished = time.Now().UTC()
 	// Whatever happened, keep what was settled.
 	if serr := a.saveJSON(context.WithoutCancel(ctx), ledger, cp); serr != nil && err == nil {
 		err = serr

@@ -63,6 +63,9 @@ type TransferResult struct {
 	SkippedByReason map[string]int         `json:"skipped_by_reason,omitempty"`
 	Resumed         bool                   `json:"resumed"`
 	Ledger          string                 `json:"ledger"`
+	// Started and Finished bound this pass's last attempt (UTC).
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 // MaxReportedItems bounds the skipped items carried in a result; the full

@@ -56,6 +56,8 @@ commands:
                     take a mailbox out of the migration (update skip-mailbox)
   retry-mailbox ORG ADDRESS
                     put a failed or skipped mailbox back (update retry-mailbox)
+  report ORG --config FILE [--format csv|json] [--skipped] [--out FILE] [--inventory FILE]
+                    per-mailbox report (state, passes, messages, bytes, skipped items) from the staging store
 run 'starter <command> -h' for its flags`
 
 func main() {
@@ -82,6 +84,8 @@ func run(ctx context.Context, args []string) error {
 		return runStatus(ctx, args)
 	case "approve", "approve-skipped", "override-readiness", "rollback", "pause", "resume", "set-concurrency", "skip-mailbox", "retry-mailbox":
 		return runControl(ctx, cmd, args)
+	case "report":
+		return runReport(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil

@@ -1,0 +1,139 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/internal/report"
+	"github.com/mailshift/mailshift/internal/staging"
+)
+
+// OrganizationReportInput asks for the per-mailbox report of an
+// organization. The mailboxes are Mailboxes, else the staged Inventory's,
+// else every mailbox with a ledger or pass report under <org>/ in the store.
+type OrganizationReportInput struct {
+	Org       string        `json:"org"`
+	Mailboxes []string      `json:"mailboxes,omitempty"`
+	Inventory *InventoryRef `json:"inventory,omitempty"`
+}
+
+// OrganizationReportResult names the report objects and counts what they hold.
+type OrganizationReportResult struct {
+	CSV        string         `json:"csv"`
+	SkippedCSV string         `json:"skipped_csv"`
+	JSON       string         `json:"json"`
+	Mailboxes  int            `json:"mailboxes"`
+	Skipped    int            `json:"skipped"`
+	States     map[string]int `json:"states"`
+}
+
+// ReportObjectNames are where WriteOrganizationReport puts an organization's
+// reports: reports/<org>/mailboxes.csv, skipped-items.csv, mailboxes.json.
+func ReportObjectNames(org string) (csv, skippedCSV, json string) {
+	return staging.Name("reports", org, "mailboxes.csv"),
+		staging.Name("reports", org, "skipped-items.csv"),
+		staging.Name("reports", org, "mailboxes.json")
+}
+
+// reportHeartbeatEvery is how many mailboxes are reported between heartbeats.
+const reportHeartbeatEvery = 200
+
+// WriteOrganizationReport builds every mailbox's report from the staging
+// store (pass reports, validation, ledger) and writes the organization's
+// mailbox table, skipped-items table and JSON back to the store. Mailboxes
+// are read a few at a time and written through spool files, so memory does
+// not grow with the organization. A retry starts again from the beginning.
+func (a *Activities) WriteOrganizationReport(ctx context.Context, in OrganizationReportInput) (OrganizationReportResult, error) {
+	res := OrganizationReportResult{States: map[string]int{}}
+	if a.Staging == nil {
+		return res, temporal.NewNonRetryableApplicationError("no staging store configured: there is nothing to report from", ErrTypeConfig, nil)
+	}
+	if in.Org == "" {
+		return res, temporal.NewNonRetryableApplicationError("organization report: no organization given", ErrTypeConfig, nil)
+	}
+	mailboxes, err := a.reportMailboxes(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	res.CSV, res.SkippedCSV, res.JSON = ReportObjectNames(in.Org)
+	outs := []struct {
+		name string
+		new  func(io.Writer) report.Writer
+		file *os.File
+		w    report.Writer
+	}{
+		{name: res.CSV, new: report.NewCSVWriter},
+		{name: res.SkippedCSV, new: report.NewSkippedCSVWriter},
+		{name: res.JSON, new: report.NewJSONWriter},
+	}
+	for i := range outs {
+		f, err := os.CreateTemp(a.SpoolDir, "mailshift-report-*")
+		if err != nil {
+			return res, fmt.Errorf("organization %s: report spool: %w", in.Org, err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		outs[i].file, outs[i].w = f, outs[i].new(f)
+	}
+	err = report.Each(ctx, a.Staging, in.Org, mailboxes, func(r *report.MailboxReport) error {
+		for _, o := range outs {
+			if err := o.w.Write(r); err != nil {
+				return err
+			}
+		}
+		res.Mailboxes++
+		res.Skipped += r.Skipped
+		res.States[string(r.State)]++
+		if res.Mailboxes%reportHeartbeatEvery == 0 && activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, res.Mailboxes)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, wrapIMAP("organization "+in.Org+" report", err)
+	}
+	for _, o := range outs {
+		if err := o.w.Close(); err != nil {
+			return res, fmt.Errorf("organization %s: report spool: %w", in.Org, err)
+		}
+		if _, err := o.file.Seek(0, io.SeekStart); err != nil {
+			return res, err
+		}
+		meta := map[string]string{"kind": "report", "organization": in.Org}
+		if _, err := a.Staging.Put(ctx, o.name, heartbeatReader(ctx, o.file), meta); err != nil {
+			return res, wrapIMAP("staging "+o.name, err)
+		}
+	}
+	a.logger().Info("organization report written", "org", in.Org, "mailboxes", res.Mailboxes, "skipped", res.Skipped, "csv", res.CSV)
+	return res, nil
+}
+
+// reportMailboxes resolves the input's mailbox list.
+func (a *Activities) reportMailboxes(ctx context.Context, in OrganizationReportInput) ([]string, error) {
+	switch {
+	case len(in.Mailboxes) > 0:
+		return in.Mailboxes, nil
+	case in.Inventory != nil:
+		out := make([]string, 0, in.Inventory.Count)
+		err := a.scanInventory(ctx, *in.Inventory, func(i int, line []byte) (bool, error) {
+			var s MailboxSpec
+			if err := json.Unmarshal(line, &s); err != nil {
+				return false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("inventory %s line %d: %v", in.Inventory.Object, i+1, err), ErrTypeConfig, nil)
+			}
+			out = append(out, s.Address)
+			return true, nil
+		})
+		return out, err
+	}
+	out, err := report.Discover(ctx, a.Staging, in.Org)
+	if err != nil {
+		return nil, wrapIMAP("organization "+in.Org+" report", err)
+	}
+	return out, nil
+}
