@@ -6,6 +6,9 @@
 //	starter status | approve ORG | approve-skipped ORG | override-readiness ORG
 //	starter pause ORG | resume ORG | set-concurrency ORG N | rollback ORG
 //	starter skip-mailbox ORG ADDRESS | retry-mailbox ORG ADDRESS
+//	starter plan --inventory inventory.csv [--start DATE] [--weekday-capacity N] [--weekend-capacity N] [--tz ZONE] [--holidays DATES] [--window SPEC]
+//	starter campaign --inventory inventory.csv --name NAME [plan flags] [--source NAME] [--target NAME]
+//	starter campaign-status NAME | campaign-pause NAME | campaign-resume NAME | campaign-set-concurrency NAME N
 //
 // The Temporal client is configured the standard way (TEMPORAL_ADDRESS,
 // TEMPORAL_NAMESPACE, TLS and API key variables, or a TOML profile);
@@ -56,6 +59,14 @@ commands:
                     take a mailbox out of the migration (update skip-mailbox)
   retry-mailbox ORG ADDRESS
                     put a failed or skipped mailbox back (update retry-mailbox)
+  plan              check an inventory and print the campaign plan: organizations per day under a capacity calendar
+  campaign          start a Campaign workflow that starts each organization on its planned day
+  campaign-status NAME
+                    show a campaign's progress (query progress)
+  campaign-pause NAME | campaign-resume NAME
+                    stop starting organizations and pause the running ones; resume both (signals pause, resume)
+  campaign-set-concurrency NAME N
+                    organizations at once (update set-concurrency)
   report ORG --config FILE [--format csv|json] [--skipped] [--out FILE] [--inventory FILE]
                     per-mailbox report (state, passes, messages, bytes, skipped items) from the staging store
 run 'starter <command> -h' for its flags`
@@ -86,6 +97,12 @@ func run(ctx context.Context, args []string) error {
 		return runControl(ctx, cmd, args)
 	case "report":
 		return runReport(ctx, args)
+	case "plan":
+		return runPlan(ctx, args)
+	case "campaign":
+		return runCampaign(ctx, args)
+	case "campaign-status", "campaign-pause", "campaign-resume", "campaign-set-concurrency":
+		return runCampaignControl(ctx, cmd, args)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil

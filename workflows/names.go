@@ -16,6 +16,13 @@ const (
 	MailboxWorkflowName      = "Mailbox"
 )
 
+// The Campaign workflow (see Campaign): its type name, and the signal an
+// Organization it started sends it when it ends (see notifyCampaign).
+const (
+	CampaignWorkflowName   = "Campaign"
+	signalOrganizationDone = "organization-done"
+)
+
 // Operator controls on an Organization workflow. The same names work from
 // the starter CLI, the temporal CLI and user programs. Updates answer (and
 // their validators refuse a control that makes no sense in the current

@@ -1,0 +1,772 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/schedule"
+)
+
+// Defaults and bounds of a campaign.
+const (
+	DefaultCampaignMaxRunning = 50
+	MaxCampaignRunning        = 5000
+	DefaultOrgsPerRun         = 200
+	// MaxCampaignOrgStatus bounds CampaignProgress.Orgs: the organizations
+	// started most recently.
+	MaxCampaignOrgStatus = 200
+)
+
+// Values of the MigrationPhase search attribute on a Campaign workflow.
+const (
+	CampaignPhaseRunning   = "Campaign"
+	CampaignPhaseCompleted = "Completed"
+)
+
+// Status of an organization in CampaignOrgStatus while it has no final
+// phase of its own (which is then its status).
+const (
+	CampaignOrgStarting = "Starting"
+	CampaignOrgRunning  = "Running"
+	// CampaignOrgAlreadyStarted: an Organization workflow with the
+	// organization's id exists (running, or closed), so the campaign
+	// recorded it and did not start a second one.
+	CampaignOrgAlreadyStarted = "AlreadyStarted"
+	// CampaignOrgStartFailed: the child could not be started.
+	CampaignOrgStartFailed = "StartFailed"
+	CampaignOrgFailed      = "Failed"
+)
+
+const campaignIDPrefix = "campaign/"
+
+// CampaignWorkflowID is the deterministic id of a campaign's workflow.
+func CampaignWorkflowID(name string) string { return campaignIDPrefix + name }
+
+// CampaignCalendar is what rebuilds the campaign's schedule.Calendar, in
+// plain values so that it travels in a workflow input.
+type CampaignCalendar struct {
+	// Start is the first day of the campaign. The workflow fills in the
+	// date it starts on (in TimeZone) when it is empty.
+	Start schedule.Date `json:"start,omitzero"`
+	// TimeZone is the IANA name of the zone in which days begin; "" is UTC.
+	TimeZone        string          `json:"time_zone,omitempty"`
+	WeekdayCapacity int             `json:"weekday_capacity"`
+	WeekendCapacity int             `json:"weekend_capacity"`
+	Holidays        []schedule.Date `json:"holidays,omitempty"`
+	// Window, when set, limits work to the days on which it opens, e.g.
+	// "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London".
+	Window string `json:"window,omitempty"`
+}
+
+// Location loads the calendar's zone. This reads the zone data of the
+// binary or the system, as schedule.ParseWindow does for a window's zone:
+// every worker built from one binary with the same tzdata gets the same
+// answer, so workflow code may call it. "Local" is refused: it differs
+// between machines.
+func (c CampaignCalendar) Location() (*time.Location, error) {
+	switch c.TimeZone {
+	case "", "UTC":
+		return time.UTC, nil
+	case "Local":
+		return nil, errors.New(`time zone "Local" is not allowed (name the zone, e.g. Europe/London)`)
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", c.TimeZone, err)
+	}
+	return loc, nil
+}
+
+// Schedule builds the schedule.Calendar the plan is made on.
+func (c CampaignCalendar) Schedule() (schedule.Calendar, error) {
+	loc, err := c.Location()
+	if err != nil {
+		return schedule.Calendar{}, err
+	}
+	cal := schedule.Calendar{
+		Location:        loc,
+		WeekdayCapacity: c.WeekdayCapacity,
+		WeekendCapacity: c.WeekendCapacity,
+		Holidays:        c.Holidays,
+	}
+	if !c.Start.IsZero() {
+		cal.Start = c.Start.In(loc)
+	}
+	if c.Window != "" {
+		if cal.CutoverWindow, err = schedule.ParseWindow(c.Window); err != nil {
+			return schedule.Calendar{}, err
+		}
+	}
+	return cal, nil
+}
+
+// CampaignOrg is one organization of a campaign: its plan inputs and its
+// mailboxes, inline (MailboxList, for small organizations) or staged
+// (Inventory). Everything else comes from CampaignInput.Template.
+type CampaignOrg struct {
+	Code        string                   `json:"code"`
+	Name        string                   `json:"name,omitempty"`
+	Wave        string                   `json:"wave,omitempty"`
+	Mailboxes   int                      `json:"mailboxes"`
+	MailboxList []MailboxSpec            `json:"mailbox_list,omitempty"`
+	Inventory   *activities.InventoryRef `json:"inventory,omitempty"`
+}
+
+// CampaignInput starts a Campaign workflow.
+type CampaignInput struct {
+	Name     string           `json:"name"`
+	Calendar CampaignCalendar `json:"calendar"`
+	// Template holds what every organization shares: endpoints, policy,
+	// approval, concurrency, cutover window and the rest. Its Code, Name,
+	// Wave, Mailboxes, Inventory and State are ignored.
+	Template OrganizationInput `json:"template"`
+	// Organizations in inventory order; waves run in the order they first
+	// appear.
+	Organizations []CampaignOrg `json:"organizations"`
+	// MaxRunning is how many organizations run at once (default 50);
+	// set-concurrency changes it.
+	MaxRunning int `json:"max_running,omitempty"`
+	// OrgsPerRun is how many organizations one run starts before it
+	// continues as new (default 200).
+	OrgsPerRun int `json:"orgs_per_run,omitempty"`
+	// State is set only by the workflow itself when it continues as new.
+	State *CampaignState `json:"state,omitempty"`
+}
+
+// OrgInput is the Organization workflow input for one of the campaign's
+// organizations.
+func (in CampaignInput) OrgInput(o CampaignOrg) OrganizationInput {
+	oi := in.Template
+	oi.Code, oi.Name, oi.Wave = o.Code, o.Name, o.Wave
+	oi.Mailboxes, oi.Inventory, oi.State = o.MailboxList, o.Inventory, nil
+	return oi
+}
+
+// Plan lays the organizations onto the calendar exactly as the workflow
+// does; the calendar needs a start date.
+func (in CampaignInput) Plan() (schedule.Plan, error) {
+	cal, err := in.Calendar.Schedule()
+	if err != nil {
+		return schedule.Plan{}, fmt.Errorf("campaign %s: calendar: %w", in.Name, err)
+	}
+	orgs := make([]schedule.Org, len(in.Organizations))
+	for i, o := range in.Organizations {
+		orgs[i] = schedule.Org{Code: o.Code, Wave: o.Wave, Mailboxes: o.Mailboxes}
+	}
+	p, err := schedule.PlanCampaign(orgs, cal)
+	if err != nil {
+		return schedule.Plan{}, fmt.Errorf("campaign %s: %w", in.Name, err)
+	}
+	return p, nil
+}
+
+// ValidateCampaignName checks that a name makes a workflow id of its own.
+func ValidateCampaignName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("campaign name is empty")
+	case strings.ContainsAny(name, "/ \t\n"):
+		return fmt.Errorf("campaign name %q must not contain '/' or spaces", name)
+	}
+	return nil
+}
+
+// ValidateCampaignInput reports the first problem with an input, naming
+// the organization at fault. It does not plan (see CampaignInput.Plan).
+func ValidateCampaignInput(in CampaignInput) error {
+	if err := ValidateCampaignName(in.Name); err != nil {
+		return err
+	}
+	switch {
+	case len(in.Organizations) == 0:
+		return fmt.Errorf("campaign %s has no organizations", in.Name)
+	case in.MaxRunning < 0 || in.MaxRunning > MaxCampaignRunning:
+		return fmt.Errorf("campaign %s: max running %d is outside 1..%d", in.Name, in.MaxRunning, MaxCampaignRunning)
+	case in.OrgsPerRun < 0:
+		return fmt.Errorf("campaign %s: organizations per run %d is negative", in.Name, in.OrgsPerRun)
+	}
+	for i, o := range in.Organizations {
+		if err := ValidateOrganizationInput(in.OrgInput(o)); err != nil {
+			return fmt.Errorf("campaign %s: organization %d: %w", in.Name, i+1, err)
+		}
+		n := len(o.MailboxList)
+		if o.Inventory != nil {
+			n = o.Inventory.Count
+		}
+		if o.Mailboxes != n {
+			return fmt.Errorf("campaign %s: organization %s: %d mailboxes planned but %d given", in.Name, o.Code, o.Mailboxes, n)
+		}
+	}
+	return nil
+}
+
+// CampaignOrgStatus is one organization in CampaignProgress.
+type CampaignOrgStatus struct {
+	Code       string        `json:"code"`
+	Wave       string        `json:"wave,omitempty"`
+	Mailboxes  int           `json:"mailboxes"`
+	Day        schedule.Date `json:"day"` // planned start day
+	Status     string        `json:"status"`
+	Reason     string        `json:"reason,omitempty"`
+	StartedAt  time.Time     `json:"started_at,omitzero"`
+	FinishedAt time.Time     `json:"finished_at,omitzero"`
+}
+
+// CampaignProgress is the progress query's answer and the campaign's result.
+type CampaignProgress struct {
+	Name       string `json:"name"`
+	Phase      string `json:"phase"` // CampaignPhaseRunning or CampaignPhaseCompleted
+	Paused     bool   `json:"paused"`
+	MaxRunning int    `json:"max_running"`
+
+	// Days is how many calendar days the plan spans, FirstDay to LastDay.
+	Days     int           `json:"days"`
+	FirstDay schedule.Date `json:"first_day"`
+	LastDay  schedule.Date `json:"last_day"`
+
+	Planned int `json:"planned"` // organizations
+	Started int `json:"started"`
+	Running int `json:"running"`
+	// Completed counts Completed and CompletedWithFailures, the latter
+	// also in CompletedWithFailures.
+	Completed             int `json:"completed"`
+	CompletedWithFailures int `json:"completed_with_failures,omitempty"`
+	Failed                int `json:"failed"`
+	RolledBack            int `json:"rolled_back"`
+	AlreadyStarted        int `json:"already_started,omitempty"`
+
+	MailboxesPlanned int `json:"mailboxes_planned"`
+	MailboxesStarted int `json:"mailboxes_started"`
+
+	// NextStartAt is when the next organization (NextOrg) is due; zero
+	// once every organization has started.
+	NextStartAt time.Time `json:"next_start_at,omitzero"`
+	NextOrg     string    `json:"next_org,omitempty"`
+
+	Runs       int       `json:"runs"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+
+	// Orgs lists the MaxCampaignOrgStatus organizations started most
+	// recently, oldest first.
+	Orgs []CampaignOrgStatus `json:"orgs,omitempty"`
+}
+
+// CampaignState is a campaign's progress carried from one run to the next
+// by continue-as-new. Operators never set it.
+type CampaignState struct {
+	P CampaignProgress `json:"progress"`
+	// Next is the index in the plan of the next organization to start.
+	Next int `json:"next"`
+	// Running lists organizations started by the campaign that have not
+	// reported their end yet.
+	Running []campaignRun `json:"running,omitempty"`
+}
+
+type campaignRun struct {
+	Code      string `json:"c"`
+	Mailboxes int    `json:"m"`
+	Started   bool   `json:"s,omitempty"` // the server confirmed the start
+}
+
+// OrganizationDone is what an Organization started by a campaign signals
+// to it when it ends (notifyCampaign), and what the campaign books when
+// it learns the end from the child's result instead.
+type OrganizationDone struct {
+	Code            string `json:"code"`
+	Phase           Phase  `json:"phase,omitempty"`
+	MailboxesTotal  int    `json:"mailboxes_total,omitempty"`
+	MailboxesDone   int    `json:"mailboxes_done,omitempty"`
+	MailboxesFailed int    `json:"mailboxes_failed,omitempty"`
+	Reason          string `json:"reason,omitempty"`
+	Error           string `json:"error,omitempty"`
+}
+
+func organizationDone(code string, p Progress, err error) OrganizationDone {
+	d := OrganizationDone{Code: code, Phase: p.Phase, MailboxesTotal: p.MailboxesTotal,
+		MailboxesDone: p.MailboxesDone, MailboxesFailed: p.MailboxesFailed, Reason: p.Reason}
+	if err != nil {
+		var canceled *temporal.CanceledError
+		if errors.As(err, &canceled) {
+			d.Error = "canceled"
+		} else {
+			d.Error = rootCause(err)
+		}
+	}
+	return d
+}
+
+// notifyCampaign tells the campaign that started this organization (if
+// one did) that the organization has ended, with its final progress and
+// error. The Organization workflow calls it just before it returns, but
+// not when it continues as new. The signal goes to the campaign's current
+// run, so a campaign that continued as new since it started the
+// organization still hears of it.
+func notifyCampaign(ctx workflow.Context, p Progress, err error) {
+	info := workflow.GetInfo(ctx)
+	parent := info.ParentWorkflowExecution
+	if parent == nil || !strings.HasPrefix(parent.ID, campaignIDPrefix) {
+		return
+	}
+	code := p.Organization
+	if code == "" { // the input was refused before progress was set up
+		code = strings.TrimPrefix(info.WorkflowExecution.ID, OrganizationWorkflowID(""))
+	}
+	sctx, _ := workflow.NewDisconnectedContext(ctx)
+	if serr := workflow.SignalExternalWorkflow(sctx, parent.ID, "", signalOrganizationDone, organizationDone(code, p, err)).Get(sctx, nil); serr != nil {
+		workflow.GetLogger(ctx).Warn("could not report to the campaign", "campaign", parent.ID, "error", serr)
+	}
+}
+
+// Campaign runs a migration programme: it lays its organizations onto a
+// capacity calendar (schedule.PlanCampaign, in workflow code: the planner
+// is pure) and starts each one's Organization workflow as a child on its
+// planned day, in plan order, never more than MaxRunning at once.
+//
+// Children outlive the run that started them (ParentClosePolicy ABANDON),
+// so the campaign can continue as new every OrgsPerRun starts. It learns
+// an organization's end from the child's result while the run that
+// started it lasts, and otherwise from the organization-done signal the
+// Organization sends its parent campaign's current run (notifyCampaign).
+// An organization whose workflow id already exists, running or closed, is
+// recorded as AlreadyStarted and not started again.
+//
+// pause stops new starts and forwards pause to the running organizations;
+// resume lifts it and forwards resume. Organizations whose day passed
+// during a pause start on resume, MaxRunning at a time.
+func Campaign(ctx workflow.Context, in CampaignInput) (CampaignProgress, error) {
+	c := &campaign{in: in}
+	if err := c.setup(ctx); err != nil {
+		return c.s.P, err
+	}
+	p, err := c.run(ctx)
+	if errors.Is(err, errContinueAsNew) {
+		next := c.in
+		st := c.s
+		next.State = &st
+		return p, workflow.NewContinueAsNewError(ctx, CampaignWorkflowName, next)
+	}
+	return p, err
+}
+
+type campaign struct {
+	in     CampaignInput
+	s      CampaignState
+	logger log.Logger
+	loc    *time.Location
+	plan   schedule.Plan
+	byCode map[string]int // organization code -> index in in.Organizations (lookups only)
+
+	started int // organizations this run tried to start
+	// pending counts child starts and forwarded signals not yet answered;
+	// a run must not continue as new before they are.
+	pending int
+
+	done, pause, resume workflow.ReceiveChannel
+}
+
+func (c *campaign) setup(ctx workflow.Context) error {
+	c.logger = log.With(workflow.GetLogger(ctx), "campaign", c.in.Name)
+	config := func(err error) error {
+		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil)
+	}
+	if err := ValidateCampaignInput(c.in); err != nil {
+		return config(err)
+	}
+	if c.in.MaxRunning == 0 {
+		c.in.MaxRunning = DefaultCampaignMaxRunning
+	}
+	if c.in.OrgsPerRun == 0 {
+		c.in.OrgsPerRun = DefaultOrgsPerRun
+	}
+	loc, err := c.in.Calendar.Location()
+	if err != nil {
+		return config(fmt.Errorf("campaign %s: calendar: %w", c.in.Name, err))
+	}
+	c.loc = loc
+	if c.in.Calendar.Start.IsZero() {
+		// Fixed now, and carried by continue-as-new, so every run plans alike.
+		c.in.Calendar.Start = schedule.DateOf(workflow.Now(ctx).In(loc))
+	}
+	if c.plan, err = c.in.Plan(); err != nil {
+		return config(err)
+	}
+	c.byCode = make(map[string]int, len(c.in.Organizations))
+	for i, o := range c.in.Organizations {
+		c.byCode[o.Code] = i
+	}
+	if c.in.State != nil {
+		c.s = *c.in.State
+		c.in.State = nil
+	} else {
+		c.s.P = CampaignProgress{
+			Name: c.in.Name, Phase: CampaignPhaseRunning, MaxRunning: c.in.MaxRunning,
+			Days: c.plan.Days(), FirstDay: c.in.Calendar.Start, LastDay: c.plan.LastDay(),
+			Planned: len(c.plan.Orgs), MailboxesPlanned: c.plan.Mailboxes(),
+			StartedAt: workflow.Now(ctx),
+		}
+	}
+	c.s.P.Runs++
+	c.done = workflow.GetSignalChannel(ctx, signalOrganizationDone)
+	c.pause = workflow.GetSignalChannel(ctx, SignalPause)
+	c.resume = workflow.GetSignalChannel(ctx, SignalResume)
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (CampaignProgress, error) { return c.s.P, nil }); err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetConcurrency,
+		func(ctx workflow.Context, r ConcurrencyRequest) (int, error) {
+			was := c.s.P.MaxRunning
+			c.s.P.MaxRunning = r.Concurrency
+			c.logger.Info("organizations at once changed", "from", was, "to", r.Concurrency, "operator", r.Operator)
+			c.show(ctx)
+			return was, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(r ConcurrencyRequest) error {
+			if r.Concurrency < 1 || r.Concurrency > MaxCampaignRunning {
+				return fmt.Errorf("organizations at once %d is outside 1..%d", r.Concurrency, MaxCampaignRunning)
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	c.listen(ctx)
+	return nil
+}
+
+// listen handles the organizations' reports and pause/resume as they come.
+func (c *campaign) listen(ctx workflow.Context) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(c.done, func(ch workflow.ReceiveChannel, _ bool) {
+				var d OrganizationDone
+				ch.Receive(ctx, &d)
+				c.onDone(ctx, d)
+			})
+			sel.AddReceive(c.pause, func(ch workflow.ReceiveChannel, _ bool) {
+				ch.Receive(ctx, nil)
+				c.setPaused(ctx, true)
+			})
+			sel.AddReceive(c.resume, func(ch workflow.ReceiveChannel, _ bool) {
+				ch.Receive(ctx, nil)
+				c.setPaused(ctx, false)
+			})
+			sel.Select(ctx)
+		}
+	})
+}
+
+// drain handles signals already delivered, which would otherwise be lost
+// with the run; it reports whether there were any.
+func (c *campaign) drain(ctx workflow.Context) bool {
+	got := false
+	for {
+		var d OrganizationDone
+		switch {
+		case c.done.ReceiveAsync(&d):
+			c.onDone(ctx, d)
+		case c.pause.ReceiveAsync(nil):
+			c.setPaused(ctx, true)
+		case c.resume.ReceiveAsync(nil):
+			c.setPaused(ctx, false)
+		default:
+			return got
+		}
+		got = true
+	}
+}
+
+func (c *campaign) setPaused(ctx workflow.Context, paused bool) {
+	if c.s.P.Paused == paused {
+		return
+	}
+	c.s.P.Paused = paused
+	signal := SignalResume
+	if paused {
+		signal = SignalPause
+	}
+	c.logger.Info("campaign "+signal+"d", "running", len(c.s.Running))
+	for _, r := range c.s.Running {
+		if r.Started {
+			c.forward(ctx, r.Code, signal)
+		}
+	}
+	c.show(ctx)
+}
+
+// forward signals an organization's workflow, whichever run is current.
+func (c *campaign) forward(ctx workflow.Context, code, signal string) {
+	c.pending++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { c.pending-- }()
+		if err := workflow.SignalExternalWorkflow(ctx, OrganizationWorkflowID(code), "", signal, nil).Get(ctx, nil); err != nil {
+			c.logger.Warn("could not forward signal to organization", "org", code, "signal", signal, "error", err)
+		}
+	})
+}
+
+func (c *campaign) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return c.started >= c.in.OrgsPerRun || info.GetCurrentHistoryLength() >= historyBudget || info.GetContinueAsNewSuggested()
+}
+
+func (c *campaign) run(ctx workflow.Context) (CampaignProgress, error) {
+	c.setNext()
+	c.publish(ctx)
+	p := &c.s.P
+	for c.s.Next < len(c.plan.Orgs) {
+		if c.shouldContinueAsNew(ctx) {
+			return c.continueAsNew(ctx)
+		}
+		a := c.plan.Orgs[c.s.Next]
+		at := a.Day.In(c.loc)
+		if now := workflow.Now(ctx); now.Before(at) {
+			c.show(ctx)
+			if _, err := workflow.AwaitWithTimeout(ctx, at.Sub(now), func() bool { return c.shouldContinueAsNew(ctx) }); err != nil {
+				return *p, err
+			}
+			continue
+		}
+		err := workflow.Await(ctx, func() bool {
+			return c.shouldContinueAsNew(ctx) || (!p.Paused && len(c.s.Running) < p.MaxRunning)
+		})
+		if err != nil {
+			return *p, err
+		}
+		if c.shouldContinueAsNew(ctx) {
+			continue
+		}
+		c.start(ctx, a)
+		c.s.Next++
+		c.setNext()
+	}
+	c.show(ctx)
+	err := workflow.Await(ctx, func() bool {
+		return (len(c.s.Running) == 0 && c.pending == 0) || c.shouldContinueAsNew(ctx)
+	})
+	if err != nil {
+		return *p, err
+	}
+	if len(c.s.Running) > 0 || c.pending > 0 {
+		return c.continueAsNew(ctx)
+	}
+	p.Phase = CampaignPhaseCompleted
+	p.FinishedAt = workflow.Now(ctx)
+	c.publish(ctx)
+	c.logger.Info("campaign completed", "completed", p.Completed, "failed", p.Failed, "rolled_back", p.RolledBack, "already_started", p.AlreadyStarted)
+	// Let an update that is being handled answer before the run closes.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return *p, err
+	}
+	return *p, nil
+}
+
+// setNext shows which organization starts next, and when it is due.
+func (c *campaign) setNext() {
+	p := &c.s.P
+	if c.s.Next >= len(c.plan.Orgs) {
+		p.NextStartAt, p.NextOrg = time.Time{}, ""
+		return
+	}
+	a := c.plan.Orgs[c.s.Next]
+	p.NextStartAt, p.NextOrg = a.Day.In(c.loc), a.Code
+}
+
+func (c *campaign) continueAsNew(ctx workflow.Context) (CampaignProgress, error) {
+	for {
+		err := workflow.Await(ctx, func() bool { return c.pending == 0 && workflow.AllHandlersFinished(ctx) })
+		if err != nil {
+			return c.s.P, err
+		}
+		if !c.drain(ctx) && c.pending == 0 {
+			break
+		}
+	}
+	c.logger.Info("continuing as new", "run", c.s.P.Runs, "next", c.s.Next, "running", len(c.s.Running),
+		"history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return c.s.P, errContinueAsNew
+}
+
+// publish upserts the campaign's search attribute; once per run and at
+// the end, to keep the history short.
+func (c *campaign) publish(ctx workflow.Context) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SAMigrationPhase.ValueSet(c.s.P.Phase)); err != nil {
+		c.logger.Warn("upsert search attributes", "error", err)
+	}
+	c.show(ctx)
+}
+
+// show sets the Web UI's current details (no history event).
+func (c *campaign) show(ctx workflow.Context) {
+	p := &c.s.P
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Campaign %s** — %s", p.Name, p.Phase)
+	if p.Paused {
+		b.WriteString(" (paused)")
+	}
+	b.WriteString("\n\n| planned | started | running | completed | failed | rolled back | already started | mailboxes started |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d of %d |\n", p.Planned, p.Started, p.Running, p.Completed, p.Failed, p.RolledBack, p.AlreadyStarted, p.MailboxesStarted, p.MailboxesPlanned)
+	fmt.Fprintf(&b, "\n%d days, %s to %s; at most %d organizations at once.\n", p.Days, p.FirstDay, p.LastDay, p.MaxRunning)
+	if !p.NextStartAt.IsZero() {
+		fmt.Fprintf(&b, "\nNext: %s at %s.\n", p.NextOrg, p.NextStartAt.Format(time.RFC3339))
+	}
+	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// start starts an organization's workflow as an abandoned child and books
+// its end when the child's result arrives in this run.
+func (c *campaign) start(ctx workflow.Context, a schedule.Assignment) {
+	o := c.in.Organizations[c.byCode[a.Code]]
+	in := c.in.OrgInput(o)
+	c.s.Running = append(c.s.Running, campaignRun{Code: o.Code, Mailboxes: o.Mailboxes})
+	c.s.P.Running = len(c.s.Running)
+	c.record(CampaignOrgStatus{Code: o.Code, Wave: o.Wave, Mailboxes: o.Mailboxes, Day: a.Day,
+		Status: CampaignOrgStarting, StartedAt: workflow.Now(ctx)})
+	c.started++
+	c.pending++
+	sa := []temporal.SearchAttributeUpdate{
+		SAOrganizationCode.ValueSet(o.Code),
+		SAMigrationPhase.ValueSet("Scheduled"),
+		SAMailboxesTotal.ValueSet(int64(o.Mailboxes)),
+	}
+	if o.Wave != "" {
+		sa = append(sa, SAWave.ValueSet(o.Wave))
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        OrganizationWorkflowID(o.Code),
+		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+		// An organization that ran before, or runs now, is not migrated again.
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
+		StaticSummary:         fmt.Sprintf("Migrate %s (%d mailboxes): campaign %s, day %s", o.Code, o.Mailboxes, c.in.Name, a.Day),
+	})
+	c.logger.Info("starting organization", "org", o.Code, "mailboxes", o.Mailboxes, "day", a.Day.String())
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		f := workflow.ExecuteChildWorkflow(cctx, OrganizationWorkflowName, in)
+		err := f.GetChildWorkflowExecution().Get(ctx, nil)
+		c.pending--
+		if err != nil {
+			c.onStartFailed(ctx, o.Code, err)
+			return
+		}
+		c.onStarted(ctx, o.Code, o.Mailboxes)
+		var p Progress
+		err = f.Get(ctx, &p)
+		c.onDone(ctx, organizationDone(o.Code, p, err))
+	})
+}
+
+func (c *campaign) runIndex(code string) int {
+	for i, r := range c.s.Running {
+		if r.Code == code {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *campaign) dropRun(k int) {
+	c.s.Running = append(c.s.Running[:k], c.s.Running[k+1:]...)
+	c.s.P.Running = len(c.s.Running)
+}
+
+func (c *campaign) onStarted(ctx workflow.Context, code string, mailboxes int) {
+	p := &c.s.P
+	p.Started++
+	p.MailboxesStarted += mailboxes
+	k := c.runIndex(code)
+	if k < 0 {
+		return // its end was reported before its start was confirmed
+	}
+	c.s.Running[k].Started = true
+	c.update(code, func(st *CampaignOrgStatus) { st.Status = CampaignOrgRunning })
+	if p.Paused {
+		c.forward(ctx, code, SignalPause)
+	}
+	c.show(ctx)
+}
+
+func (c *campaign) onStartFailed(ctx workflow.Context, code string, err error) {
+	if k := c.runIndex(code); k >= 0 {
+		c.dropRun(k)
+	}
+	now := workflow.Now(ctx)
+	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		c.s.P.AlreadyStarted++
+		c.logger.Info("organization already has a workflow: recorded, not started again", "org", code)
+		c.update(code, func(st *CampaignOrgStatus) {
+			st.Status, st.FinishedAt = CampaignOrgAlreadyStarted, now
+			st.Reason = "workflow " + OrganizationWorkflowID(code) + " exists (running or closed); not started again"
+		})
+	} else {
+		c.s.P.Failed++
+		c.logger.Warn("organization could not be started", "org", code, "error", err)
+		c.update(code, func(st *CampaignOrgStatus) {
+			st.Status, st.FinishedAt, st.Reason = CampaignOrgStartFailed, now, rootCause(err)
+		})
+	}
+	c.show(ctx)
+}
+
+// onDone books an organization's end, once: from its result or its signal,
+// whichever comes first.
+func (c *campaign) onDone(ctx workflow.Context, d OrganizationDone) {
+	k := c.runIndex(d.Code)
+	if k < 0 {
+		return // reported twice, or not one of ours
+	}
+	c.dropRun(k)
+	p := &c.s.P
+	status, reason := string(d.Phase), d.Reason
+	switch {
+	case d.Error != "":
+		p.Failed++
+		status, reason = CampaignOrgFailed, d.Error
+	case d.Phase == PhaseFailed:
+		p.Failed++
+	case d.Phase == PhaseRolledBack:
+		p.RolledBack++
+	case d.Phase == PhaseCompleted:
+		p.Completed++
+	case d.Phase == PhaseCompletedWithFailures:
+		p.Completed++
+		p.CompletedWithFailures++
+	default:
+		p.Failed++
+		status, reason = CampaignOrgFailed, fmt.Sprintf("ended in phase %q", d.Phase)
+	}
+	c.logger.Info("organization ended", "org", d.Code, "status", status, "reason", reason)
+	now := workflow.Now(ctx)
+	c.update(d.Code, func(st *CampaignOrgStatus) {
+		st.Status, st.Reason, st.FinishedAt = status, reason, now
+	})
+	c.show(ctx)
+}
+
+// record adds an organization to the bounded list of recent ones.
+func (c *campaign) record(st CampaignOrgStatus) {
+	orgs := c.s.P.Orgs
+	if len(orgs) >= MaxCampaignOrgStatus {
+		orgs = append(orgs[:0:0], orgs[len(orgs)-MaxCampaignOrgStatus+1:]...)
+	}
+	c.s.P.Orgs = append(orgs, st)
+}
+
+// update changes an organization's entry if it is still in the list.
+func (c *campaign) update(code string, fn func(*CampaignOrgStatus)) {
+	for i := len(c.s.P.Orgs) - 1; i >= 0; i-- {
+		if c.s.P.Orgs[i].Code == code {
+			fn(&c.s.P.Orgs[i])
+			return
+		}
+	}
+}
