@@ -252,7 +252,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) && ae.NonRetryable() {
 			// A mailbox that cannot log in is not ready; that is an answer, not a fault.
-			res.Problems = append(res.Problems, ae.Error())
+			res.Problems = append(res.Problems, ProblemLogin+": "+ae.Error())
 			return res, nil
 		}
 		return res, err
@@ -280,11 +280,23 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	if err != nil {
 		return res, wrapIMAP("mailbox "+m.Address, err)
 	}
-	if _, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules); err != nil {
-		res.Problems = append(res.Problems, err.Error())
+	plans, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules)
+	if err != nil {
+		res.Problems = append(res.Problems, ProblemFolders+": "+err.Error())
 	}
+	res.Problems = append(res.Problems, targetFolderProblems(plans, tgt.Delim, p)...)
 	if opts.MaxLargeItems >= 0 && res.LargeItems > opts.MaxLargeItems {
-		res.Problems = append(res.Problems, fmt.Sprintf("%d items over %d bytes exceed the large-item limit %d", res.LargeItems, opts.MaxMessageSize, opts.MaxLargeItems))
+		res.Problems = append(res.Problems, fmt.Sprintf("%s: %d items over %d bytes exceed the large-item limit %d", ProblemLargeItems, res.LargeItems, opts.MaxMessageSize, opts.MaxLargeItems))
+	}
+	used, limit, known, err := quotaHeadroom(tgt)
+	if err != nil {
+		return res, wrapIMAP("mailbox "+m.Address, err)
+	}
+	if known {
+		res.QuotaUsed, res.QuotaLimit = used, limit
+		if q := quotaProblem(res.Bytes, used, limit); q != "" {
+			res.Problems = append(res.Problems, q)
+		}
 	}
 	res.Ready = len(res.Problems) == 0
 	return res, nil

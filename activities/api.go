@@ -29,6 +29,10 @@ type Policy struct {
 	MaxBadItems    *int              `json:"max_bad_items,omitempty"`   // -1 = no limit
 	FolderMap      map[string]string `json:"folder_map,omitempty"`
 	Exclude        []string          `json:"exclude,omitempty"`
+	// Target folder rules checked by readiness (0: Exchange Online's limits).
+	TargetMaxFolders    int `json:"target_max_folders,omitempty"`
+	TargetMaxDepth      int `json:"target_max_depth,omitempty"`
+	TargetMaxNameLength int `json:"target_max_name_length,omitempty"`
 }
 
 // ReadinessResult is what a read-only look at both sides found.
@@ -39,6 +43,10 @@ type ReadinessResult struct {
 	Messages   int64    `json:"messages"`
 	Bytes      int64    `json:"bytes"`
 	LargeItems int      `json:"large_items"`
+	// QuotaUsed/QuotaLimit are the target's storage quota when it offers
+	// QUOTA (RFC 9208); zero when unknown.
+	QuotaUsed  int64 `json:"quota_used,omitempty"`
+	QuotaLimit int64 `json:"quota_limit,omitempty"`
 }
 
 // TransferInput asks for one pass over a mailbox.

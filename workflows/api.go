@@ -200,9 +200,12 @@ type Progress struct {
 
 	ReadinessScore    float64   `json:"readiness_score"`
 	ReadinessOverride *Approval `json:"readiness_override,omitempty"`
-	LargeItems        int       `json:"large_items,omitempty"`
-	SourceMessages    int64     `json:"source_messages"`
-	SourceBytes       int64     `json:"source_bytes"`
+	// ReadinessProblems counts not-ready mailboxes by problem kind (login,
+	// folders, large-items, quota, other).
+	ReadinessProblems map[string]int `json:"readiness_problems,omitempty"`
+	LargeItems        int            `json:"large_items,omitempty"`
+	SourceMessages    int64          `json:"source_messages"`
+	SourceBytes       int64          `json:"source_bytes"`
 	// Messages and Bytes are what was appended to the target, all passes.
 	Messages        int64          `json:"messages"`
 	Bytes           int64          `json:"bytes"`
@@ -232,6 +235,10 @@ type Progress struct {
 
 	Failures []MailboxFailure `json:"failures,omitempty"`
 	Reason   string           `json:"reason,omitempty"`
+	// Reports names the per-mailbox reports in the staging store (CSV,
+	// skipped items CSV, JSON), written when the organization ends.
+	Reports     []string `json:"reports,omitempty"`
+	ReportError string   `json:"report_error,omitempty"`
 
 	StartedAt      time.Time `json:"started_at"`
 	PhaseStartedAt time.Time `json:"phase_started_at"`

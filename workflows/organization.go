@@ -413,6 +413,7 @@ func (o *organization) run(ctx workflow.Context) (Progress, error) {
 			return o.s.P, err
 		}
 	}
+	o.report(ctx)
 	o.s.P.FinishedAt = workflow.Now(ctx)
 	o.publish(ctx)
 	// Let an update that is being handled answer before the run closes.
@@ -420,6 +421,27 @@ func (o *organization) run(ctx workflow.Context) (Progress, error) {
 		return o.s.P, err
 	}
 	return o.s.P, nil
+}
+
+// report writes the per-mailbox reports (CSV and JSON) to the staging
+// store. A failure to write them is recorded, not fatal: the migration
+// itself is over.
+func (o *organization) report(ctx workflow.Context) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour, HeartbeatTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	in := activities.OrganizationReportInput{Org: o.in.Code, Inventory: o.in.Inventory}
+	for _, m := range o.in.Mailboxes {
+		in.Mailboxes = append(in.Mailboxes, m.Address)
+	}
+	var a *activities.Activities
+	var r activities.OrganizationReportResult
+	if err := workflow.ExecuteActivity(actx, a.WriteOrganizationReport, in).Get(ctx, &r); err != nil {
+		o.s.P.ReportError = rootCause(err)
+		return
+	}
+	o.s.P.Reports = []string{r.CSV, r.SkippedCSV, r.JSON}
 }
 
 func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
@@ -881,6 +903,16 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.LargeItems += out.LargeItems
 		if !out.Ready {
 			o.fail(i, out.Address, out.Pass, "not ready: "+strings.Join(out.Problems, "; "))
+			seen := map[string]bool{}
+			for _, pr := range out.Problems {
+				if k := activities.ProblemKind(pr); !seen[k] {
+					seen[k] = true
+					if p.ReadinessProblems == nil {
+						p.ReadinessProblems = map[string]int{}
+					}
+					p.ReadinessProblems[k]++
+				}
+			}
 		}
 	case PassPreStage, PassDelta, PassFinal, PassPostSwitch:
 		p.Messages += out.Copied

@@ -54,6 +54,7 @@ type fakeData struct {
 	routed      []string
 	reverted    []string
 	delay       time.Duration // how long each readiness check takes
+	reported    []string
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
@@ -64,7 +65,7 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 				return activities.ReadinessResult{}, temporal.NewNonRetryableApplicationError("login refused", activities.ErrTypeAuth, nil)
 			}
 			if f.notReady[m.Address] {
-				return activities.ReadinessResult{Problems: []string{"target mailbox not provisioned"}}, nil
+				return activities.ReadinessResult{Problems: []string{"login: target mailbox not provisioned", "quota: no room"}}, nil
 			}
 			return activities.ReadinessResult{Ready: true, Folders: 3, Messages: 11, Bytes: 11000}, nil
 		})
@@ -95,6 +96,11 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 				return activities.ValidateResult{OK: true, Messages: 9, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1, transfer.ReasonRejected: 1}, Staged: 1}, nil
 			}
 			return activities.ValidateResult{OK: true, Messages: 10, SkippedByReason: staged, Staged: 1}, nil
+		})
+	env.OnActivity(a.WriteOrganizationReport, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OrganizationReportInput) (activities.OrganizationReportResult, error) {
+			f.reported = in.Mailboxes
+			return activities.OrganizationReportResult{CSV: "reports/" + in.Org + "/mailboxes.csv", SkippedCSV: "reports/" + in.Org + "/skipped-items.csv", JSON: "reports/" + in.Org + "/mailboxes.json", Mailboxes: len(in.Mailboxes)}, nil
 		})
 	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RoutingInput) (activities.RoutingResult, error) {
@@ -147,6 +153,8 @@ func TestOrganizationMigratesEveryMailbox(t *testing.T) {
 	require.Equal(t, map[string]int{"prestage": 7, "final": 7, "post-switch": 7}, f.passes, "pre-stage, final and post-switch pass per mailbox")
 	require.Equal(t, Good, p.Consistency, "staged large items make it Good, not Perfect")
 	require.Equal(t, map[string]int{RuleStaged: 7}, p.RulesFired)
+	require.Equal(t, []string{"reports/RXH/mailboxes.csv", "reports/RXH/skipped-items.csv", "reports/RXH/mailboxes.json"}, p.Reports)
+	require.Len(t, f.reported, 7, "the report covers every mailbox")
 	require.Len(t, f.routed, 7)
 	require.Equal(t, "auto", p.Approval.Approver)
 	require.InDelta(t, 1.0, p.ReadinessScore, 1e-9)
@@ -220,6 +228,7 @@ func TestReadinessBelowThresholdWaitsForOverride(t *testing.T) {
 	require.NoError(t, ok.err)
 	require.Equal(t, PhaseCompletedWithFailures, p.Phase)
 	require.Equal(t, "alice", p.ReadinessOverride.Approver)
+	require.Equal(t, map[string]int{"login": 1, "quota": 1}, p.ReadinessProblems)
 	require.Equal(t, 9, f.transfers, "the 3 ready mailboxes went on")
 }
 

@@ -372,6 +372,10 @@ func (inst *Instance) config() string {
 			p("  quota_rule = *:storage=%dB", o.QuotaStorage)
 		}
 		p("}")
+		// GETQUOTAROOT (RFC 9208), which readiness uses to see the headroom.
+		p("protocol imap {")
+		p("  mail_plugins = $mail_plugins imap_quota")
+		p("}")
 	}
 	if o.ExtraConfig != "" {
 		p("%s", o.ExtraConfig)
