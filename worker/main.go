@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	// Cutover windows are evaluated in workflow code: every worker must see
+	// the same time zone rules, whatever the host's tzdata package holds.
+	_ "time/tzdata"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"

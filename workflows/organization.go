@@ -89,6 +89,7 @@ type skipCount struct {
 func Organization(ctx workflow.Context, in OrganizationInput) (Progress, error) {
 	o := &organization{in: in}
 	if err := o.setup(ctx); err != nil {
+		notifyCampaign(ctx, o.s.P, err)
 		return o.s.P, err
 	}
 	p, err := o.run(ctx)
@@ -98,6 +99,7 @@ func Organization(ctx workflow.Context, in OrganizationInput) (Progress, error) 
 		next.State = &st
 		return p, workflow.NewContinueAsNewError(ctx, OrganizationWorkflowName, next)
 	}
+	notifyCampaign(ctx, p, err)
 	return p, err
 }
 

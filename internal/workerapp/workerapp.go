@@ -70,5 +70,6 @@ func limitOr(p *int, def int) int {
 func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.Organization, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Mailbox, workflow.RegisterOptions{Name: workflows.MailboxWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.Campaign, workflow.RegisterOptions{Name: workflows.CampaignWorkflowName})
 	w.RegisterActivity(a)
 }
