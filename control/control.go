@@ -30,10 +30,14 @@ func Start(ctx context.Context, c client.Client, taskQueue string, in workflows.
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
+	total := len(in.Mailboxes)
+	if in.Inventory != nil {
+		total = in.Inventory.Count
+	}
 	sa := []temporal.SearchAttributeUpdate{
 		workflows.SAOrganizationCode.ValueSet(in.Code),
 		workflows.SAMigrationPhase.ValueSet("Scheduled"),
-		workflows.SAMailboxesTotal.ValueSet(int64(len(in.Mailboxes))),
+		workflows.SAMailboxesTotal.ValueSet(int64(total)),
 	}
 	if in.Wave != "" {
 		sa = append(sa, workflows.SAWave.ValueSet(in.Wave))
@@ -48,8 +52,8 @@ func Start(ctx context.Context, c client.Client, taskQueue string, in workflows.
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(sa...),
-		StaticSummary:            fmt.Sprintf("Migrate %s (%d mailboxes)", name, len(in.Mailboxes)),
-		StaticDetails:            fmt.Sprintf("Organization **%s** %s, wave %q: %s -> %s, %d mailboxes, approval %s.", in.Code, in.Name, in.Wave, in.SourceEndpoint, in.TargetEndpoint, len(in.Mailboxes), approvalOr(in.Approval)),
+		StaticSummary:            fmt.Sprintf("Migrate %s (%d mailboxes)", name, total),
+		StaticDetails:            fmt.Sprintf("Organization **%s** %s, wave %q: %s -> %s, %d mailboxes, approval %s.", in.Code, in.Name, in.Wave, in.SourceEndpoint, in.TargetEndpoint, total, approvalOr(in.Approval)),
 	}, workflows.OrganizationWorkflowName, in)
 }
 

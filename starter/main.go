@@ -31,11 +31,13 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/demo"
 	"github.com/mailshift/mailshift/internal/inventory"
 	"github.com/mailshift/mailshift/internal/progress"
+	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -179,6 +181,10 @@ func runMigrate(ctx context.Context, args []string) error {
 	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
+	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")
+	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
+	inlineMax := fs.Int("inline-max", defaultInlineMax, "organizations with more mailboxes have their list staged in the worker's staging store (needs --config)")
+	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration (for its staging store)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,6 +202,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		}
 	}
 	var inputs []workflows.OrganizationInput
+	var store staging.Store
 	for _, o := range inv.Orgs {
 		if *only != "" && o.Code != *only {
 			continue
@@ -204,13 +211,26 @@ func runMigrate(ctx context.Context, args []string) error {
 			Code: o.Code, Name: o.Name, Wave: o.Wave, SourceEndpoint: *src, TargetEndpoint: *tgt,
 			Concurrency: *conc, Approval: *approval, ReadinessThreshold: *threshold,
 			Archive: *archive, ArchiveRetainDays: *retain, ImportStaged: *importStaged,
+			DeltaInterval: *delta, CutoverWindow: *window,
 		}
 		in.Policy.MaxMessageSize = maxSize
-		for _, r := range o.Rows {
-			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: r.Mailbox, SourceUser: r.SourceUser, TargetUser: r.TargetUser})
-		}
+		in.Mailboxes = specsOf(o)
 		if err := workflows.ValidateOrganizationInput(in); err != nil {
 			return err
+		}
+		if len(in.Mailboxes) > *inlineMax {
+			// A workflow input is limited to a few MB: the list goes to the
+			// staging store, where the worker reads it a page at a time.
+			if store == nil {
+				if store, err = openStaging(ctx, *cfgPath); err != nil {
+					return fmt.Errorf("migrate: organization %s has %d mailboxes, over --inline-max %d, so its list must be staged: %w", o.Code, len(in.Mailboxes), *inlineMax, err)
+				}
+			}
+			ref, err := activities.StageInventory(ctx, store, o.Code, in.Mailboxes)
+			if err != nil {
+				return err
+			}
+			in.Mailboxes, in.Inventory = nil, &ref
 		}
 		inputs = append(inputs, in)
 	}
@@ -228,7 +248,11 @@ func runMigrate(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("start %s: %w", in.Code, err)
 		}
-		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, len(in.Mailboxes), run.GetID(), run.GetRunID())
+		n := len(in.Mailboxes)
+		if in.Inventory != nil {
+			n = in.Inventory.Count
+		}
+		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, n, run.GetID(), run.GetRunID())
 		codes = append(codes, in.Code)
 	}
 	if !*wait {

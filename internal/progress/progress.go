@@ -169,6 +169,11 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		if p.StagedCount > 0 {
 			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
 		}
+		if len(p.Reports) > 0 {
+			fmt.Fprintf(w, "  %s: per-mailbox reports in the staging store: %s\n", p.Organization, strings.Join(p.Reports, ", "))
+		} else if p.ReportError != "" {
+			fmt.Fprintf(w, "  %s: reports not written: %s\n", p.Organization, p.ReportError)
+		}
 		if p.Consistency != "" {
 			fmt.Fprintf(w, "  %s: consistency %s%s\n", p.Organization, p.Consistency, consistencyReasons(p))
 		}
