@@ -66,19 +66,12 @@ func zoneName(tz string) string {
 
 // CampaignProgress queries a campaign's progress.
 func CampaignProgress(ctx context.Context, c client.Client, name string) (workflows.CampaignProgress, error) {
-	var p workflows.CampaignProgress
-	v, err := c.QueryWorkflow(ctx, workflows.CampaignWorkflowID(name), "", workflows.QueryProgress)
-	if err != nil {
-		return p, fmt.Errorf("campaign %s: %w", name, err)
-	}
-	return p, v.Get(&p)
+	return query[workflows.CampaignProgress](ctx, c, workflows.CampaignWorkflowID(name))
 }
 
 // CampaignResult waits for (or reads) a campaign's final progress.
 func CampaignResult(ctx context.Context, c client.Client, name string) (workflows.CampaignProgress, error) {
-	var p workflows.CampaignProgress
-	err := c.GetWorkflow(ctx, workflows.CampaignWorkflowID(name), "").Get(ctx, &p)
-	return p, err
+	return result[workflows.CampaignProgress](ctx, c, workflows.CampaignWorkflowID(name))
 }
 
 // PauseCampaign stops the campaign from starting organizations and pauses
@@ -96,18 +89,7 @@ func ResumeCampaign(ctx context.Context, c client.Client, name string) error {
 // SetCampaignConcurrency changes how many organizations the campaign runs
 // at once and returns the previous value.
 func SetCampaignConcurrency(ctx context.Context, c client.Client, name string, n int, operator string) (int, error) {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.CampaignWorkflowID(name),
-		UpdateName:   workflows.UpdateSetConcurrency,
-		Args:         []any{workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("%s campaign %s: %w", workflows.UpdateSetConcurrency, name, err)
-	}
 	var was int
-	if err := h.Get(ctx, &was); err != nil {
-		return 0, fmt.Errorf("%s campaign %s: %w", workflows.UpdateSetConcurrency, name, err)
-	}
-	return was, nil
+	err := update(ctx, c, workflows.CampaignWorkflowID(name), workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
+	return was, err
 }

@@ -66,18 +66,28 @@ func approvalOr(a string) string {
 
 // Progress queries an organization's progress.
 func Progress(ctx context.Context, c client.Client, org string) (workflows.Progress, error) {
-	var p workflows.Progress
-	v, err := c.QueryWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.QueryProgress)
-	if err != nil {
-		return p, fmt.Errorf("organization %s: %w", org, err)
-	}
-	return p, v.Get(&p)
+	return query[workflows.Progress](ctx, c, workflows.OrganizationWorkflowID(org))
 }
 
 // Result waits for (or reads) an organization's final progress.
 func Result(ctx context.Context, c client.Client, org string) (workflows.Progress, error) {
-	var p workflows.Progress
-	err := c.GetWorkflow(ctx, workflows.OrganizationWorkflowID(org), "").Get(ctx, &p)
+	return result[workflows.Progress](ctx, c, workflows.OrganizationWorkflowID(org))
+}
+
+// query asks a workflow (organization or campaign) for its progress.
+func query[T any](ctx context.Context, c client.Client, id string) (T, error) {
+	var p T
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", id, err)
+	}
+	return p, v.Get(&p)
+}
+
+// result waits for (or reads) a workflow's final result.
+func result[T any](ctx context.Context, c client.Client, id string) (T, error) {
+	var p T
+	err := c.GetWorkflow(ctx, id, "").Get(ctx, &p)
 	return p, err
 }
 
@@ -96,7 +106,7 @@ func Resume(ctx context.Context, c client.Client, org string) error {
 // previous value. The validator refuses values outside 1..MaxConcurrency.
 func SetConcurrency(ctx context.Context, c client.Client, org string, n int, operator string) (int, error) {
 	var was int
-	err := update(ctx, c, org, workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
+	err := update(ctx, c, workflows.OrganizationWorkflowID(org), workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
 	return was, err
 }
 
@@ -128,37 +138,38 @@ func Rollback(ctx context.Context, c client.Client, org, operator, reason string
 // stopped if running); RetryMailbox puts a failed or skipped one back.
 func SkipMailbox(ctx context.Context, c client.Client, org, address, operator, reason string) (workflows.MailboxControlResult, error) {
 	var r workflows.MailboxControlResult
-	err := update(ctx, c, org, workflows.UpdateSkipMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
+	err := update(ctx, c, workflows.OrganizationWorkflowID(org), workflows.UpdateSkipMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
 	return r, err
 }
 
 // RetryMailbox puts a failed or skipped mailbox back into the migration.
 func RetryMailbox(ctx context.Context, c client.Client, org, address, operator, reason string) (workflows.MailboxControlResult, error) {
 	var r workflows.MailboxControlResult
-	err := update(ctx, c, org, workflows.UpdateRetryMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
+	err := update(ctx, c, workflows.OrganizationWorkflowID(org), workflows.UpdateRetryMailbox, workflows.MailboxControl{Address: address, Operator: operator, Reason: reason}, &r)
 	return r, err
 }
 
 func approval(ctx context.Context, c client.Client, org, name, who, reason string) (workflows.Approval, error) {
 	var a workflows.Approval
-	err := update(ctx, c, org, name, workflows.Approval{Approver: who, Reason: reason}, &a)
+	err := update(ctx, c, workflows.OrganizationWorkflowID(org), name, workflows.Approval{Approver: who, Reason: reason}, &a)
 	return a, err
 }
 
-// update runs an update to completion; a validator's refusal comes back as
-// the error, naming the organization and the control.
-func update(ctx context.Context, c client.Client, org, name string, arg, result any) error {
+// update runs an update to completion on a workflow (organization or
+// campaign); a validator's refusal comes back as the error, naming the
+// workflow and the control.
+func update(ctx context.Context, c client.Client, id, name string, arg, result any) error {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.OrganizationWorkflowID(org),
+		WorkflowID:   id,
 		UpdateName:   name,
 		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", name, org, err)
+		return fmt.Errorf("%s %s: %w", name, id, err)
 	}
 	if err := h.Get(ctx, result); err != nil {
-		return fmt.Errorf("%s %s: %w", name, org, err)
+		return fmt.Errorf("%s %s: %w", name, id, err)
 	}
 	return nil
 }

@@ -338,12 +338,21 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 	}
 	defer c.Close()
 	switch cmd {
-	case "approve":
-		a, err := control.ApproveCutover(ctx, c, org, *approver, *reason)
+	case "approve", "approve-skipped", "override-readiness", "rollback":
+		do := map[string]struct {
+			f    func(context.Context, client.Client, string, string, string) (workflows.Approval, error)
+			what string
+		}{
+			"approve":            {control.ApproveCutover, "cutover approved"},
+			"approve-skipped":    {control.ApproveSkippedItems, "skipped items approved"},
+			"override-readiness": {control.OverrideReadiness, "readiness overridden"},
+			"rollback":           {control.Rollback, "rollback requested (routing reverts, the organization ends as RolledBack)"},
+		}[cmd]
+		a, err := do.f(ctx, c, org, *approver, *reason)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: cutover approved by %s at %s\n", org, a.Approver, a.At.Format(time.RFC3339))
+		fmt.Printf("%s: %s by %s at %s\n", org, do.what, a.Approver, a.At.Format(time.RFC3339))
 	case "pause":
 		if err := control.Pause(ctx, c, org); err != nil {
 			return err
@@ -367,24 +376,6 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		fmt.Printf("%s: concurrency %d -> %d\n", org, was, n)
-	case "approve-skipped":
-		a, err := control.ApproveSkippedItems(ctx, c, org, *approver, *reason)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: skipped items approved by %s at %s\n", org, a.Approver, a.At.Format(time.RFC3339))
-	case "override-readiness":
-		a, err := control.OverrideReadiness(ctx, c, org, *approver, *reason)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: readiness overridden by %s: %s\n", org, a.Approver, a.Reason)
-	case "rollback":
-		a, err := control.Rollback(ctx, c, org, *approver, *reason)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: rollback requested by %s; the organization reverts its routing and ends as RolledBack\n", org, a.Approver)
 	case "skip-mailbox", "retry-mailbox":
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%s ORG ADDRESS", cmd)

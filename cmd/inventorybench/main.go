@@ -14,11 +14,11 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"os"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -135,7 +135,7 @@ func run(rows, orgs int, path string, dup, parse bool, cpuprofile string) error 
 func measure(mode string, generated int, f func() (mailboxes, orgs int, err error)) result {
 	r := result{mode: mode}
 	runtime.GC()
-	resetPeakRSS()
+	procstat.ResetPeakRSS()
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	stop, peak := make(chan struct{}), make(chan uint64)
 	go func() {
@@ -161,7 +161,7 @@ func measure(mode string, generated int, f func() (mailboxes, orgs int, err erro
 	}
 	close(stop)
 	r.peakHeap = <-peak
-	r.peakRSS = vmHWM()
+	r.peakRSS = procstat.PeakRSS(0)
 	return r
 }
 
@@ -189,28 +189,4 @@ func mix(plan []inventorytest.Org) string {
 		parts = append(parts, fmt.Sprintf("%s: %d", b.name, b.n))
 	}
 	return fmt.Sprintf("organizations by mailboxes: %s; largest %s (%d)", strings.Join(parts, ", "), largest.Code, largest.Mailboxes)
-}
-
-// resetPeakRSS sets VmHWM back to the current RSS (Linux: clear_refs 5).
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// vmHWM is the process's peak resident set size in bytes, or -1.
-func vmHWM() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return -1
 }

@@ -11,12 +11,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"os"
 	"runtime"
 	"strconv"
@@ -157,7 +157,7 @@ func measure(ctx context.Context, st staging.Store, kind, prefix string, size, b
 	reps = max(1, min(reps, 20))
 	r := row{store: kind, size: size, reps: reps}
 	runtime.GC()
-	resetPeakRSS()
+	procstat.ResetPeakRSS()
 	for i := 0; i < reps; i++ {
 		name := staging.Name(prefix, kind, strconv.FormatInt(size, 10), strconv.Itoa(i))
 		seed := uint64(size) + uint64(i)
@@ -176,7 +176,7 @@ func measure(ctx context.Context, st staging.Store, kind, prefix string, size, b
 			return r, fmt.Errorf("put %d bytes, stored %d", size, o.Size)
 		}
 	}
-	r.peakRSS = vmHWM()
+	r.peakRSS = procstat.PeakRSS(0)
 	return r, nil
 }
 
@@ -195,28 +195,4 @@ func human(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// resetPeakRSS sets VmHWM back to the current RSS (Linux: clear_refs 5).
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// vmHWM is the process's peak resident set size in bytes.
-func vmHWM() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return -1
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func runChild() error {
 		return fmt.Errorf("unknown child mode %q", job.Mode)
 	})
 	res = mu.result()
-	res.PeakRSSKB = vmHWM(os.Getpid())
+	res.PeakRSSKB = procstat.PeakRSS(0) >> 10
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"log"
 	"os"
@@ -469,7 +470,7 @@ func runCmds(cmds []*exec.Cmd, p int, logPath string) (time.Duration, int64, tim
 			t := time.NewTicker(10 * time.Millisecond)
 			defer t.Stop()
 			for {
-				if v := vmHWM(cmd.Process.Pid); v > peak {
+				if v := procstat.PeakRSS(cmd.Process.Pid) >> 10; v > peak {
 					peak = v
 				}
 				select {
@@ -521,24 +522,6 @@ func machineBusy() time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
-
-// vmHWM is the peak resident set size (KiB) of a running process, or 0.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
 }
 
 func lastLine(s string) string {

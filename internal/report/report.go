@@ -229,7 +229,7 @@ func (o Options) mailbox(ctx context.Context, store staging.Store, org, address 
 	}
 	var took time.Duration
 	for _, pass := range TransferPasses {
-		var p passJSON
+		var p PassReport // decoded from the saved activities.TransferResult
 		ok, err := r.load(ctx, store, staging.ReportName(org, address, pass), &p)
 		if err != nil {
 			return r, err
@@ -255,19 +255,6 @@ func (o Options) mailbox(ctx context.Context, store staging.Store, org, address 
 	return r, nil
 }
 
-// passJSON is the part of activities.TransferResult a report reads (the
-// report package cannot import activities, which uses it).
-type passJSON struct {
-	Folders        int       `json:"folders"`
-	Copied         int64     `json:"copied"`
-	Bytes          int64     `json:"bytes"`
-	Matched        int64     `json:"matched"`
-	SourceMessages int64     `json:"source_messages"`
-	SkippedTotal   int       `json:"skipped_total"`
-	Resumed        bool      `json:"resumed"`
-	Started        time.Time `json:"started"`
-	Finished       time.Time `json:"finished"`
-}
 
 // load decodes a stored JSON object into v. A missing object is (false,
 // nil); one that cannot be read back (corrupt, not JSON) is noted and
@@ -298,12 +285,9 @@ func (r *MailboxReport) load(ctx context.Context, store staging.Store, name stri
 }
 
 // addPass records a finished pass and returns how long it took.
-func (r *MailboxReport) addPass(pass string, p passJSON) time.Duration {
-	pr := PassReport{
-		Pass: pass, Folders: p.Folders, Copied: p.Copied, Bytes: p.Bytes, Matched: p.Matched,
-		SourceMessages: p.SourceMessages, SkippedTotal: p.SkippedTotal, Resumed: p.Resumed,
-		Started: p.Started, Finished: p.Finished,
-	}
+func (r *MailboxReport) addPass(pass string, pr PassReport) time.Duration {
+	p := pr
+	pr.Pass, pr.DurationSeconds = pass, 0
 	var took time.Duration
 	if !p.Started.IsZero() && p.Finished.After(p.Started) {
 		took = p.Finished.Sub(p.Started)
