@@ -827,7 +827,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		// A canceled mailbox stops at a checkpoint and reports itself.
 		WaitForCancellation: true,
-		StaticSummary:         fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass),
+		StaticSummary:       fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass),
 	})
 	in := MailboxInput{
 		Mailbox: activities.MailboxRef{

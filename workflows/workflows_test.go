@@ -44,17 +44,17 @@ func orgInput(n int) OrganizationInput {
 // messages of 1000 bytes (one staged large item) and validates, except
 // those named in the maps.
 type fakeData struct {
-	notReady    map[string]bool
-	authFail    map[string]bool
-	badValid    map[string]bool // validation cannot log in
-	missing     map[string]bool // validation finds 2 messages missing: Poor
-	rejected    map[string]bool // one bad item skipped: Investigate
-	transfers   int
-	passes      map[string]int
-	routed      []string
-	reverted    []string
-	delay       time.Duration // how long each readiness check takes
-	reported    []string
+	notReady  map[string]bool
+	authFail  map[string]bool
+	badValid  map[string]bool // validation cannot log in
+	missing   map[string]bool // validation finds 2 messages missing: Poor
+	rejected  map[string]bool // one bad item skipped: Investigate
+	transfers int
+	passes    map[string]int
+	routed    []string
+	reverted  []string
+	delay     time.Duration // how long each readiness check takes
+	reported  []string
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {

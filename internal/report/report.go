@@ -255,7 +255,6 @@ func (o Options) mailbox(ctx context.Context, store staging.Store, org, address 
 	return r, nil
 }
 
-
 // load decodes a stored JSON object into v. A missing object is (false,
 // nil); one that cannot be read back (corrupt, not JSON) is noted and
 // (false, nil); other failures (network, credentials, ctx) are errors.
