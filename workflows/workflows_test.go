@@ -411,18 +411,24 @@ func TestInvestigateWaitsForSkippedItemsApproval(t *testing.T) {
 	in := orgInput(3)
 	f := &fakeData{rejected: map[string]bool{in.Mailboxes[0].Address: true}}
 	f.install(env)
-	early, ok := &updateResult{}, &updateResult{}
+	early, ok, skipLate, retryLate, noWho := &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}
 	var waiting Progress
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(UpdateApproveSkippedItems, "early", early, Approval{Approver: "dana"})
 	}, 0)
 	env.RegisterDelayedCallback(func() {
 		waiting = query(t, env)
+		env.UpdateWorkflow(UpdateSkipMailbox, "skip-late", skipLate, MailboxControl{Address: in.Mailboxes[0].Address, Operator: "ops"})
+		env.UpdateWorkflow(UpdateRetryMailbox, "retry-late", retryLate, MailboxControl{Address: in.Mailboxes[0].Address, Operator: "ops"})
+		env.UpdateWorkflow(UpdateApproveSkippedItems, "no-who", noWho, Approval{Reason: "x"})
 		env.UpdateWorkflow(UpdateApproveSkippedItems, "ok", ok, Approval{Approver: "dana", Reason: "the rejected item is a known virus"})
 	}, 12*time.Hour)
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
 	require.ErrorContains(t, early.err, "skipped items are approved in AwaitingSkippedApproval")
+	require.ErrorContains(t, skipLate.err, "past its routing switch")
+	require.ErrorContains(t, retryLate.err, "past its routing switch")
+	require.ErrorContains(t, noWho.err, "approver is required")
 	require.Equal(t, PhaseAwaitingSkippedApproval, waiting.Phase)
 	require.Equal(t, Investigate, waiting.Consistency)
 	require.Contains(t, waiting.Reason, "bad-items in 1 mailboxes")
@@ -467,7 +473,10 @@ func TestSkipAndRetryMailbox(t *testing.T) {
 	f.authFail[in.Mailboxes[1].Address] = true
 	skip, retry, retryActive, unknown, approve := &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}, &updateResult{}
 	in.ReadinessThreshold = 0.5
+	noOperator, badAddress := &updateResult{}, &updateResult{}
 	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateSkipMailbox, "no-operator", noOperator, MailboxControl{Address: in.Mailboxes[2].Address})
+		env.UpdateWorkflow(UpdateSkipMailbox, "bad-address", badAddress, MailboxControl{Address: "not-an-address", Operator: "ops"})
 		delete(f.authFail, in.Mailboxes[1].Address)
 		env.UpdateWorkflow(UpdateSkipMailbox, "skip", skip, MailboxControl{Address: in.Mailboxes[2].Address, Operator: "ops", Reason: "leaver"})
 		env.UpdateWorkflow(UpdateRetryMailbox, "retry", retry, MailboxControl{Address: strings.ToUpper(in.Mailboxes[1].Address), Operator: "ops"})
@@ -479,6 +488,8 @@ func TestSkipAndRetryMailbox(t *testing.T) {
 	}, 48*time.Hour)
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
+	require.ErrorContains(t, noOperator.err, "operator is required")
+	require.ErrorContains(t, badAddress.err, `address "not-an-address" is not an e-mail address`)
 	require.NoError(t, skip.err)
 	require.Equal(t, MailboxControlResult{Address: in.Mailboxes[2].Address, Index: 2, Was: "active", Now: "skipped"}, skip.raw)
 	require.NoError(t, retry.err)
