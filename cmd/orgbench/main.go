@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/mailshift/mailshift/internal/orgload"
@@ -24,6 +25,7 @@ func main() {
 	baseline := flag.Int("baseline", 0, "trivial workflows in the baseline (default: as many as mailboxes)")
 	conc := flag.Int("concurrency", 100, "mailboxes of the organization at once")
 	perRun := flag.Int("per-run", 500, "mailboxes started per organization run before it continues as new")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the organization run (server and worker) to this file")
 	flag.Parse()
 	if *baseline == 0 {
 		*baseline = *n
@@ -49,7 +51,18 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("organization: %d tiny mailboxes, %d at once", *n, *conc)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+	}
 	res, err := env.Organization(ctx, opts)
+	pprof.StopCPUProfile()
 	if err != nil {
 		log.Fatal(err)
 	}
