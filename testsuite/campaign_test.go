@@ -1,0 +1,65 @@
+package testsuite
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/demo"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// TestCampaignRunsItsOrganizationsOnTheEmbeddedServer starts a campaign of
+// the demo estate's three organizations on a real server, with a daily
+// capacity that holds the first two: the plan puts them on the first day
+// and the third on the second. The calendar starts yesterday, so both days
+// have begun and everything runs now. Each organization reports its end to
+// the campaign, which completes once all have.
+func TestCampaignRunsItsOrganizationsOnTheEmbeddedServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := demo.Setup(ctx, demo.Options{Seed: 4, Scale: 0.15, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	defer env.Close()
+
+	in := workflows.CampaignInput{
+		Name:     "e2e",
+		Template: workflows.OrganizationInput{SourceEndpoint: "source", TargetEndpoint: "target", Concurrency: 4},
+	}
+	total := 0
+	for _, org := range env.Inputs {
+		in.Organizations = append(in.Organizations, workflows.CampaignOrg{Code: org.Code, Name: org.Name, Wave: "w1", Mailboxes: len(org.Mailboxes), MailboxList: org.Mailboxes})
+		total += len(org.Mailboxes)
+	}
+	require.Len(t, in.Organizations, 3)
+	capacity := in.Organizations[0].Mailboxes + in.Organizations[1].Mailboxes
+	require.LessOrEqual(t, in.Organizations[2].Mailboxes, capacity)
+	yesterday := time.Now().UTC().AddDate(0, 0, -1)
+	in.Calendar = workflows.CampaignCalendar{WeekdayCapacity: capacity, WeekendCapacity: capacity}
+	in.Calendar.Start.Year, in.Calendar.Start.Month, in.Calendar.Start.Day = yesterday.Year(), yesterday.Month(), yesterday.Day()
+	_, err = control.StartCampaign(ctx, env.Client, workflows.TaskQueue, in)
+	require.NoError(t, err)
+	p, err := control.CampaignResult(ctx, env.Client, in.Name)
+	require.NoError(t, err)
+	require.Equal(t, len(env.Inputs), p.Planned)
+	require.Equal(t, 2, p.Days, "two organizations on day 1, one on day 2")
+	require.Equal(t, len(env.Inputs), p.Started)
+	require.Equal(t, len(env.Inputs), p.Completed, "%+v", p)
+	require.Zero(t, p.Failed)
+	require.Zero(t, p.Running)
+	require.Equal(t, total, p.MailboxesStarted)
+	for _, org := range env.Inputs {
+		r, err := control.Result(ctx, env.Client, org.Code)
+		require.NoError(t, err)
+		require.True(t, r.Validated(), "%s: %s %s", org.Code, r.Phase, r.Reason)
+	}
+	rep, err := env.Verify(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.String())
+}
