@@ -186,14 +186,15 @@ func runCampaignControl(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	address := fs.String("address", "", "Temporal address")
 	operator := fs.String("operator", os.Getenv("USER"), "who does it (recorded in history)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseAnyOrder(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
+	if len(pos) < 1 {
 		return fmt.Errorf("%s: campaign name required", cmd)
 	}
-	name := fs.Arg(0)
-	if cmd == "campaign-set-concurrency" && fs.NArg() != 2 {
+	name := pos[0]
+	if cmd == "campaign-set-concurrency" && len(pos) != 2 {
 		return errors.New("campaign-set-concurrency NAME N")
 	}
 	c, err := dial(*address)
@@ -219,9 +220,9 @@ func runCampaignControl(ctx context.Context, cmd string, args []string) error {
 		}
 		fmt.Printf("campaign %s: resumed\n", name)
 	case "campaign-set-concurrency":
-		n, err := strconv.Atoi(fs.Arg(1))
+		n, err := strconv.Atoi(pos[1])
 		if err != nil {
-			return fmt.Errorf("campaign-set-concurrency: %q is not a number", fs.Arg(1))
+			return fmt.Errorf("campaign-set-concurrency: %q is not a number", pos[1])
 		}
 		was, err := control.SetCampaignConcurrency(ctx, c, name, n, *operator)
 		if err != nil {

@@ -325,13 +325,14 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 	address := fs.String("address", "", "Temporal address")
 	approver := fs.String("approver", os.Getenv("USER"), "who does it (recorded in history)")
 	reason := fs.String("reason", "", "why (recorded in history)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseAnyOrder(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
+	if len(pos) < 1 {
 		return fmt.Errorf("%s: organization code required", cmd)
 	}
-	org := fs.Arg(0)
+	org := pos[0]
 	c, err := dial(*address)
 	if err != nil {
 		return err
@@ -364,12 +365,12 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 		}
 		fmt.Printf("%s: resumed\n", org)
 	case "set-concurrency":
-		if fs.NArg() != 2 {
+		if len(pos) != 2 {
 			return errors.New("set-concurrency ORG N")
 		}
-		n, err := strconv.Atoi(fs.Arg(1))
+		n, err := strconv.Atoi(pos[1])
 		if err != nil {
-			return fmt.Errorf("set-concurrency: %q is not a number", fs.Arg(1))
+			return fmt.Errorf("set-concurrency: %q is not a number", pos[1])
 		}
 		was, err := control.SetConcurrency(ctx, c, org, n, *approver)
 		if err != nil {
@@ -377,14 +378,14 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 		}
 		fmt.Printf("%s: concurrency %d -> %d\n", org, was, n)
 	case "skip-mailbox", "retry-mailbox":
-		if fs.NArg() != 2 {
+		if len(pos) != 2 {
 			return fmt.Errorf("%s ORG ADDRESS", cmd)
 		}
 		f := control.SkipMailbox
 		if cmd == "retry-mailbox" {
 			f = control.RetryMailbox
 		}
-		r, err := f(ctx, c, org, fs.Arg(1), *approver, *reason)
+		r, err := f(ctx, c, org, pos[1], *approver, *reason)
 		if err != nil {
 			return err
 		}
