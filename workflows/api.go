@@ -89,8 +89,9 @@ type MailboxInput struct {
 	RetainDays       int                   `json:"retain_days,omitempty"`
 	// Index and Seq identify the mailbox and pass in the organization's
 	// outcome signal.
-	Index int `json:"index"`
-	Seq   int `json:"seq"`
+	Index int    `json:"index"`
+	Seq   int    `json:"seq"`
+	Chain string `json:"chain,omitempty"`
 }
 
 // MailboxResult is what one pass found or did.
@@ -111,6 +112,7 @@ type MailboxOutcome struct {
 	Seq      int    `json:"seq"`
 	Pass     Pass   `json:"pass"`
 	Address  string `json:"address"`
+	Chain    string `json:"chain,omitempty"`
 	Canceled bool   `json:"canceled,omitempty"`
 	Error    string `json:"error,omitempty"`
 

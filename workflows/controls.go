@@ -179,13 +179,24 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 	if err != nil {
 		return MailboxControlResult{}, err
 	}
+	if i < 0 || i >= o.total {
+		return MailboxControlResult{}, temporal.NewApplicationError(fmt.Sprintf("mailbox %s: inventory index %d is outside 0..%d", c.Address, i, o.total-1), activities.ErrTypeConfig)
+	}
 	p := &o.s.P
+	// find may have waited for an activity: check again what the
+	// validator checked.
+	if o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval || p.Phase.Terminal() || p.RollbackRequested != nil {
+		return MailboxControlResult{}, temporal.NewApplicationError(fmt.Sprintf("organization %s moved on to %s meanwhile: mailbox %s left as it was", o.in.Code, p.Phase, c.Address), "TooLate")
+	}
 	was := o.s.Status[i]
 	res := MailboxControlResult{Address: c.Address, Index: i, Was: statusNames[was]}
 	switch {
 	case skip && was != mbSkipped:
 		if was == mbFailed {
 			p.MailboxesFailed--
+			p.Failures = removeFailure(p.Failures, c.Address)
+		} else if o.s.PassOpen && (i >= o.s.Next || o.inFlight(i)) {
+			p.PassTotal-- // it will not finish this pass
 		}
 		o.s.Status[i] = mbSkipped
 		p.MailboxesSkipped++

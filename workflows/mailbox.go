@@ -30,7 +30,7 @@ func Mailbox(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 
 // outcome summarises a pass for the organization.
 func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
-	out := MailboxOutcome{Index: in.Index, Seq: in.Seq, Pass: in.Pass, Address: in.Mailbox.Address}
+	out := MailboxOutcome{Index: in.Index, Seq: in.Seq, Pass: in.Pass, Address: in.Mailbox.Address, Chain: in.Chain}
 	if err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {

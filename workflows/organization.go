@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,17 +56,23 @@ type OrganizationState struct {
 	// index inside a step that walks the inventory (routing).
 	Step   string `json:"step,omitempty"`
 	Cursor int    `json:"cursor,omitempty"`
-	// Skips holds the latest skipped-item counts of mailboxes that have any.
-	Skips       map[int]skipCount `json:"skips,omitempty"`
-	LastDeltaAt time.Time         `json:"last_delta_at,omitzero"`
-	Switched    bool              `json:"switched,omitempty"`
-	Runs        int               `json:"runs"`
+	// SkipCounts packs each mailbox's latest skipped-item counts (see
+	// skipSlots): a fixed 12 bytes a mailbox, allocated at the first skip,
+	// so 50,000 mailboxes that all skipped something still fit a
+	// continue-as-new input (a map would not).
+	SkipCounts  []byte    `json:"skip_counts,omitempty"`
+	LastDeltaAt time.Time `json:"last_delta_at,omitzero"`
+	Switched    bool      `json:"switched,omitempty"`
+	Runs        int       `json:"runs"`
 }
 
 type flight struct {
-	Index     int    `json:"i"`
-	Address   string `json:"a"`
-	Seq       int    `json:"s"`
+	Index   int    `json:"i"`
+	Address string `json:"a"`
+	Seq     int    `json:"s"`
+	// RunID is the child's run once the server confirmed its start; a
+	// cancel by workflow id alone could reach the mailbox's previous run.
+	RunID     string `json:"r,omitempty"`
 	Canceling bool   `json:"c,omitempty"`
 }
 
@@ -110,10 +117,12 @@ type organization struct {
 	s      OrganizationState
 	logger log.Logger
 
-	total   int
-	paused  bool
-	window  *cutoverWindow
-	started int // mailboxes started by this run
+	total  int
+	paused bool
+	// pause and resume are drained before continue-as-new like outcomes.
+	pauseCh, resumeCh workflow.ReceiveChannel
+	window            *cutoverWindow
+	started           int // mailboxes started by this run
 	// starting counts child starts not yet confirmed by the server; a run
 	// must not continue as new before they are.
 	starting int
@@ -122,6 +131,10 @@ type organization struct {
 	pageOffset int
 
 	outcomes workflow.ReceiveChannel
+	// chain is the first run id of this organization's continue-as-new
+	// chain; outcomes of children started by another chain under the same
+	// workflow id are ignored.
+	chain string
 }
 
 // ValidateOrganizationInput reports the first problem with an input, naming
@@ -240,6 +253,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.s.Runs++
 	o.s.P.Runs = o.s.Runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
+	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.s.P, nil }); err != nil {
 		return err
 	}
@@ -254,6 +268,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 func (o *organization) listen(ctx workflow.Context) {
 	pause := workflow.GetSignalChannel(ctx, SignalPause)
 	resume := workflow.GetSignalChannel(ctx, SignalResume)
+	o.pauseCh, o.resumeCh = pause, resume
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
@@ -264,11 +279,7 @@ func (o *organization) listen(ctx workflow.Context) {
 			})
 			sel.AddReceive(pause, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, nil)
-				if !o.paused {
-					o.paused, o.s.P.Paused = true, true
-					o.logger.Info("paused: stopping running mailboxes at their next checkpoint")
-					o.cancelInFlight(ctx, func(flight) bool { return true })
-				}
+				o.pause(ctx)
 			})
 			sel.AddReceive(resume, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, nil)
@@ -277,6 +288,32 @@ func (o *organization) listen(ctx workflow.Context) {
 			sel.Select(ctx)
 		}
 	})
+}
+
+func (o *organization) pause(ctx workflow.Context) {
+	if !o.paused {
+		o.paused, o.s.P.Paused = true, true
+		o.logger.Info("paused: stopping running mailboxes at their next checkpoint")
+		o.cancelInFlight(ctx, func(flight) bool { return true })
+	}
+}
+
+// drainSignals handles pause and resume signals already delivered, in the
+// order pause-then-resume cannot be told apart from here, so a pending
+// pause wins: the next run starts paused and an operator resumes it.
+func (o *organization) drainSignals(ctx workflow.Context) {
+	resumed := o.resumeCh.ReceiveAsync(nil)
+	paused := o.pauseCh.ReceiveAsync(nil)
+	for o.pauseCh.ReceiveAsync(nil) {
+	}
+	for o.resumeCh.ReceiveAsync(nil) {
+	}
+	if resumed {
+		o.paused, o.s.P.Paused = false, false
+	}
+	if paused {
+		o.pause(ctx)
+	}
 }
 
 // drainOutcomes handles outcomes already delivered; a run calls it before
@@ -300,7 +337,9 @@ func (o *organization) cancelInFlight(ctx workflow.Context, which func(flight) b
 			continue
 		}
 		f.Canceling = true
-		workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(o.in.Code, f.Address), "")
+		if f.RunID != "" { // otherwise start() cancels it once the start is confirmed
+			workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(o.in.Code, f.Address), f.RunID)
+		}
 	}
 }
 
@@ -360,50 +399,11 @@ func (o *organization) details() string {
 // after continue-as-new, so each one records where it is in o.s.
 func (o *organization) run(ctx workflow.Context) (Progress, error) {
 	for !o.s.P.Phase.Terminal() {
-		if o.s.P.RollbackRequested != nil && o.s.P.Phase != PhaseRolledBack {
-			if err := o.rollback(ctx); err != nil {
-				return o.s.P, err
-			}
-			continue
-		}
 		var err error
-		switch o.s.P.Phase {
-		case "":
-			o.setPhase(ctx, PhaseReadiness)
-		case PhaseReadiness:
-			err = o.readiness(ctx)
-		case PhaseReadinessBlocked:
-			err = workflow.Await(ctx, func() bool {
-				return o.s.P.ReadinessOverride != nil || o.s.P.RollbackRequested != nil
-			})
-			if err == nil && o.s.P.RollbackRequested == nil {
-				o.s.P.Reason = ""
-				o.setPhase(ctx, PhasePreStage)
-			}
-		case PhasePreStage:
-			err = o.runPass(ctx, PassPreStage)
-			if err == nil && o.in.Archive {
-				err = o.runPass(ctx, PassArchive)
-			}
-			if err == nil {
-				o.s.LastDeltaAt = workflow.Now(ctx)
-				o.setPhase(ctx, PhaseAwaitingCutover)
-			}
-		case PhaseAwaitingCutover:
-			err = o.awaitCutover(ctx)
-		case PhaseCutover:
-			err = o.cutover(ctx)
-		case PhaseValidation:
-			err = o.validation(ctx)
-		case PhaseAwaitingSkippedApproval:
-			err = workflow.Await(ctx, func() bool {
-				return o.s.P.SkippedItemsApproval != nil || o.s.P.RollbackRequested != nil
-			})
-			if err == nil && o.s.P.RollbackRequested == nil {
-				o.complete(ctx)
-			}
-		default:
-			err = fmt.Errorf("unknown phase %q", o.s.P.Phase)
+		if o.s.P.RollbackRequested != nil && o.s.P.Phase != PhaseRolledBack {
+			err = o.rollback(ctx)
+		} else {
+			err = o.step(ctx)
 		}
 		if err != nil {
 			if errors.Is(err, errContinueAsNew) {
@@ -423,6 +423,60 @@ func (o *organization) run(ctx workflow.Context) (Progress, error) {
 		return o.s.P, err
 	}
 	return o.s.P, nil
+}
+
+// step runs (or resumes) the current phase.
+func (o *organization) step(ctx workflow.Context) error {
+	var err error
+	switch o.s.P.Phase {
+	case "":
+		o.setPhase(ctx, PhaseReadiness)
+	case PhaseReadiness:
+		err = o.readiness(ctx)
+	case PhaseReadinessBlocked:
+		err = workflow.Await(ctx, func() bool {
+			return o.s.P.ReadinessOverride != nil || o.s.P.RollbackRequested != nil
+		})
+		if err == nil && o.s.P.RollbackRequested == nil {
+			o.s.P.Reason = ""
+			o.setPhase(ctx, PhasePreStage)
+		}
+	case PhasePreStage:
+		// Two steps, so a run that continues as new during the archive
+		// pass resumes the archive, not the pre-stage.
+		if o.s.Step == "" {
+			o.s.Step = "prestage"
+		}
+		if o.s.Step == "prestage" {
+			if err = o.runPass(ctx, PassPreStage); err == nil && o.s.P.RollbackRequested == nil {
+				o.s.Step = "archive"
+			}
+		}
+		if err == nil && o.s.Step == "archive" && o.in.Archive {
+			err = o.runPass(ctx, PassArchive)
+		}
+		if err == nil && o.s.P.RollbackRequested == nil {
+			o.s.Step = ""
+			o.s.LastDeltaAt = workflow.Now(ctx)
+			o.setPhase(ctx, PhaseAwaitingCutover)
+		}
+	case PhaseAwaitingCutover:
+		err = o.awaitCutover(ctx)
+	case PhaseCutover:
+		err = o.cutover(ctx)
+	case PhaseValidation:
+		err = o.validation(ctx)
+	case PhaseAwaitingSkippedApproval:
+		err = workflow.Await(ctx, func() bool {
+			return o.s.P.SkippedItemsApproval != nil || o.s.P.RollbackRequested != nil
+		})
+		if err == nil && o.s.P.RollbackRequested == nil {
+			o.complete(ctx)
+		}
+	default:
+		err = fmt.Errorf("unknown phase %q", o.s.P.Phase)
+	}
+	return err
 }
 
 // report writes the per-mailbox reports (CSV and JSON) to the staging
@@ -450,6 +504,7 @@ func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return o.starting == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	o.drainSignals(ctx)
 	o.drainOutcomes()
 	o.s.P.Paused = o.paused
 	o.logger.Info("continuing as new", "run", o.s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "in_flight", len(o.s.InFlight))
@@ -473,7 +528,8 @@ func (o *organization) readiness(ctx workflow.Context) error {
 		}
 	}
 	p := &o.s.P
-	p.ReadinessScore = float64(ready) / float64(o.total)
+	considered := o.total - p.MailboxesSkipped
+	p.ReadinessScore = float64(ready) / float64(max(considered, 1))
 	if ready > 0 && p.ReadinessScore >= o.in.ReadinessThreshold {
 		o.setPhase(ctx, PhasePreStage)
 		return nil
@@ -497,6 +553,7 @@ func (o *organization) awaitCutover(ctx workflow.Context) error {
 			return err
 		}
 		o.s.LastDeltaAt = workflow.Now(ctx)
+		o.s.P.DeltaPasses++
 	}
 	if o.in.Approval == ApprovalAuto && o.s.P.Approval == nil {
 		o.s.P.Approval = &Approval{Approver: "auto", Reason: "organization set to auto-approve", At: workflow.Now(ctx)}
@@ -590,10 +647,13 @@ func (o *organization) cutover(ctx workflow.Context) error {
 // route switches (or reverts) delivery one inventory page of addresses at
 // a time, so no activity input grows with the organization.
 func (o *organization) route(ctx workflow.Context, revert bool) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
-	})
+	retry := &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable}
+	if revert {
+		// Mail must go back to the source: keep trying (an unreachable
+		// router is waited out, not given up on).
+		retry = &temporal.RetryPolicy{MaximumInterval: 10 * time.Minute, NonRetryableErrorTypes: activities.NonRetryable}
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute, RetryPolicy: retry})
 	var a *activities.Activities
 	for o.s.Cursor < o.total {
 		if o.shouldContinueAsNew(ctx) {
@@ -602,7 +662,10 @@ func (o *organization) route(ctx workflow.Context, revert bool) error {
 		end := min(o.s.Cursor+inventoryPage, o.total)
 		var addrs []string
 		for i := o.s.Cursor; i < end; i++ {
-			if st := o.s.Status[i]; st == mbActive || st == mbValidated {
+			// A revert covers every address, also mailboxes that failed
+			// after the switch; routers revert idempotently, so addresses
+			// never switched are left as they are.
+			if st := o.s.Status[i]; revert || st == mbActive || st == mbValidated {
 				spec, err := o.spec(ctx, i)
 				if err != nil {
 					return err
@@ -734,7 +797,10 @@ func (o *organization) spec(ctx workflow.Context, i int) (MailboxSpec, error) {
 // mailbox is recorded and never stops the others.
 func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 	p := &o.s.P
-	if !o.s.PassOpen || p.Pass != pass {
+	if o.s.PassOpen && p.Pass != pass {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("pass %s is open; cannot start %s", p.Pass, pass), activities.ErrTypeConfig, nil)
+	}
+	if !o.s.PassOpen {
 		o.s.PassSeq++
 		o.s.PassOpen, o.s.Next, o.s.Requeue = true, 0, nil
 		p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
@@ -788,7 +854,7 @@ func (o *organization) nextToStart() int {
 		}
 		o.s.Requeue = o.s.Requeue[1:]
 	}
-	for o.s.Next < o.total && o.s.Status[o.s.Next] != mbActive {
+	for o.s.Next < o.total && (o.s.Status[o.s.Next] != mbActive || o.inFlight(o.s.Next)) {
 		o.s.Next++
 	}
 	if o.s.Next < o.total {
@@ -810,6 +876,11 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 	spec, err := o.spec(ctx, i)
 	if err != nil {
 		return err
+	}
+	// spec may have run an activity: a skip, pause or rollback may have
+	// come meanwhile. Then the caller decides again.
+	if o.s.Status[i] != mbActive || o.paused || o.s.P.RollbackRequested != nil || o.inFlight(i) {
+		return nil
 	}
 	if len(o.s.Requeue) > 0 && o.s.Requeue[0] == i {
 		o.s.Requeue = o.s.Requeue[1:]
@@ -841,12 +912,35 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		RetainDays:       o.in.ArchiveRetainDays,
 		Index:            i,
 		Seq:              seq,
+		Chain:            o.chain,
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { o.starting-- }()
+		started := false
+		defer func() {
+			if !started {
+				o.starting--
+			}
+		}()
 		for attempt := 1; ; attempt++ {
-			err := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in).GetChildWorkflowExecution().Get(ctx, nil)
+			fut := workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, in)
+			var exec workflow.Execution
+			err := fut.GetChildWorkflowExecution().Get(ctx, &exec)
 			if err == nil {
+				started = true
+				o.starting--
+				o.confirmStart(ctx, i, seq, exec.RunID)
+				// A child that closes without reporting (terminated by
+				// someone, its signal failed) must not hold its slot forever.
+				// Its report, if any, precedes its close in history.
+				cerr := fut.Get(ctx, nil)
+				o.drainOutcomes()
+				if o.flightOf(i, seq) >= 0 {
+					msg := "mailbox workflow closed without reporting its pass"
+					if cerr != nil {
+						msg += ": " + rootCause(cerr)
+					}
+					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: msg, Chain: in.Chain})
+				}
 				return
 			}
 			// The mailbox's previous workflow has reported its pass but not
@@ -857,11 +951,34 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 					continue
 				}
 			}
-			o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: "start: " + rootCause(err)})
+			o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: "start: " + rootCause(err), Chain: in.Chain})
 			return
 		}
 	})
 	return nil
+}
+
+// confirmStart records a child's run and sends the cancel a pause, skip or
+// rollback asked for while its start was pending.
+func (o *organization) confirmStart(ctx workflow.Context, i, seq int, runID string) {
+	k := o.flightOf(i, seq)
+	if k < 0 {
+		return
+	}
+	f := &o.s.InFlight[k]
+	f.RunID = runID
+	if f.Canceling {
+		workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(o.in.Code, f.Address), runID)
+	}
+}
+
+func (o *organization) flightOf(i, seq int) int {
+	for k, f := range o.s.InFlight {
+		if f.Index == i && f.Seq == seq {
+			return k
+		}
+	}
+	return -1
 }
 
 // maxStartAttempts bounds the retries of a mailbox workflow whose previous
@@ -870,13 +987,10 @@ const maxStartAttempts = 120
 
 // onOutcome books one mailbox's pass.
 func (o *organization) onOutcome(out MailboxOutcome) {
-	k := -1
-	for j, f := range o.s.InFlight {
-		if f.Index == out.Index && f.Seq == out.Seq {
-			k = j
-			break
-		}
+	if out.Chain != "" && out.Chain != o.chain {
+		return // a mailbox workflow of an earlier, abandoned organization run chain
 	}
+	k := o.flightOf(out.Index, out.Seq)
 	if k < 0 {
 		return // an outcome of an older pass, or reported twice
 	}
@@ -925,7 +1039,7 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.Messages += out.Copied
 		p.Bytes += out.Bytes
 		p.ImportedItems += out.Imported
-		c := o.s.Skips[i]
+		c := o.skips(i)
 		reasons := map[string]int{}
 		for r, n := range c.ByReason {
 			reasons[r] = n
@@ -964,9 +1078,57 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 	}
 }
 
+// skipSlots are the counters packed per mailbox in SkipCounts: one per
+// skip reason mailshift records, one for any other reason, and the number
+// of items kept in the staging store.
+var skipSlots = []string{transfer.ReasonTooLarge, transfer.ReasonRejected, transfer.ReasonCorrupt, transfer.ReasonTooBig, reasonOther}
+
+const (
+	reasonOther = "other"
+	slotStaged  = 5
+	slotBytes   = 2 * (slotStaged + 1)
+)
+
+func (o *organization) skips(i int) skipCount {
+	var c skipCount
+	if len(o.s.SkipCounts) < (i+1)*slotBytes {
+		return c
+	}
+	b := o.s.SkipCounts[i*slotBytes:]
+	get := func(k int) int { return int(b[2*k])<<8 | int(b[2*k+1]) }
+	for k, r := range skipSlots {
+		if n := get(k); n > 0 {
+			if c.ByReason == nil {
+				c.ByReason = map[string]int{}
+			}
+			c.ByReason[r] = n
+			c.Total += n
+		}
+	}
+	c.Staged = get(slotStaged)
+	return c
+}
+
 func (o *organization) setSkips(i int, c skipCount) {
+	// Reasons outside skipSlots are counted as "other", and a total the
+	// reasons do not explain too, so what is added here can be taken away
+	// exactly when the mailbox reports again.
+	norm := map[string]int{}
+	sum := 0
+	for r, n := range c.ByReason {
+		if !slices.Contains(skipSlots, r) {
+			r = reasonOther
+		}
+		norm[r] += n
+		sum += n
+	}
+	if c.Total > sum {
+		norm[reasonOther] += c.Total - sum
+	}
+	c.ByReason = norm
+	c.Total = max(c.Total, sum)
 	p := &o.s.P
-	old := o.s.Skips[i]
+	old := o.skips(i)
 	p.Skipped += c.Total - old.Total
 	p.StagedCount += c.Staged - old.Staged
 	for r, n := range old.ByReason {
@@ -976,24 +1138,35 @@ func (o *organization) setSkips(i int, c skipCount) {
 		}
 	}
 	for r, n := range c.ByReason {
+		if n == 0 {
+			continue
+		}
 		if p.SkippedByReason == nil {
 			p.SkippedByReason = map[string]int{}
 		}
 		p.SkippedByReason[r] += n
 	}
-	if c.Total == 0 {
-		delete(o.s.Skips, i)
+	if c.Total == 0 && c.Staged == 0 && len(o.s.SkipCounts) == 0 {
 		return
 	}
-	if o.s.Skips == nil {
-		o.s.Skips = map[int]skipCount{}
+	if len(o.s.SkipCounts) == 0 {
+		o.s.SkipCounts = make([]byte, o.total*slotBytes)
 	}
-	o.s.Skips[i] = c
+	b := o.s.SkipCounts[i*slotBytes : (i+1)*slotBytes]
+	put := func(k, n int) {
+		// Saturates: exact per-mailbox figures are in the mailbox reports.
+		n = min(max(n, 0), 0xFFFF)
+		b[2*k], b[2*k+1] = byte(n>>8), byte(n)
+	}
+	for k, r := range skipSlots {
+		put(k, c.ByReason[r])
+	}
+	put(slotStaged, c.Staged)
 }
 
 func (o *organization) fail(i int, address string, pass Pass, msg string) {
-	if o.s.Status[i] == mbFailed {
-		return
+	if st := o.s.Status[i]; st != mbActive && st != mbValidated {
+		return // already failed, or skipped by an operator meanwhile
 	}
 	o.s.Status[i] = mbFailed
 	p := &o.s.P

@@ -1,0 +1,45 @@
+package workflows
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// TestStateOfFiftyThousandMailboxesFitsAContinueAsNewInput: every mailbox
+// of a 50,000-mailbox organization skipped items, a thousand are in
+// flight, and the state a run carries to the next still stays far below
+// Temporal's 2 MB payload limit.
+func TestStateOfFiftyThousandMailboxesFitsAContinueAsNewInput(t *testing.T) {
+	const n = 50000
+	o := &organization{total: n, s: OrganizationState{Status: make([]byte, n)}}
+	for i := range n {
+		o.s.Status[i] = mbActive
+		o.setSkips(i, skipCount{Total: 3, ByReason: map[string]int{transfer.ReasonTooLarge: 2, transfer.ReasonRejected: 1}, Staged: 2})
+	}
+	for i := range 1000 {
+		o.s.InFlight = append(o.s.InFlight, flight{Index: i, Address: "someone.with.a.long.name@a-large-trust.nhs.example", Seq: 7, RunID: "0193a7b2-1c2d-7e3f-8a9b-0c1d2e3f4a5b"})
+	}
+	b, err := json.Marshal(OrganizationInput{Code: "BIG", State: &o.s})
+	require.NoError(t, err)
+	require.Less(t, len(b), 1<<20, "continue-as-new input of %d bytes", len(b))
+	require.Equal(t, 3*n, o.s.P.Skipped)
+	require.Equal(t, map[string]int{transfer.ReasonTooLarge: 2 * n, transfer.ReasonRejected: n}, o.s.P.SkippedByReason)
+	require.Equal(t, 2*n, o.s.P.StagedCount)
+
+	// A later pass replaces a mailbox's counts; an import removes items.
+	o.setSkips(7, skipCount{Total: 1, ByReason: map[string]int{"something-new": 1}})
+	require.Equal(t, skipCount{Total: 1, ByReason: map[string]int{reasonOther: 1}}, o.skips(7))
+	require.Equal(t, 3*n-2, o.s.P.Skipped)
+	require.Equal(t, 1, o.s.P.SkippedByReason[reasonOther])
+	o.setSkips(7, skipCount{})
+	require.Equal(t, skipCount{}, o.skips(7))
+	require.Zero(t, o.s.P.SkippedByReason[reasonOther])
+	require.NotContains(t, o.s.P.SkippedByReason, reasonOther)
+	// Counts saturate rather than wrap.
+	o.setSkips(9, skipCount{Total: 70000, ByReason: map[string]int{transfer.ReasonTooLarge: 70000}})
+	require.Equal(t, 0xFFFF, o.skips(9).ByReason[transfer.ReasonTooLarge])
+}
