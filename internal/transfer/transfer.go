@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -503,11 +504,18 @@ func fetchMeta(c *imapclient.Client, set imap.UIDSet) ([]meta, error) {
 // fetchMetaSince fetches metadata (no bodies); a non-zero since limits it to
 // messages whose mod-sequence is higher (CONDSTORE CHANGEDSINCE).
 func fetchMetaSince(c *imapclient.Client, set imap.UIDSet, since uint64) ([]meta, error) {
-	cmd := c.Fetch(set, &imap.FetchOptions{
-		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
-		BodySection:  []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
-		ChangedSince: since,
-	})
+	return fetchMetaOpts(c, set, since, true)
+}
+
+// fetchMetaOpts fetches metadata, with the Message-ID header or without:
+// asking for a header field makes the server open and parse every message,
+// which a first copy that has nothing to reconcile does not need.
+func fetchMetaOpts(c *imapclient.Client, set imap.UIDSet, since uint64, messageID bool) ([]meta, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, ChangedSince: since}
+	if messageID {
+		opts.BodySection = []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}}
+	}
+	cmd := c.Fetch(set, opts)
 	var out []meta
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var m meta
@@ -551,13 +559,25 @@ func parseMessageID(header []byte) string {
 }
 
 func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids []imap.UID, pending map[string]int) error {
-	metas, err := fetchMeta(r.src.C, imap.UIDSetNum(uids...))
+	// Message-IDs are needed to recognise messages already in the target
+	// (pending) and to name skipped items. Without pending, only items that
+	// will go to staging get theirs now; an item the target refuses has it
+	// read from its own header as it streams (see headCapture).
+	withID := len(pending) > 0
+	metas, err := fetchMetaOpts(r.src.C, imap.UIDSetNum(uids...), 0, withID)
 	if err != nil {
 		return imapconn.Classify("fetch "+p.Source, err)
 	}
 	byUID := make(map[imap.UID]meta, len(metas))
+	var large []imap.UID
 	for _, m := range metas {
 		byUID[m.uid] = m
+		if !withID && r.opts.MaxMessageSize > 0 && m.size > r.opts.MaxMessageSize {
+			large = append(large, m.uid)
+		}
+	}
+	if err := r.messageIDs(p, large, byUID); err != nil {
+		return err
 	}
 	// Decide per message in UID order; a UID that vanished (expunged since the
 	// search) is simply settled.
@@ -690,9 +710,13 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				flags = append(flags, f)
 			}
 		}
-		tag, err := r.app.Append(p.Target, flags, m.date, size, body)
+		head := &headCapture{r: body}
+		tag, err := r.app.Append(p.Target, flags, m.date, size, head)
 		if err != nil {
 			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: fmt.Sprintf("append uid %d", uid), Err: err}
+		}
+		if item.MessageID == "" {
+			item.MessageID = head.messageID()
 		}
 		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item})
 		if len(queue) >= window {
@@ -740,6 +764,9 @@ func (r *runner) undelivered(p FolderPlan, st *FolderState, toRead []imap.UID, d
 	if err != nil {
 		return imapconn.Classify("uid search "+p.Source, err)
 	}
+	if err := r.messageIDs(p, res.AllUIDs(), byUID); err != nil {
+		return err
+	}
 	for _, uid := range res.AllUIDs() {
 		m := byUID[uid]
 		item := SkippedItem{Folder: p.Source, UIDValidity: st.UIDValidity, UID: uint32(uid), Size: m.size, MessageID: m.messageID,
@@ -752,6 +779,61 @@ func (r *runner) undelivered(p FolderPlan, st *FolderState, toRead []imap.UID, d
 		delivered[uid] = true
 	}
 	return nil
+}
+
+// messageIDs fills in the Message-ID of the given messages whose metadata
+// was fetched without it.
+func (r *runner) messageIDs(p FolderPlan, uids []imap.UID, byUID map[imap.UID]meta) error {
+	var need []imap.UID
+	for _, u := range uids {
+		if m, ok := byUID[u]; ok && m.messageID == "" {
+			need = append(need, u)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	ms, err := fetchMeta(r.src.C, imap.UIDSetNum(need...))
+	if err != nil {
+		return imapconn.Classify("fetch "+p.Source, err)
+	}
+	for _, m := range ms {
+		if old, ok := byUID[m.uid]; ok {
+			old.messageID = m.messageID
+			byUID[m.uid] = old
+		}
+	}
+	return nil
+}
+
+// headCapture passes a message through and keeps its first bytes, so the
+// Message-ID of an item the target refuses can be reported without asking
+// the source for it.
+type headCapture struct {
+	r    io.Reader
+	head []byte
+}
+
+const headCaptureSize = 16 << 10
+
+func (h *headCapture) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if room := headCaptureSize - len(h.head); room > 0 && n > 0 {
+		h.head = append(h.head, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// messageID parses the header block of what was read (a Message-ID line in
+// the body does not count).
+func (h *headCapture) messageID() string {
+	hdr := h.head
+	if i := bytes.Index(hdr, []byte("\r\n\r\n")); i >= 0 {
+		hdr = hdr[:i+2]
+	} else if i := bytes.Index(hdr, []byte("\n\n")); i >= 0 {
+		hdr = hdr[:i+1]
+	}
+	return parseMessageID(hdr)
 }
 
 // eachBody hands every message body of a streamed UID FETCH to fn, in
@@ -859,7 +941,11 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 	}
 	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
 	tw := &targetWriter{w: app}
-	n, err := io.Copy(tw, body)
+	head := &headCapture{r: body}
+	n, err := io.Copy(tw, head)
+	if item.MessageID == "" {
+		item.MessageID = head.messageID()
+	}
 	var answered *imap.Error
 	if tw.err != nil && errors.As(tw.err, &answered) {
 		// The target answered the APPEND instead of inviting the literal:

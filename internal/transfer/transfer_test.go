@@ -810,14 +810,15 @@ func TestTargetRejectsMessage(t *testing.T) {
 
 	// The rejected items: over the target's real limit, under the configured one.
 	type item struct {
-		folder string
-		uid    uint32
+		folder    string
+		uid       uint32
+		messageID string
 	}
 	var rejected []item
 	for _, f := range planOrder(mb) {
 		for i, m := range f.Messages {
 			if len(m.Raw) > appendLimit && len(m.Raw) <= maxSize {
-				rejected = append(rejected, item{f.Name, uint32(i + 1)})
+				rejected = append(rejected, item{f.Name, uint32(i + 1), messageID(m.Raw)})
 			}
 		}
 	}
@@ -872,6 +873,7 @@ func TestTargetRejectsMessage(t *testing.T) {
 			}
 			require.NotNil(t, got, "%s uid %d", r.folder, r.uid)
 			require.Equal(t, transfer.ReasonTooBig, got.Reason)
+			require.Equal(t, r.messageID, got.MessageID, "read from the message's own header as it streamed")
 			require.Contains(t, got.Detail, "Message too big")
 			require.Empty(t, got.StagedAs)
 			require.False(t, got.IsLarge(), "a rejected item is lost, not staged: it counts as bad")
