@@ -401,7 +401,9 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 		return res, err
 	}
 	defer release()
+	stop := keepAlive(ctx)
 	v, err := transfer.Validate(ctx, src, tgt, cp, opts.Rules)
+	stop()
 	if err != nil {
 		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
 	}

@@ -14,6 +14,32 @@ import (
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
+// keepAlive heartbeats every few seconds until stop is called, for an
+// activity whose work has no natural progress points (validation digests
+// whole folders): a pause or rollback then reaches it within seconds, and
+// a dead worker is noticed.
+func keepAlive(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // heartbeatReader heartbeats while a large body streams to staging, so a
 // 150 MB item on a slow link does not look like a dead worker.
 func heartbeatReader(ctx context.Context, r io.Reader) io.Reader {

@@ -107,7 +107,7 @@ func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 		res.Transfer = &r
 	case PassValidate:
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 12 * time.Hour, RetryPolicy: retry, WaitForCancellation: true,
+			StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: heartbeat, RetryPolicy: retry, WaitForCancellation: true,
 		})
 		var r activities.ValidateResult
 		if err := workflow.ExecuteActivity(ctx, a.ValidateMailbox, activities.ValidateInput{Mailbox: in.Mailbox, Policy: in.Policy}).Get(ctx, &r); err != nil {
