@@ -540,3 +540,27 @@ func TestInvalidWindowIsRejected(t *testing.T) {
 	in.CutoverWindow = "Mon-Fri 18:00-25:00"
 	require.ErrorContains(t, ValidateOrganizationInput(in), "organization RXH: cutover window:")
 }
+
+// TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization: a
+// Mailbox workflow that ends without its outcome signal (terminated by
+// someone, its signal lost) frees its slot with an error outcome.
+func TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization(t *testing.T) {
+	var s sdktest.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(Organization, workflow.RegisterOptions{Name: OrganizationWorkflowName})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
+		return MailboxResult{}, temporal.NewApplicationError("terminated by an operator", "Terminated")
+	}, workflow.RegisterOptions{Name: MailboxWorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+	var a *activities.Activities
+	env.OnActivity(a.WriteOrganizationReport, mock.Anything, mock.Anything).Return(activities.OrganizationReportResult{}, nil)
+	in := orgInput(3)
+	in.Concurrency = 1
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseFailed, p.Phase)
+	require.Equal(t, 3, p.MailboxesFailed)
+	require.Zero(t, p.MailboxesRunning)
+	require.Contains(t, p.Failures[0].Error, "mailbox workflow closed without reporting its pass: Terminated: terminated by an operator")
+}
