@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	sdktest "go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -563,4 +564,59 @@ func TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization(t *testing.
 	require.Equal(t, 3, p.MailboxesFailed)
 	require.Zero(t, p.MailboxesRunning)
 	require.Contains(t, p.Failures[0].Error, "mailbox workflow closed without reporting its pass: Terminated: terminated by an operator")
+}
+
+// TestContinueAsNewDuringArchiveResumesTheArchive: a run that continues as
+// new during its archive pass carries the pass and the mailbox in flight
+// over; the next run books that mailbox's report, archives the others and
+// goes on without copying the pre-stage again.
+func TestContinueAsNewDuringArchiveResumesTheArchive(t *testing.T) {
+	in := orgInput(3)
+	in.Archive = true
+	in.MailboxesPerRun = 7 // readiness 3 + pre-stage 3 + the first archive
+	install := func(env *sdktest.TestWorkflowEnvironment, f *fakeData, archived *[]string) {
+		f.install(env)
+		var a *activities.Activities
+		env.OnActivity(a.ArchiveMailbox, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.ArchiveInput) (activities.ArchiveResult, error) {
+				*archived = append(*archived, in.Mailbox.Address)
+				return activities.ArchiveResult{Messages: 10, Bytes: 10000}, nil
+			})
+	}
+	env := newEnv(t)
+	f1, archived1 := &fakeData{}, []string{}
+	install(env, f1, &archived1)
+	env.ExecuteWorkflow(Organization, in)
+	require.True(t, env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(env.GetWorkflowError(), &can), "want continue-as-new, got %v", env.GetWorkflowError())
+	var next OrganizationInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	st := next.State
+	require.NotNil(t, st)
+	require.Equal(t, PhasePreStage, st.P.Phase)
+	require.Equal(t, "archive", st.Step)
+	require.Equal(t, PassArchive, st.P.Pass)
+	require.Len(t, st.InFlight, 1, "the archive started in run 1 is carried over")
+	require.Equal(t, 1, st.Runs)
+	require.Equal(t, map[string]int{"prestage": 3}, f1.passes)
+
+	// In run 2 the mailbox started by run 1 reports (as its workflow
+	// would, to whichever run is current).
+	env2 := newEnv(t)
+	f2, archived2 := &fakeData{}, []string{}
+	install(env2, f2, &archived2)
+	fl := st.InFlight[0]
+	env2.RegisterDelayedCallback(func() {
+		env2.SignalWorkflow(signalMailboxDone, MailboxOutcome{Index: fl.Index, Seq: fl.Seq, Pass: PassArchive, Address: fl.Address, ArchivedMessages: 10, ArchivedBytes: 10000})
+	}, time.Minute)
+	next.MailboxesPerRun = 100
+	env2.ExecuteWorkflow(Organization, next)
+	p := result(t, env2)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Len(t, archived2, 2, "run 2 archived the two mailboxes run 1 had not started")
+	require.NotContains(t, archived2, fl.Address)
+	require.Equal(t, map[string]int{"final": 3, "post-switch": 3}, f2.passes, "no second pre-stage")
+	require.EqualValues(t, 30, p.ArchivedMessages)
+	require.Equal(t, 2, p.Runs)
 }
