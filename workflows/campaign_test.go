@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -141,15 +140,7 @@ func campaignInput() CampaignInput {
 
 func campaignResult(t *testing.T, env *sdktest.TestWorkflowEnvironment) CampaignProgress {
 	t.Helper()
-	require.True(t, env.IsWorkflowCompleted())
-	var panicked *temporal.PanicError
-	if errors.As(env.GetWorkflowError(), &panicked) {
-		t.Fatalf("workflow panicked: %v\n%s", panicked, panicked.StackTrace())
-	}
-	require.NoError(t, env.GetWorkflowError())
-	var p CampaignProgress
-	require.NoError(t, env.GetWorkflowResult(&p))
-	return p
+	return resultOf[CampaignProgress](t, env)
 }
 
 func campaignQuery(t *testing.T, env *sdktest.TestWorkflowEnvironment) CampaignProgress {

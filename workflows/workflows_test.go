@@ -116,13 +116,19 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 
 func result(t *testing.T, env *sdktest.TestWorkflowEnvironment) Progress {
 	t.Helper()
+	return resultOf[Progress](t, env)
+}
+
+// resultOf is a finished workflow's result; a panic fails with its stack.
+func resultOf[T any](t *testing.T, env *sdktest.TestWorkflowEnvironment) T {
+	t.Helper()
 	require.True(t, env.IsWorkflowCompleted())
 	var panicked *temporal.PanicError
 	if errors.As(env.GetWorkflowError(), &panicked) {
 		t.Fatalf("workflow panicked: %v\n%s", panicked, panicked.StackTrace())
 	}
 	require.NoError(t, env.GetWorkflowError())
-	var p Progress
+	var p T
 	require.NoError(t, env.GetWorkflowResult(&p))
 	return p
 }

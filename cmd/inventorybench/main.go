@@ -17,7 +17,6 @@ import (
 	"github.com/mailshift/mailshift/internal/procstat"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -134,33 +133,15 @@ func run(rows, orgs int, path string, dup, parse bool, cpuprofile string) error 
 // problems, rows are those generated (0 for -file) and organizations 0.
 func measure(mode string, generated int, f func() (mailboxes, orgs int, err error)) result {
 	r := result{mode: mode}
-	runtime.GC()
 	procstat.ResetPeakRSS()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	stop, peak := make(chan struct{}), make(chan uint64)
-	go func() {
-		var p uint64
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(sample)
-			p = max(p, sample[0].Value.Uint64())
-			select {
-			case <-stop:
-				peak <- p
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t0 := time.Now()
-	r.mailboxes, r.orgs, r.err = f()
-	r.wall = time.Since(t0)
+	r.peakHeap = procstat.PeakHeap(func() {
+		t0 := time.Now()
+		r.mailboxes, r.orgs, r.err = f()
+		r.wall = time.Since(t0)
+	})
 	if r.err != nil {
 		r.mailboxes = generated
 	}
-	close(stop)
-	r.peakHeap = <-peak
 	r.peakRSS = procstat.PeakRSS(0)
 	return r
 }

@@ -2,14 +2,12 @@ package inventory
 
 import (
 	"fmt"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mailshift/mailshift/internal/inventory/inventorytest"
 )
@@ -181,32 +179,6 @@ func TestCheckStopsAfter50Problems(t *testing.T) {
 	}
 }
 
-// peakHeap runs f, sampling the heap (live and not yet collected objects,
-// as MemStats.HeapAlloc) every millisecond, and returns the largest sample.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	stop, peak := make(chan struct{}), make(chan uint64)
-	go func() {
-		var p uint64
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(sample)
-			p = max(p, sample[0].Value.Uint64())
-			select {
-			case <-stop:
-				peak <- p
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(stop)
-	return <-peak
-}
-
 // heapBound is the most heap a check of 2.1 million rows may use: 8 bytes
 // a mailbox (17 MB) while the hash slice grows, the organizations and the
 // garbage of a streaming CSV reader. Keeping every address in a map took
@@ -233,7 +205,7 @@ func TestCheck2MillionRowsInBoundedMemory(t *testing.T) {
 		pw.CloseWithError(err)
 	}()
 	var sum *Summary
-	peak := peakHeap(func() { sum, err = Check(pr) })
+	peak := procstat.PeakHeap(func() { sum, err = Check(pr) })
 	if err != nil {
 		t.Fatal(err)
 	}

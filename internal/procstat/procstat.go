@@ -1,12 +1,15 @@
 // Package procstat reads what the benchmarks report about processes from
-// Linux's /proc: peak resident set size.
+// Linux's /proc (peak resident set size) and the Go runtime (peak heap).
 package procstat
 
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PeakRSS is a process's peak resident set size (VmHWM) in bytes; pid 0
@@ -35,4 +38,30 @@ func PeakRSS(pid int) int64 {
 // next PeakRSS measures one step alone (Linux: clear_refs 5).
 func ResetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// PeakHeap runs f and returns the largest heap (live and not yet collected
+// objects) sampled every millisecond while it ran.
+func PeakHeap(f func()) uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	stop, peak := make(chan struct{}), make(chan uint64)
+	go func() {
+		var p uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			p = max(p, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				peak <- p
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	f()
+	close(stop)
+	return <-peak
 }
