@@ -367,14 +367,9 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 	}
 	res.Folders, res.Copied, res.Bytes, res.Matched = st.Folders, st.Copied, st.Bytes, st.Matched
 	res.BodiesRead, res.SourceMessages, res.Reconciled = st.BodiesRead, st.SourceTotal, st.Reconciled
-	res.SkippedByReason = map[string]int{}
+	res.SkippedTotal, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
 	for _, s := range cp.Skipped {
-		if s.Imported {
-			continue // staged earlier, in the target now
-		}
-		res.SkippedTotal++
-		res.SkippedByReason[s.Reason]++
-		if len(res.Skipped) < MaxReportedItems {
+		if !s.Imported && len(res.Skipped) < MaxReportedItems {
 			res.Skipped = append(res.Skipped, s)
 		}
 	}
@@ -386,6 +381,23 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 		return res, err
 	}
 	return res, nil
+}
+
+// skippedSummary counts a ledger's skipped items that are still not in the
+// target (imported ones are), by reason, and how many are kept in staging.
+func skippedSummary(items []transfer.SkippedItem) (total int, byReason map[string]int, staged int) {
+	byReason = map[string]int{}
+	for _, s := range items {
+		if s.Imported {
+			continue // staged earlier, in the target now
+		}
+		total++
+		byReason[s.Reason]++
+		if s.StagedAs != "" {
+			staged++
+		}
+	}
+	return total, byReason, staged
 }
 
 // ValidateMailbox compares source and target by content hash, flags and dates.
@@ -409,22 +421,11 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 	}
 	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
 	res.Problems = v.Problems
-	for _, s := range cp.Skipped {
-		if res.SkippedByReason == nil {
-			res.SkippedByReason = map[string]int{}
-		}
-		res.SkippedByReason[s.Reason]++
-		if s.StagedAs != "" {
-			res.Staged++
-		}
-	}
+	_, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
+	t := v.Totals()
+	res.Skipped, res.Missing, res.Duplicates = t.Skipped, t.Missing, t.Duplicates
+	res.FlagMismatch, res.DateMismatch, res.Extra = t.FlagMismatch, t.DateMismatch, t.Extra
 	for _, f := range v.Folders {
-		res.Skipped += f.Skipped
-		res.Missing += f.Missing
-		res.Duplicates += f.Duplicates
-		res.FlagMismatch += f.FlagMismatch
-		res.DateMismatch += f.DateMismatch
-		res.Extra += f.Extra
 		if !f.OK() {
 			res.Problems = append(res.Problems, fmt.Sprintf("folder %q -> %q: %d missing, %d duplicates, %d flag and %d date mismatches",
 				f.Source, f.Target, f.Missing, f.Duplicates, f.FlagMismatch, f.DateMismatch))

@@ -69,8 +69,11 @@ type TransferResult struct {
 	Skipped         []transfer.SkippedItem `json:"skipped,omitempty"`
 	SkippedTotal    int                    `json:"skipped_total"`
 	SkippedByReason map[string]int         `json:"skipped_by_reason,omitempty"`
-	Resumed         bool                   `json:"resumed"`
-	Ledger          string                 `json:"ledger"`
+	// Staged counts the skipped items kept in the staging store (all of
+	// them; Skipped lists only the first MaxReportedItems).
+	Staged  int    `json:"staged,omitempty"`
+	Resumed bool   `json:"resumed"`
+	Ledger  string `json:"ledger"`
 	// Started and Finished bound this pass's last attempt (UTC).
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`

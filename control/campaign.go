@@ -77,19 +77,17 @@ func CampaignResult(ctx context.Context, c client.Client, name string) (workflow
 // PauseCampaign stops the campaign from starting organizations and pauses
 // the ones it runs.
 func PauseCampaign(ctx context.Context, c client.Client, name string) error {
-	return c.SignalWorkflow(ctx, workflows.CampaignWorkflowID(name), "", workflows.SignalPause, nil)
+	return signal(ctx, c, workflows.CampaignWorkflowID(name), workflows.SignalPause)
 }
 
 // ResumeCampaign lifts a pause, on the campaign and its running
 // organizations.
 func ResumeCampaign(ctx context.Context, c client.Client, name string) error {
-	return c.SignalWorkflow(ctx, workflows.CampaignWorkflowID(name), "", workflows.SignalResume, nil)
+	return signal(ctx, c, workflows.CampaignWorkflowID(name), workflows.SignalResume)
 }
 
 // SetCampaignConcurrency changes how many organizations the campaign runs
 // at once and returns the previous value.
 func SetCampaignConcurrency(ctx context.Context, c client.Client, name string, n int, operator string) (int, error) {
-	var was int
-	err := update(ctx, c, workflows.CampaignWorkflowID(name), workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
-	return was, err
+	return setConcurrency(ctx, c, workflows.CampaignWorkflowID(name), n, operator)
 }

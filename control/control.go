@@ -94,20 +94,33 @@ func result[T any](ctx context.Context, c client.Client, id string) (T, error) {
 // Pause stops new mailboxes from starting and running transfers at their
 // next checkpoint.
 func Pause(ctx context.Context, c client.Client, org string) error {
-	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalPause, nil)
+	return signal(ctx, c, workflows.OrganizationWorkflowID(org), workflows.SignalPause)
 }
 
 // Resume lifts a pause.
 func Resume(ctx context.Context, c client.Client, org string) error {
-	return c.SignalWorkflow(ctx, workflows.OrganizationWorkflowID(org), "", workflows.SignalResume, nil)
+	return signal(ctx, c, workflows.OrganizationWorkflowID(org), workflows.SignalResume)
 }
 
 // SetConcurrency changes how many mailboxes run at once and returns the
 // previous value. The validator refuses values outside 1..MaxConcurrency.
 func SetConcurrency(ctx context.Context, c client.Client, org string, n int, operator string) (int, error) {
+	return setConcurrency(ctx, c, workflows.OrganizationWorkflowID(org), n, operator)
+}
+
+// setConcurrency is set-concurrency on an organization or a campaign.
+func setConcurrency(ctx context.Context, c client.Client, id string, n int, operator string) (int, error) {
 	var was int
-	err := update(ctx, c, workflows.OrganizationWorkflowID(org), workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
+	err := update(ctx, c, id, workflows.UpdateSetConcurrency, workflows.ConcurrencyRequest{Concurrency: n, Operator: operator}, &was)
 	return was, err
+}
+
+// signal sends a signal without an argument (pause, resume).
+func signal(ctx context.Context, c client.Client, id, name string) error {
+	if err := c.SignalWorkflow(ctx, id, "", name, nil); err != nil {
+		return fmt.Errorf("%s %s: %w", name, id, err)
+	}
+	return nil
 }
 
 // ApproveCutover approves an organization waiting in AwaitingCutover. The

@@ -48,12 +48,7 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 		}
 	}
 	if t := res.Transfer; t != nil {
-		out.Copied, out.Bytes, out.Skipped, out.SkippedByReason = t.Copied, t.Bytes, t.SkippedTotal, t.SkippedByReason
-		for _, s := range t.Skipped {
-			if s.StagedAs != "" {
-				out.Staged++
-			}
-		}
+		out.Copied, out.Bytes, out.Skipped, out.SkippedByReason, out.Staged = t.Copied, t.Bytes, t.SkippedTotal, t.SkippedByReason, t.Staged
 	}
 	if r := res.Import; r != nil {
 		out.Imported, out.Bytes, out.Copied = r.Imported+r.Present, r.Bytes, int64(r.Imported)

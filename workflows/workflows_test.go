@@ -77,7 +77,7 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 				f.passes = map[string]int{}
 			}
 			f.passes[in.Pass]++
-			r := activities.TransferResult{SkippedTotal: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1},
+			r := activities.TransferResult{SkippedTotal: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1}, Staged: 1,
 				Skipped: []transfer.SkippedItem{{Folder: "INBOX", UID: 9, Size: 50 << 20, Reason: transfer.ReasonTooLarge, StagedAs: in.Mailbox.Address + "/INBOX/1/9.eml"}}}
 			if in.Pass == string(PassPreStage) {
 				r.Copied, r.Bytes = 10, 10000

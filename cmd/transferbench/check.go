@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/estate"
 	"io"
 	"slices"
 	"sort"
@@ -87,36 +88,6 @@ func login(ctx context.Context, a account) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("LOGIN %s: %w", a.user, err)
 	}
 	return c, nil
-}
-
-type folder struct {
-	name, norm string
-	noSelect   bool
-}
-
-func listFolders(c *imapclient.Client) ([]folder, error) {
-	l, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		return nil, err
-	}
-	var out []folder
-	for _, d := range l {
-		f := folder{name: d.Mailbox, norm: d.Mailbox}
-		if d.Delim != 0 && d.Delim != '/' {
-			f.norm = strings.ReplaceAll(d.Mailbox, string(d.Delim), "/")
-		}
-		if strings.EqualFold(f.norm, "INBOX") {
-			f.norm = "INBOX"
-		}
-		for _, a := range d.Attrs {
-			if a == imap.MailboxAttrNoSelect || a == imap.MailboxAttrNonExistent {
-				f.noSelect = true
-			}
-		}
-		out = append(out, f)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].norm < out[j].norm })
-	return out, nil
 }
 
 // stripTUID removes "X-TUID:" header lines from the header section.
@@ -271,32 +242,32 @@ func checkMailbox(ctx context.Context, src, tgt account) (checkResult, error) {
 		return res, err
 	}
 	defer tc.Close()
-	sf, err := listFolders(sc)
+	sf, err := estate.ListFolders(sc)
 	if err != nil {
 		return res, err
 	}
-	tf, err := listFolders(tc)
+	tf, err := estate.ListFolders(tc)
 	if err != nil {
 		return res, err
 	}
-	tby := map[string]folder{}
+	tby := map[string]estate.ListedFolder{}
 	for _, f := range tf {
-		tby[f.norm] = f
+		tby[f.Norm] = f
 	}
 	for _, f := range sf {
-		if f.noSelect {
+		if f.NoSelect {
 			continue
 		}
-		label := src.user + " " + f.norm
-		t, ok := tby[f.norm]
+		label := src.user + " " + f.Norm
+		t, ok := tby[f.Norm]
 		var wg sync.WaitGroup
 		var srecs, trecs []rec
 		var terr error
-		if ok && !t.noSelect {
+		if ok && !t.NoSelect {
 			wg.Add(1)
-			go func() { defer wg.Done(); trecs, terr = scan(tc, t.name) }()
+			go func() { defer wg.Done(); trecs, terr = scan(tc, t.Name) }()
 		}
-		srecs, err := scan(sc, f.name)
+		srecs, err := scan(sc, f.Name)
 		wg.Wait()
 		if err != nil {
 			return res, err
@@ -304,7 +275,7 @@ func checkMailbox(ctx context.Context, src, tgt account) (checkResult, error) {
 		if terr != nil {
 			return res, terr
 		}
-		if !ok || t.noSelect {
+		if !ok || t.NoSelect {
 			res.FoldersMissing++
 			res.Messages += len(srecs)
 			res.Missing += len(srecs)
@@ -325,20 +296,20 @@ func countMailbox(ctx context.Context, a account) (map[string]int, error) {
 		return nil, err
 	}
 	defer c.Close()
-	fs, err := listFolders(c)
+	fs, err := estate.ListFolders(c)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]int{}
 	for _, f := range fs {
-		if f.noSelect {
+		if f.NoSelect {
 			continue
 		}
-		st, err := c.Status(f.name, &imap.StatusOptions{NumMessages: true}).Wait()
+		st, err := c.Status(f.Name, &imap.StatusOptions{NumMessages: true}).Wait()
 		if err != nil {
 			return nil, err
 		}
-		out[f.norm] = int(*st.NumMessages)
+		out[f.Norm] = int(*st.NumMessages)
 	}
 	return out, nil
 }

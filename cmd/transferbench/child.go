@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"os"
@@ -171,15 +172,15 @@ func childRead(ctx context.Context, job childJob, i int, acc *atomicResult) erro
 	if err := c.Login(job.Users[i], job.Pass[i]).Wait(); err != nil {
 		return err
 	}
-	fs, err := listFolders(c)
+	fs, err := estate.ListFolders(c)
 	if err != nil {
 		return err
 	}
 	for _, f := range fs {
-		if f.noSelect {
+		if f.NoSelect {
 			continue
 		}
-		sel, err := c.Select(f.name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		sel, err := c.Select(f.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
 		if err != nil {
 			return err
 		}

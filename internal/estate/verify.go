@@ -106,23 +106,23 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 	if err != nil {
 		return rep, fmt.Errorf("verify: target %s: %w", tgt.User, err)
 	}
-	tgtByNorm := map[string]listedFolder{}
+	tgtByNorm := map[string]ListedFolder{}
 	for _, f := range tgtFolders {
-		tgtByNorm[f.norm] = f
+		tgtByNorm[f.Norm] = f
 	}
 
 	// Group selectable source folders by target name (order: first source).
 	type group struct {
 		target  string
-		sources []listedFolder
+		sources []ListedFolder
 	}
 	var groups []*group
 	byTarget := map[string]*group{}
 	for _, f := range srcFolders {
-		if f.noSelect {
+		if f.NoSelect {
 			continue
 		}
-		mf := mapFolder(f.norm)
+		mf := mapFolder(f.Norm)
 		if mf == "" {
 			continue
 		}
@@ -140,7 +140,7 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 	for _, g := range groups {
 		var names []string
 		for _, f := range g.sources {
-			names = append(names, f.norm)
+			names = append(names, f.Norm)
 		}
 		label := "folder " + strings.Join(names, " + ")
 		if len(names) > 1 || names[0] != g.target {
@@ -154,17 +154,17 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 			srcErr, tgtErr   error
 			wg               sync.WaitGroup
 		)
-		if tgtExists && !tf.noSelect {
+		if tgtExists && !tf.NoSelect {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tgtRecs, tgtErr = tc.scan(tf.name)
+				tgtRecs, tgtErr = tc.scan(tf.Name)
 			}()
 		}
 		for _, f := range g.sources {
-			recs, err := sc.scan(f.name)
+			recs, err := sc.scan(f.Name)
 			if err != nil {
-				srcErr = fmt.Errorf("source folder %q: %w", f.norm, err)
+				srcErr = fmt.Errorf("source folder %q: %w", f.Norm, err)
 				break
 			}
 			srcRecs = append(srcRecs, recs...)
@@ -189,7 +189,7 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 				}
 			}
 			continue
-		case tf.noSelect:
+		case tf.NoSelect:
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%sfolder is not selectable on target (%d source messages)", label, len(srcRecs)))
 			continue
 		}
@@ -202,23 +202,23 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 		mapped[g.target] = true
 	}
 	for _, f := range srcFolders { // \Noselect source parents are fine to exist
-		if mf := mapFolder(f.norm); mf != "" {
+		if mf := mapFolder(f.Norm); mf != "" {
 			mapped[normalize(mf, '/')] = true
 		}
 	}
 	for _, f := range tgtFolders {
-		if mapped[f.norm] || f.noSelect {
+		if mapped[f.Norm] || f.NoSelect {
 			continue
 		}
-		st, err := tc.c.Status(f.name, &imap.StatusOptions{NumMessages: true}).Wait()
+		st, err := tc.c.Status(f.Name, &imap.StatusOptions{NumMessages: true}).Wait()
 		if err != nil {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-			return rep, fmt.Errorf("verify: target %s: STATUS %q: %w", tgt.User, f.norm, err)
+			return rep, fmt.Errorf("verify: target %s: STATUS %q: %w", tgt.User, f.Norm, err)
 		}
 		if st.NumMessages != nil && *st.NumMessages > 0 {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%sfolder %s exists only on target (%d extra messages)", prefix, f.norm, *st.NumMessages))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%sfolder %s exists only on target (%d extra messages)", prefix, f.Norm, *st.NumMessages))
 		}
 	}
 	return rep, nil
@@ -433,10 +433,12 @@ func (vc *verifyClient) close() {
 	_ = vc.c.Close()
 }
 
-type listedFolder struct {
-	name     string // as the server names it (decoded from UTF-7)
-	norm     string // "/"-delimited, INBOX upper-case
-	noSelect bool
+// ListedFolder is a folder as LIST shows it, with a name comparable
+// across servers whatever their hierarchy delimiter.
+type ListedFolder struct {
+	Name     string // as the server names it (decoded from UTF-7)
+	Norm     string // "/"-delimited, INBOX upper-case
+	NoSelect bool
 }
 
 // normalize turns a server name into "/"-delimited form with INBOX
@@ -455,22 +457,25 @@ func normalize(name string, delim rune) string {
 	return first
 }
 
-func (vc *verifyClient) list() ([]listedFolder, error) {
-	data, err := vc.c.List("", "*", nil).Collect()
+func (vc *verifyClient) list() ([]ListedFolder, error) { return ListFolders(vc.c) }
+
+// ListFolders lists every folder, sorted by normalized name.
+func ListFolders(c *imapclient.Client) ([]ListedFolder, error) {
+	data, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("LIST: %w", err)
 	}
-	var out []listedFolder
+	var out []ListedFolder
 	for _, d := range data {
-		f := listedFolder{name: d.Mailbox, norm: normalize(d.Mailbox, d.Delim)}
+		f := ListedFolder{Name: d.Mailbox, Norm: normalize(d.Mailbox, d.Delim)}
 		for _, a := range d.Attrs {
 			if a == imap.MailboxAttrNoSelect || a == imap.MailboxAttrNonExistent {
-				f.noSelect = true
+				f.NoSelect = true
 			}
 		}
 		out = append(out, f)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].norm < out[j].norm })
+	sort.Slice(out, func(i, j int) bool { return out[i].Norm < out[j].Norm })
 	return out, nil
 }
 

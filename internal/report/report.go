@@ -307,17 +307,10 @@ func (r *MailboxReport) addPass(pass string, pr PassReport) time.Duration {
 func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
 func summarise(v transfer.Validation) *Validation {
-	s := &Validation{OK: v.OK(), Folders: len(v.Folders), Messages: v.Messages, Bytes: v.Bytes, Problems: v.Problems}
-	for _, f := range v.Folders {
-		s.TargetMessages += f.TargetMessages
-		s.Skipped += f.Skipped
-		s.Missing += f.Missing
-		s.Duplicates += f.Duplicates
-		s.FlagMismatch += f.FlagMismatch
-		s.DateMismatch += f.DateMismatch
-		s.Extra += f.Extra
-	}
-	return s
+	t := v.Totals()
+	return &Validation{OK: v.OK(), Folders: len(v.Folders), Messages: v.Messages, Bytes: v.Bytes, Problems: v.Problems,
+		TargetMessages: t.TargetMessages, Skipped: t.Skipped, Missing: t.Missing, Duplicates: t.Duplicates,
+		FlagMismatch: t.FlagMismatch, DateMismatch: t.DateMismatch, Extra: t.Extra}
 }
 
 func (r *MailboxReport) addLedger(cp transfer.Checkpoint) {

@@ -32,6 +32,22 @@ type FolderCheck struct {
 	Extra int `json:"extra"`
 }
 
+// Totals adds up the folders' counts (Source and Target stay empty).
+func (v Validation) Totals() FolderCheck {
+	var t FolderCheck
+	for _, f := range v.Folders {
+		t.SourceMessages += f.SourceMessages
+		t.TargetMessages += f.TargetMessages
+		t.Skipped += f.Skipped
+		t.Missing += f.Missing
+		t.Duplicates += f.Duplicates
+		t.FlagMismatch += f.FlagMismatch
+		t.DateMismatch += f.DateMismatch
+		t.Extra += f.Extra
+	}
+	return t
+}
+
 // OK reports whether the folder matches.
 func (f FolderCheck) OK() bool {
 	return f.Missing == 0 && f.Duplicates == 0 && f.FlagMismatch == 0 && f.DateMismatch == 0
