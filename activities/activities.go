@@ -61,6 +61,8 @@ type Activities struct {
 	Logger    *slog.Logger
 	// SpoolDir holds rare out-of-order FETCH bodies; "" = os.TempDir().
 	SpoolDir string
+
+	locks mailboxLocks
 }
 
 func (a *Activities) logger() *slog.Logger {
@@ -307,11 +309,35 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 // the staging store on a new run; either way the uncertain tail is
 // reconciled against the target before anything is appended again.
 func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
+	if in.Budget <= 0 {
+		return a.transferMailbox(ctx, in)
+	}
+	bctx, cancel := context.WithTimeout(ctx, in.Budget)
+	defer cancel()
+	res, err := a.transferMailbox(bctx, in)
+	if err != nil {
+		res.Incomplete, res.StopReason = true, err.Error()
+		if bctx.Err() != nil && ctx.Err() == nil {
+			res.StopReason = "budget of " + in.Budget.String() + " spent"
+		}
+		return res, nil
+	}
+	return res, nil
+}
+
+func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
 	var res TransferResult
 	log := a.logger().With("org", in.Mailbox.Org, "mailbox", in.Mailbox.Address, "pass", in.Pass)
 	opts := a.policy(in.Policy)
 	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
 	res.Ledger = ledger
+	// A local attempt the SDK gave up on may still be stopping; two
+	// transfers of one mailbox must never append at once.
+	unlock, err := a.locks.lock(ctx, ledger)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	cp, err := a.loadLedger(ctx, ledger)
 	if err != nil {
 		return res, err

@@ -54,6 +54,11 @@ type TransferInput struct {
 	Mailbox MailboxRef `json:"mailbox"`
 	Pass    string     `json:"pass"`
 	Policy  Policy     `json:"policy"`
+	// Budget, when set, bounds the attempt: the transfer stops at a
+	// checkpoint when it is spent, and any error ends the attempt too; both
+	// come back as an Incomplete result, for a regular activity to finish
+	// from the ledger.
+	Budget time.Duration `json:"budget,omitempty"`
 }
 
 // TransferResult summarises a pass. Skipped lists every item not copied so
@@ -74,6 +79,10 @@ type TransferResult struct {
 	Staged  int    `json:"staged,omitempty"`
 	Resumed bool   `json:"resumed"`
 	Ledger  string `json:"ledger"`
+	// Incomplete: a budgeted attempt stopped before the pass was done
+	// (StopReason says why); what it copied is settled in the ledger.
+	Incomplete bool   `json:"incomplete,omitempty"`
+	StopReason string `json:"stop_reason,omitempty"`
 	// Started and Finished bound this pass's last attempt (UTC).
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`

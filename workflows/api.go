@@ -60,6 +60,14 @@ type OrganizationInput struct {
 	// HeartbeatTimeout is how soon a transfer on a dead worker is retried
 	// elsewhere (default 2 minutes).
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// LocalPassBudget is how long each pass of a mailbox first runs as a
+	// local activity (see Mailbox); default DefaultLocalPassBudget, negative
+	// runs every pass as a regular activity.
+	LocalPassBudget time.Duration `json:"local_pass_budget,omitempty"`
+	// LocalPassMaxBytes is the largest mailbox, as readiness measured it,
+	// whose transfer and validation passes try locally first (default
+	// DefaultLocalPassMaxBytes); readiness itself always does.
+	LocalPassMaxBytes int64 `json:"local_pass_max_bytes,omitempty"`
 	// State is set only by the workflow itself when it continues as new.
 	State *OrganizationState `json:"state,omitempty"`
 }
@@ -87,6 +95,9 @@ type MailboxInput struct {
 	Policy           activities.Policy     `json:"policy"`
 	HeartbeatTimeout time.Duration         `json:"heartbeat_timeout,omitempty"`
 	RetainDays       int                   `json:"retain_days,omitempty"`
+	// LocalBudget is how long a pass may run as a local activity before
+	// it goes on as a regular one; 0 runs regular activities only.
+	LocalBudget time.Duration `json:"local_budget,omitempty"`
 	// Index and Seq identify the mailbox and pass in the organization's
 	// outcome signal.
 	Index int    `json:"index"`

@@ -55,8 +55,12 @@ const (
 	QueryProgress = "progress"
 
 	// signalMailboxDone is how a Mailbox workflow reports its pass to the
-	// organization, whichever run of it is current (see Organization).
+	// organization's current run when the run that started it is gone (see
+	// Mailbox).
 	signalMailboxDone = "mailbox-done"
+	// signalReportToCurrentRun tells a Mailbox workflow that the run that
+	// started it has continued as new, so it reports by signal.
+	signalReportToCurrentRun = "report-to-current-run"
 )
 
 // Phases of an organization, as stored in the MigrationPhase search attribute.

@@ -22,6 +22,14 @@ const (
 	DefaultConcurrency     = 8
 	MaxConcurrency         = 1000
 	DefaultMailboxesPerRun = 500
+	// DefaultLocalPassBudget is how long a pass first runs as a local
+	// activity: a mailbox of a few MB is done well inside it, and it stays
+	// under the SDK's workflow task heartbeat (8 s of the 10 s timeout), so
+	// a local pass never costs an extra workflow task.
+	DefaultLocalPassBudget = 5 * time.Second
+	// DefaultLocalPassMaxBytes is the largest mailbox (by readiness) whose
+	// passes run locally first: 20 MB is a second or two even over a WAN.
+	DefaultLocalPassMaxBytes = 20 << 20
 	// inventoryPage is how many mailboxes one ListMailboxes call returns,
 	// and how many addresses one routing call carries.
 	inventoryPage = 500
@@ -44,6 +52,9 @@ const (
 type OrganizationState struct {
 	P      Progress `json:"progress"`
 	Status []byte   `json:"status"`
+	// Small has a bit per mailbox that readiness found small enough for
+	// local passes (see LocalPassMaxBytes): 6 KB for 50,000 mailboxes.
+	Small []byte `json:"small,omitempty"`
 	// The current pass: its sequence number (outcomes of older passes are
 	// ignored), the next mailbox index to start, mailboxes to start again
 	// first (paused, retried), and those started and not yet reported.
@@ -131,6 +142,9 @@ type organization struct {
 	pageOffset int
 
 	outcomes workflow.ReceiveChannel
+	// mine are the mailbox passes (index, seq) this run started: they
+	// report through their result unless handOver tells them otherwise.
+	mine map[[2]int]bool
 	// chain is the first run id of this organization's continue-as-new
 	// chain; outcomes of children started by another chain under the same
 	// workflow id are ignored.
@@ -221,6 +235,12 @@ func (o *organization) setup(ctx workflow.Context) error {
 	if o.in.MailboxesPerRun == 0 {
 		o.in.MailboxesPerRun = DefaultMailboxesPerRun
 	}
+	if o.in.LocalPassBudget == 0 {
+		o.in.LocalPassBudget = DefaultLocalPassBudget
+	}
+	if o.in.LocalPassMaxBytes == 0 {
+		o.in.LocalPassMaxBytes = DefaultLocalPassMaxBytes
+	}
 	if o.in.CutoverWindow != "" {
 		w, err := parseCutoverWindow(o.in.CutoverWindow)
 		if err != nil {
@@ -253,6 +273,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.s.Runs++
 	o.s.P.Runs = o.s.Runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
+	o.mine = map[[2]int]bool{}
 	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.s.P, nil }); err != nil {
 		return err
@@ -504,10 +525,40 @@ func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return o.starting == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	if err := o.handOver(ctx); err != nil {
+		return err
+	}
 	o.drainSignals(ctx)
 	o.drainOutcomes()
 	o.s.P.Paused = o.paused
 	o.logger.Info("continuing as new", "run", o.s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "in_flight", len(o.s.InFlight))
+	return nil
+}
+
+// handOver tells the mailboxes this run started and that are still running
+// to report to the next run by signal; their results would reach only this
+// run. One that closed before the signal arrived reports here, through its
+// result, and is waited for.
+func (o *organization) handOver(ctx workflow.Context) error {
+	type told struct {
+		i, seq int
+		sent   workflow.Future
+	}
+	var all []told
+	for _, f := range o.s.InFlight {
+		if o.mine[[2]int{f.Index, f.Seq}] {
+			sent := workflow.SignalExternalWorkflow(ctx, MailboxWorkflowID(o.in.Code, f.Address), f.RunID, signalReportToCurrentRun, nil)
+			all = append(all, told{f.Index, f.Seq, sent})
+		}
+	}
+	for _, t := range all {
+		if t.sent.Get(ctx, nil) == nil {
+			continue
+		}
+		if err := workflow.Await(ctx, func() bool { return o.flightOf(t.i, t.seq) < 0 }); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -910,6 +961,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		Policy:           o.in.Policy,
 		HeartbeatTimeout: o.in.HeartbeatTimeout,
 		RetainDays:       o.in.ArchiveRetainDays,
+		LocalBudget:      o.localBudget(i, pass),
 		Index:            i,
 		Seq:              seq,
 		Chain:            o.chain,
@@ -928,18 +980,27 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 			if err == nil {
 				started = true
 				o.starting--
+				o.mine[[2]int{i, seq}] = true
 				o.confirmStart(ctx, i, seq, exec.RunID)
 				// A child that closes without reporting (terminated by
 				// someone, its signal failed) must not hold its slot forever.
 				// Its report, if any, precedes its close in history.
-				cerr := fut.Get(ctx, nil)
+				var out MailboxOutcome
+				cerr := fut.Get(ctx, &out)
 				o.drainOutcomes()
-				if o.flightOf(i, seq) >= 0 {
-					msg := "mailbox workflow closed without reporting its pass"
-					if cerr != nil {
-						msg += ": " + rootCause(cerr)
-					}
-					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: msg, Chain: in.Chain})
+				if o.flightOf(i, seq) < 0 {
+					return // it reported by signal
+				}
+				switch {
+				case cerr == nil && out.Address != "":
+					o.onOutcome(out)
+				case cerr == nil:
+					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain,
+						Error: "mailbox workflow closed without reporting its pass"})
+				case temporal.IsCanceledError(cerr):
+					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Canceled: true})
+				default:
+					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Error: rootCause(cerr)})
 				}
 				return
 			}
@@ -956,6 +1017,21 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		}
 	})
 	return nil
+}
+
+// localBudget is the local attempt a pass gets: readiness always (it only
+// reads, and it is what measures the mailbox), the other passes only for
+// mailboxes readiness found small. A large mailbox would spend the budget
+// and then stop mid-message: its copy goes straight to a regular activity.
+func (o *organization) localBudget(i int, pass Pass) time.Duration {
+	if o.in.LocalPassBudget <= 0 {
+		return 0
+	}
+	small := i/8 < len(o.s.Small) && o.s.Small[i/8]&(1<<(i%8)) != 0
+	if pass == PassReadiness || (small && pass != PassArchive && pass != PassImport) {
+		return o.in.LocalPassBudget
+	}
+	return 0
 }
 
 // confirmStart records a child's run and sends the cancel a pause, skip or
@@ -1017,6 +1093,12 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.SourceMessages += out.SourceMessages
 		p.SourceBytes += out.SourceBytes
 		p.LargeItems += out.LargeItems
+		if out.Ready && out.LargeItems == 0 && out.SourceBytes <= o.in.LocalPassMaxBytes {
+			if len(o.s.Small) == 0 {
+				o.s.Small = make([]byte, (o.total+7)/8)
+			}
+			o.s.Small[i/8] |= 1 << (i % 8)
+		}
 		if !out.Ready {
 			o.fail(i, out.Address, out.Pass, "not ready: "+strings.Join(out.Problems, "; "))
 			seen := map[string]bool{}

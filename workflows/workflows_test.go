@@ -56,6 +56,10 @@ type fakeData struct {
 	reverted  []string
 	delay     time.Duration // how long each readiness check takes
 	reported  []string
+	// localStops: a local (budgeted) pre-stage copies 4 of the 10
+	// messages and runs out of budget; the regular activity copies the rest.
+	localStops bool
+	budgeted   int // transfers that ran with a budget (local attempts)
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
@@ -76,11 +80,20 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 			if f.passes == nil {
 				f.passes = map[string]int{}
 			}
+			if in.Budget > 0 {
+				f.budgeted++
+				if f.localStops && in.Pass == string(PassPreStage) {
+					return activities.TransferResult{Copied: 4, Bytes: 4000, Incomplete: true, StopReason: "budget spent"}, nil
+				}
+			}
 			f.passes[in.Pass]++
 			r := activities.TransferResult{SkippedTotal: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1}, Staged: 1,
 				Skipped: []transfer.SkippedItem{{Folder: "INBOX", UID: 9, Size: 50 << 20, Reason: transfer.ReasonTooLarge, StagedAs: in.Mailbox.Address + "/INBOX/1/9.eml"}}}
 			if in.Pass == string(PassPreStage) {
 				r.Copied, r.Bytes = 10, 10000
+				if f.localStops {
+					r.Copied, r.Bytes = 6, 6000
+				}
 			}
 			return r, nil
 		})
@@ -548,16 +561,16 @@ func TestInvalidWindowIsRejected(t *testing.T) {
 	require.ErrorContains(t, ValidateOrganizationInput(in), "organization RXH: cutover window:")
 }
 
-// TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization: a
-// Mailbox workflow that ends without its outcome signal (terminated by
-// someone, its signal lost) frees its slot with an error outcome.
-func TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization(t *testing.T) {
+// TestMailboxThatFailsWithoutAResultFreesItsSlot: a Mailbox workflow that
+// ends without its outcome (terminated by someone, failed) frees its slot,
+// and the mailbox is failed with the workflow's own error.
+func TestMailboxThatFailsWithoutAResultFreesItsSlot(t *testing.T) {
 	var s sdktest.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Organization, workflow.RegisterOptions{Name: OrganizationWorkflowName})
-	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
-		return MailboxResult{}, temporal.NewApplicationError("terminated by an operator", "Terminated")
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in MailboxInput) (MailboxOutcome, error) {
+		return MailboxOutcome{}, temporal.NewApplicationError("terminated by an operator", "Terminated")
 	}, workflow.RegisterOptions{Name: MailboxWorkflowName})
 	env.RegisterActivity(&activities.Activities{})
 	var a *activities.Activities
@@ -569,7 +582,7 @@ func TestMailboxThatClosesWithoutReportingDoesNotHangTheOrganization(t *testing.
 	require.Equal(t, PhaseFailed, p.Phase)
 	require.Equal(t, 3, p.MailboxesFailed)
 	require.Zero(t, p.MailboxesRunning)
-	require.Contains(t, p.Failures[0].Error, "mailbox workflow closed without reporting its pass: Terminated: terminated by an operator")
+	require.Equal(t, "Terminated: terminated by an operator", p.Failures[0].Error)
 }
 
 // TestContinueAsNewDuringArchiveResumesTheArchive: a run that continues as
@@ -625,4 +638,44 @@ func TestContinueAsNewDuringArchiveResumesTheArchive(t *testing.T) {
 	require.Equal(t, map[string]int{"final": 3, "post-switch": 3}, f2.passes, "no second pre-stage")
 	require.EqualValues(t, 30, p.ArchivedMessages)
 	require.Equal(t, 2, p.Runs)
+}
+
+// TestPassBeyondItsLocalBudgetGoesOnAsAnActivity: a small mailbox's pass
+// tries locally first; one that stops at its budget is finished by a regular activity,
+// and the organization counts the copies of both attempts once.
+func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{localStops: true}
+	f.install(env)
+	env.ExecuteWorkflow(Organization, orgInput(3))
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.EqualValues(t, 30, p.Messages, "4 local + 6 regular per mailbox")
+	require.EqualValues(t, 30000, p.Bytes)
+	require.Equal(t, 3*3, f.budgeted, "pre-stage, final and post-switch tried locally")
+	require.Equal(t, map[string]int{"prestage": 3, "final": 3, "post-switch": 3}, f.passes)
+
+	// A negative budget runs every pass as a regular activity.
+	env = newEnv(t)
+	f = &fakeData{}
+	f.install(env)
+	in := orgInput(3)
+	in.LocalPassBudget = -1
+	env.ExecuteWorkflow(Organization, in)
+	p = result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Zero(t, f.budgeted)
+
+	// Mailboxes larger than LocalPassMaxBytes (readiness measured 11,000
+	// bytes) copy as regular activities straight away.
+	env = newEnv(t)
+	f = &fakeData{localStops: true}
+	f.install(env)
+	in = orgInput(3)
+	in.LocalPassMaxBytes = 10000
+	env.ExecuteWorkflow(Organization, in)
+	p = result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Zero(t, f.budgeted)
+	require.EqualValues(t, 18, p.Messages, "no local attempt: the regular activity's 6 per mailbox")
 }
