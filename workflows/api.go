@@ -103,6 +103,10 @@ type MailboxInput struct {
 	Index int    `json:"index"`
 	Seq   int    `json:"seq"`
 	Chain string `json:"chain,omitempty"`
+	// ReportByResult: the organization reads this pass from the result and
+	// asks for a signal only when it hands the mailbox over to its next
+	// run. Inputs without it (organizations started before) get a signal.
+	ReportByResult bool `json:"report_by_result,omitempty"`
 }
 
 // MailboxResult is what one pass found or did.

@@ -361,9 +361,11 @@ type campaign struct {
 	in     CampaignInput
 	s      CampaignState
 	logger log.Logger
-	loc    *time.Location
-	plan   schedule.Plan
-	byCode map[string]int // organization code -> index in in.Organizations (lookups only)
+	// stopListening ends the signal coroutine before a final drain (see listen).
+	stopListening func(workflow.Context)
+	loc           *time.Location
+	plan          schedule.Plan
+	byCode        map[string]int // organization code -> index in in.Organizations (lookups only)
 
 	started int // organizations this run tried to start
 	// pending counts child starts and forwarded signals not yet answered;
@@ -444,24 +446,20 @@ func (c *campaign) setup(ctx workflow.Context) error {
 
 // listen handles the organizations' reports and pause/resume as they come.
 func (c *campaign) listen(ctx workflow.Context) {
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(c.done, func(ch workflow.ReceiveChannel, _ bool) {
-				var d OrganizationDone
-				ch.Receive(ctx, &d)
-				c.onDone(ctx, d)
-			})
-			sel.AddReceive(c.pause, func(ch workflow.ReceiveChannel, _ bool) {
-				ch.Receive(ctx, nil)
-				c.setPaused(ctx, true)
-			})
-			sel.AddReceive(c.resume, func(ch workflow.ReceiveChannel, _ bool) {
-				ch.Receive(ctx, nil)
-				c.setPaused(ctx, false)
-			})
-			sel.Select(ctx)
-		}
+	c.stopListening = listen(ctx, func(ctx workflow.Context, sel workflow.Selector) {
+		sel.AddReceive(c.done, func(ch workflow.ReceiveChannel, _ bool) {
+			var d OrganizationDone
+			ch.Receive(ctx, &d)
+			c.onDone(ctx, d)
+		})
+		sel.AddReceive(c.pause, func(ch workflow.ReceiveChannel, _ bool) {
+			ch.Receive(ctx, nil)
+			c.setPaused(ctx, true)
+		})
+		sel.AddReceive(c.resume, func(ch workflow.ReceiveChannel, _ bool) {
+			ch.Receive(ctx, nil)
+			c.setPaused(ctx, false)
+		})
 	})
 }
 
@@ -582,6 +580,11 @@ func (c *campaign) setNext() {
 }
 
 func (c *campaign) continueAsNew(ctx workflow.Context) (CampaignProgress, error) {
+	err := workflow.Await(ctx, func() bool { return c.pending == 0 && workflow.AllHandlersFinished(ctx) })
+	if err != nil {
+		return c.s.P, err
+	}
+	c.stopListening(ctx)
 	for {
 		err := workflow.Await(ctx, func() bool { return c.pending == 0 && workflow.AllHandlersFinished(ctx) })
 		if err != nil {

@@ -25,7 +25,7 @@ func Mailbox(ctx workflow.Context, in MailboxInput) (MailboxOutcome, error) {
 	out := outcome(in, res, err)
 	// The server does not let a workflow close while a signal it has not
 	// seen is pending, so a hand-over is never missed here.
-	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && handedOver.ReceiveAsync(nil) {
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && (!in.ReportByResult || handedOver.ReceiveAsync(nil)) {
 		// Canceled or not, the organization must hear of it.
 		sctx, _ := workflow.NewDisconnectedContext(ctx)
 		if serr := workflow.SignalExternalWorkflow(sctx, parent.ID, "", signalMailboxDone, out).Get(sctx, nil); serr != nil {

@@ -123,6 +123,11 @@ func Organization(ctx workflow.Context, in OrganizationInput) (Progress, error) 
 
 var errContinueAsNew = errors.New("continue as new")
 
+// versionReportByResult marks the change from "every Mailbox workflow
+// reports by signal" to "report through the result, by signal only when
+// handed over", together with local first passes.
+const versionReportByResult = "report-by-result"
+
 type organization struct {
 	in     OrganizationInput
 	s      OrganizationState
@@ -132,6 +137,7 @@ type organization struct {
 	paused bool
 	// pause and resume are drained before continue-as-new like outcomes.
 	pauseCh, resumeCh workflow.ReceiveChannel
+	stopListening     func(workflow.Context)
 	window            *cutoverWindow
 	started           int // mailboxes started by this run
 	// starting counts child starts not yet confirmed by the server; a run
@@ -142,6 +148,9 @@ type organization struct {
 	pageOffset int
 
 	outcomes workflow.ReceiveChannel
+	// byResult: this run's mailboxes report through their result and may
+	// run locally first (versionReportByResult).
+	byResult bool
 	// mine are the mailbox passes (index, seq) this run started: they
 	// report through their result unless handOver tells them otherwise.
 	mine map[[2]int]bool
@@ -274,6 +283,9 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.s.P.Runs = o.s.Runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
 	o.mine = map[[2]int]bool{}
+	// Runs recorded before mailboxes reported through their result keep
+	// replaying as they ran: every child signals, and none runs locally.
+	o.byResult = workflow.GetVersion(ctx, versionReportByResult, workflow.DefaultVersion, 1) >= 1
 	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.s.P, nil }); err != nil {
 		return err
@@ -290,24 +302,20 @@ func (o *organization) listen(ctx workflow.Context) {
 	pause := workflow.GetSignalChannel(ctx, SignalPause)
 	resume := workflow.GetSignalChannel(ctx, SignalResume)
 	o.pauseCh, o.resumeCh = pause, resume
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(o.outcomes, func(c workflow.ReceiveChannel, _ bool) {
-				var out MailboxOutcome
-				c.Receive(ctx, &out)
-				o.onOutcome(out)
-			})
-			sel.AddReceive(pause, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				o.pause(ctx)
-			})
-			sel.AddReceive(resume, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				o.paused, o.s.P.Paused = false, false
-			})
-			sel.Select(ctx)
-		}
+	o.stopListening = listen(ctx, func(ctx workflow.Context, sel workflow.Selector) {
+		sel.AddReceive(o.outcomes, func(c workflow.ReceiveChannel, _ bool) {
+			var out MailboxOutcome
+			c.Receive(ctx, &out)
+			o.onOutcome(out)
+		})
+		sel.AddReceive(pause, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			o.pause(ctx)
+		})
+		sel.AddReceive(resume, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			o.paused, o.s.P.Paused = false, false
+		})
 	})
 }
 
@@ -528,6 +536,7 @@ func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
 	if err := o.handOver(ctx); err != nil {
 		return err
 	}
+	o.stopListening(ctx)
 	o.drainSignals(ctx)
 	o.drainOutcomes()
 	o.s.P.Paused = o.paused
@@ -965,6 +974,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		Index:            i,
 		Seq:              seq,
 		Chain:            o.chain,
+		ReportByResult:   o.byResult,
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		started := false
@@ -980,7 +990,9 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 			if err == nil {
 				started = true
 				o.starting--
-				o.mine[[2]int{i, seq}] = true
+				if o.byResult {
+					o.mine[[2]int{i, seq}] = true
+				}
 				o.confirmStart(ctx, i, seq, exec.RunID)
 				// A child that closes without reporting (terminated by
 				// someone, its signal failed) must not hold its slot forever.
@@ -992,6 +1004,13 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 					return // it reported by signal
 				}
 				switch {
+				case !o.byResult:
+					// A child of the signal-only version whose signal never came.
+					msg := "mailbox workflow closed without reporting its pass"
+					if cerr != nil {
+						msg += ": " + rootCause(cerr)
+					}
+					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Error: msg})
 				case cerr == nil && out.Address != "":
 					o.onOutcome(out)
 				case cerr == nil:
@@ -1024,7 +1043,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 // mailboxes readiness found small. A large mailbox would spend the budget
 // and then stop mid-message: its copy goes straight to a regular activity.
 func (o *organization) localBudget(i int, pass Pass) time.Duration {
-	if o.in.LocalPassBudget <= 0 {
+	if o.in.LocalPassBudget <= 0 || !o.byResult {
 		return 0
 	}
 	small := i/8 < len(o.s.Small) && o.s.Small[i/8]&(1<<(i%8)) != 0

@@ -679,3 +679,20 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 	require.Zero(t, f.budgeted)
 	require.EqualValues(t, 18, p.Messages, "no local attempt: the regular activity's 6 per mailbox")
 }
+
+// TestRunOfTheSignalOnlyVersionStillCompletes: an organization run recorded
+// before mailboxes reported through their result (GetVersion default)
+// keeps its behaviour on replay: its children report by signal and run no
+// local passes.
+func TestRunOfTheSignalOnlyVersionStillCompletes(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	env.OnGetVersion(versionReportByResult, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.ExecuteWorkflow(Organization, orgInput(3))
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.EqualValues(t, 30, p.Messages)
+	require.Equal(t, 3, p.MailboxesDone)
+	require.Zero(t, f.budgeted, "no local passes in the old version")
+}
