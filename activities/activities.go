@@ -385,8 +385,15 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
 	start := time.Now()
 	res.Started = start.UTC()
+	tally := cp.Tally(in.PassID)
 	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
 	res.Finished = time.Now().UTC()
+	if in.PassID != "" {
+		tally.Copied += st.Copied
+		tally.Bytes += st.Bytes
+		cp.SetTally(tally)
+		st.Copied, st.Bytes = tally.Copied, tally.Bytes
+	}
 	// Whatever happened, keep what was settled.
 	if serr := a.saveJSON(context.WithoutCancel(ctx), ledger, cp); serr != nil && err == nil {
 		err = serr

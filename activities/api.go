@@ -59,6 +59,10 @@ type TransferInput struct {
 	// come back as an Incomplete result, for a regular activity to finish
 	// from the ledger.
 	Budget time.Duration `json:"budget,omitempty"`
+	// PassID names the pass in the ledger's tallies (the Mailbox
+	// workflow's run): Copied and Bytes then count every attempt of the
+	// pass, also one whose result was lost.
+	PassID string `json:"pass_id,omitempty"`
 }
 
 // TransferResult summarises a pass. Skipped lists every item not copied so

@@ -97,6 +97,9 @@ func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 		res.Readiness = &r
 	case PassPreStage, PassDelta, PassFinal, PassPostSwitch:
 		tin := activities.TransferInput{Mailbox: in.Mailbox, Pass: string(in.Pass), Policy: in.Policy}
+		if in.ReportByResult {
+			tin.PassID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+		}
 		r, done, err := localTransfer(ctx, in.LocalBudget, tin)
 		if err != nil {
 			return res, err
@@ -114,10 +117,8 @@ func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 			if err := workflow.ExecuteActivity(ctx, a.TransferMailbox, tin).Get(ctx, &rest); err != nil {
 				return res, err
 			}
-			// The local attempt's copies are settled in the ledger; the
-			// pass's figures are the sum of both attempts.
-			rest.Copied += r.Copied
-			rest.Bytes += r.Bytes
+			// The ledger tallies the pass by PassID: rest counts the local
+			// attempt's copies too.
 			rest.BodiesRead += r.BodiesRead
 			if !r.Started.IsZero() {
 				rest.Started = r.Started

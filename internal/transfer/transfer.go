@@ -26,6 +26,40 @@ type Checkpoint struct {
 	Folders []FolderState `json:"folders"`
 	// Skipped lists every item not copied, across all passes.
 	Skipped []SkippedItem `json:"skipped,omitempty"`
+	// Passes tallies what the last few passes copied, by the caller's pass
+	// id, so a pass run again after its result was lost (a local attempt
+	// replayed, an activity retried after it finished) still reports the
+	// copies its first attempt made: the second attempt finds them settled.
+	Passes []PassTally `json:"passes,omitempty"`
+}
+
+// PassTally is what one pass copied, over all its attempts.
+type PassTally struct {
+	ID     string `json:"id"`
+	Copied int64  `json:"copied"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// maxPassTallies bounds Passes; older passes' results are long booked.
+const maxPassTallies = 16
+
+// Tally returns what pass id copied so far.
+func (c *Checkpoint) Tally(id string) PassTally {
+	for _, t := range c.Passes {
+		if t.ID == id {
+			return t
+		}
+	}
+	return PassTally{ID: id}
+}
+
+// SetTally records what pass id copied so far.
+func (c *Checkpoint) SetTally(t PassTally) {
+	c.Passes = slices.DeleteFunc(c.Passes, func(x PassTally) bool { return x.ID == t.ID })
+	c.Passes = append(c.Passes, t)
+	if n := len(c.Passes) - maxPassTallies; n > 0 {
+		c.Passes = c.Passes[n:]
+	}
 }
 
 // FolderState tracks one source folder.
