@@ -345,6 +345,9 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	if activity.HasHeartbeatDetails(ctx) {
 		var hb transfer.Checkpoint
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && len(hb.Folders) > 0 {
+			// The heartbeat holds the tallies the previous attempt started
+			// with; the ledger has what that attempt added when it ended.
+			hb.Passes = cp.Passes
 			cp = hb
 			res.Resumed = true
 		}

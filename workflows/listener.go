@@ -8,8 +8,9 @@ import "go.temporal.io/sdk/workflow"
 // another coroutine cannot see it: a run that drained its signals and
 // continued as new in the same workflow task lost such a value (a mailbox
 // outcome that arrived with the last hand-over answer). stop blocks until
-// the coroutine has handled whatever it was handed and exited; only then
-// is a drain complete.
+// the coroutine has taken the quit value, which it can only do once it has
+// handled whatever it was handed; after that it handles nothing, so a
+// drain is complete.
 func listen(ctx workflow.Context, add func(ctx workflow.Context, sel workflow.Selector)) (stop func(workflow.Context)) {
 	quit := workflow.NewChannel(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {

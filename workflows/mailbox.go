@@ -205,11 +205,14 @@ func localTransfer(ctx workflow.Context, budget time.Duration, in activities.Tra
 		StartToCloseTimeout: budget + localTransferGrace, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	lerr := workflow.ExecuteLocalActivity(lctx, a.TransferMailbox, in).Get(lctx, &r)
+	if lerr == nil && !r.Incomplete {
+		return r, true, nil // done, even if a pause came meanwhile: its copies count
+	}
 	if ctx.Err() != nil {
 		return r, false, temporal.NewCanceledError()
 	}
 	if lerr != nil {
 		return activities.TransferResult{}, false, nil
 	}
-	return r, !r.Incomplete, nil
+	return r, false, nil
 }

@@ -536,6 +536,11 @@ func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
 	if err := o.handOver(ctx); err != nil {
 		return err
 	}
+	// An update that came while the hand-over was answered must finish
+	// in this run, or its caller gets an error.
+	if err := workflow.Await(ctx, func() bool { return o.starting == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
 	o.stopListening(ctx)
 	o.drainSignals(ctx)
 	o.drainOutcomes()
@@ -1011,7 +1016,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 						msg += ": " + rootCause(cerr)
 					}
 					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Error: msg})
-				case cerr == nil && out.Address != "":
+				case cerr == nil && out.Index == i && out.Seq == seq && out.Address != "":
 					o.onOutcome(out)
 				case cerr == nil:
 					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain,
