@@ -981,6 +981,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		Chain:            o.chain,
 		ReportByResult:   o.byResult,
 	}
+	want := MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		started := false
 		defer func() {
@@ -999,32 +1000,13 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 					o.mine[[2]int{i, seq}] = true
 				}
 				o.confirmStart(ctx, i, seq, exec.RunID)
-				// A child that closes without reporting (terminated by
-				// someone, its signal failed) must not hold its slot forever.
-				// Its report, if any, precedes its close in history.
+				// The child's result reports the pass; a report by signal
+				// (after a hand-over) precedes its close in history.
 				var out MailboxOutcome
 				cerr := fut.Get(ctx, &out)
 				o.drainOutcomes()
-				if o.flightOf(i, seq) < 0 {
-					return // it reported by signal
-				}
-				switch {
-				case !o.byResult:
-					// A child of the signal-only version whose signal never came.
-					msg := "mailbox workflow closed without reporting its pass"
-					if cerr != nil {
-						msg += ": " + rootCause(cerr)
-					}
-					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Error: msg})
-				case cerr == nil && out.Index == i && out.Seq == seq && out.Address != "":
-					o.onOutcome(out)
-				case cerr == nil:
-					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain,
-						Error: "mailbox workflow closed without reporting its pass"})
-				case temporal.IsCanceledError(cerr):
-					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Canceled: true})
-				default:
-					o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain, Error: rootCause(cerr)})
+				if o.flightOf(i, seq) >= 0 {
+					o.onOutcome(o.closedOutcome(want, out, cerr))
 				}
 				return
 			}
@@ -1036,11 +1018,37 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 					continue
 				}
 			}
-			o.onOutcome(MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Error: "start: " + rootCause(err), Chain: in.Chain})
+			want.Error = "start: " + rootCause(err)
+			o.onOutcome(want)
 			return
 		}
 	})
 	return nil
+}
+
+// closedOutcome is the outcome of a mailbox pass (want names it) whose
+// workflow closed without reporting by signal: its result, or what its
+// close says. A child that closes without any report (terminated by
+// someone, its signal failed) must not hold its slot forever.
+func (o *organization) closedOutcome(want, out MailboxOutcome, err error) MailboxOutcome {
+	const noReport = "mailbox workflow closed without reporting its pass"
+	switch {
+	case !o.byResult:
+		// A child of the signal-only version whose signal never came.
+		want.Error = noReport
+		if err != nil {
+			want.Error += ": " + rootCause(err)
+		}
+	case err == nil && out.Index == want.Index && out.Seq == want.Seq && out.Address != "":
+		return out
+	case err == nil:
+		want.Error = noReport
+	case temporal.IsCanceledError(err):
+		want.Canceled = true
+	default:
+		want.Error = rootCause(err)
+	}
+	return want
 }
 
 // localBudget is the local attempt a pass gets: readiness always (it only
