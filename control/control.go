@@ -30,10 +30,7 @@ func Start(ctx context.Context, c client.Client, taskQueue string, in workflows.
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
-	total := len(in.Mailboxes)
-	if in.Inventory != nil {
-		total = in.Inventory.Count
-	}
+	total := in.MailboxCount()
 	sa := []temporal.SearchAttributeUpdate{
 		workflows.SAOrganizationCode.ValueSet(in.Code),
 		workflows.SAMigrationPhase.ValueSet("Scheduled"),

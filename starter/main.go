@@ -248,11 +248,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("start %s: %w", in.Code, err)
 		}
-		n := len(in.Mailboxes)
-		if in.Inventory != nil {
-			n = in.Inventory.Count
-		}
-		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, n, run.GetID(), run.GetRunID())
+		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, in.MailboxCount(), run.GetID(), run.GetRunID())
 		codes = append(codes, in.Code)
 	}
 	if !*wait {

@@ -109,6 +109,15 @@ type MailboxInput struct {
 	ReportByResult bool `json:"report_by_result,omitempty"`
 }
 
+// MailboxCount is the organization's number of mailboxes, listed inline or
+// staged as an inventory.
+func (in OrganizationInput) MailboxCount() int {
+	if in.Inventory != nil {
+		return in.Inventory.Count
+	}
+	return len(in.Mailboxes)
+}
+
 // MailboxResult is what one pass found or did.
 type MailboxResult struct {
 	Address    string                      `json:"address"`

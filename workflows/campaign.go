@@ -197,11 +197,7 @@ func ValidateCampaignInput(in CampaignInput) error {
 		if err := ValidateOrganizationInput(in.OrgInput(o)); err != nil {
 			return fmt.Errorf("campaign %s: organization %d: %w", in.Name, i+1, err)
 		}
-		n := len(o.MailboxList)
-		if o.Inventory != nil {
-			n = o.Inventory.Count
-		}
-		if o.Mailboxes != n {
+		if n := in.OrgInput(o).MailboxCount(); o.Mailboxes != n {
 			return fmt.Errorf("campaign %s: organization %s: %d mailboxes planned but %d given", in.Name, o.Code, o.Mailboxes, n)
 		}
 	}

@@ -133,7 +133,7 @@ func (o *organization) registerControls(ctx workflow.Context) error {
 				if err := mailboxControlArgs(c); err != nil {
 					return err
 				}
-				if o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval {
+				if o.pastSwitch() {
 					return fmt.Errorf("organization %s is past its routing switch (%s): a mailbox can no longer be skipped; use %s", o.in.Code, p.Phase, UpdateRollback)
 				}
 				return notEnded()
@@ -146,7 +146,7 @@ func (o *organization) registerControls(ctx workflow.Context) error {
 				if err := mailboxControlArgs(c); err != nil {
 					return err
 				}
-				if o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval {
+				if o.pastSwitch() {
 					return fmt.Errorf("organization %s is past its routing switch (%s): a mailbox retried now would miss the cutover", o.in.Code, p.Phase)
 				}
 				return notEnded()
@@ -185,7 +185,7 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 	p := &o.s.P
 	// find may have waited for an activity: check again what the
 	// validator checked.
-	if o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval || p.Phase.Terminal() || p.RollbackRequested != nil {
+	if o.pastSwitch() || p.Phase.Terminal() || p.RollbackRequested != nil {
 		return MailboxControlResult{}, temporal.NewApplicationError(fmt.Sprintf("organization %s moved on to %s meanwhile: mailbox %s left as it was", o.in.Code, p.Phase, c.Address), "TooLate")
 	}
 	was := o.s.Status[i]
@@ -254,4 +254,11 @@ func (o *organization) find(ctx workflow.Context, address string) (int, error) {
 	var i int
 	err := workflow.ExecuteActivity(actx, a.FindMailbox, activities.FindMailboxInput{Ref: *o.in.Inventory, Address: address}).Get(ctx, &i)
 	return i, err
+}
+
+// pastSwitch: mail already goes to the target, so mailboxes can no longer
+// be skipped or retried.
+func (o *organization) pastSwitch() bool {
+	p := &o.s.P
+	return o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval
 }

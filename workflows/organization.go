@@ -257,10 +257,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 		}
 		o.window = w
 	}
-	o.total = len(o.in.Mailboxes)
-	if o.in.Inventory != nil {
-		o.total = o.in.Inventory.Count
-	}
+	o.total = o.in.MailboxCount()
 	if o.in.State != nil {
 		o.s = *o.in.State
 		o.in.State = nil
@@ -614,11 +611,9 @@ func (o *organization) readiness(ctx workflow.Context) error {
 // approved and its window is open.
 func (o *organization) awaitCutover(ctx workflow.Context) error {
 	if o.s.PassOpen { // a delta pass interrupted by continue-as-new
-		if err := o.runPass(ctx, PassDelta); err != nil {
+		if err := o.deltaPass(ctx); err != nil {
 			return err
 		}
-		o.s.LastDeltaAt = workflow.Now(ctx)
-		o.s.P.DeltaPasses++
 	}
 	if o.in.Approval == ApprovalAuto && o.s.P.Approval == nil {
 		o.s.P.Approval = &Approval{Approver: "auto", Reason: "organization set to auto-approve", At: workflow.Now(ctx)}
@@ -646,11 +641,9 @@ func (o *organization) awaitCutover(ctx workflow.Context) error {
 		if o.in.DeltaInterval > 0 {
 			due := o.s.LastDeltaAt.Add(o.in.DeltaInterval)
 			if !now.Before(due) {
-				if err := o.runPass(ctx, PassDelta); err != nil {
+				if err := o.deltaPass(ctx); err != nil {
 					return err
 				}
-				o.s.LastDeltaAt = workflow.Now(ctx)
-				o.s.P.DeltaPasses++
 				continue
 			}
 			wait = due.Sub(now)
@@ -670,6 +663,15 @@ func (o *organization) awaitCutover(ctx workflow.Context) error {
 			return err
 		}
 	}
+}
+
+func (o *organization) deltaPass(ctx workflow.Context) error {
+	if err := o.runPass(ctx, PassDelta); err != nil {
+		return err
+	}
+	o.s.LastDeltaAt = workflow.Now(ctx)
+	o.s.P.DeltaPasses++
+	return nil
 }
 
 // cutover: final pass, staged imports, routing switch, post-switch pass.
