@@ -1241,8 +1241,16 @@ func (o *organization) setSkips(i int, c skipCount) {
 	if c.Total > sum {
 		norm[reasonOther] += c.Total - sum
 	}
+	// What is stored saturates at 0xFFFF per counter (exact figures are in
+	// the mailbox reports); the organization's totals add what is stored,
+	// so the next report of this mailbox takes away exactly that.
+	c.Total = 0
+	for r, n := range norm {
+		norm[r] = min(n, 0xFFFF)
+		c.Total += norm[r]
+	}
 	c.ByReason = norm
-	c.Total = max(c.Total, sum)
+	c.Staged = min(max(c.Staged, 0), 0xFFFF)
 	p := &o.s.P
 	old := o.skips(i)
 	p.Skipped += c.Total - old.Total

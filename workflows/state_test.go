@@ -39,7 +39,11 @@ func TestStateOfFiftyThousandMailboxesFitsAContinueAsNewInput(t *testing.T) {
 	require.Equal(t, skipCount{}, o.skips(7))
 	require.Zero(t, o.s.P.SkippedByReason[reasonOther])
 	require.NotContains(t, o.s.P.SkippedByReason, reasonOther)
-	// Counts saturate rather than wrap.
+	// Counts saturate rather than wrap, and what was added is taken away
+	// exactly when the mailbox reports again.
+	before, orig := o.s.P.Skipped, o.skips(9)
 	o.setSkips(9, skipCount{Total: 70000, ByReason: map[string]int{transfer.ReasonTooLarge: 70000}})
 	require.Equal(t, 0xFFFF, o.skips(9).ByReason[transfer.ReasonTooLarge])
+	o.setSkips(9, orig)
+	require.Equal(t, before, o.s.P.Skipped)
 }
