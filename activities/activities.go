@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -320,7 +321,6 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 		if bctx.Err() != nil && ctx.Err() == nil {
 			res.StopReason = "budget of " + in.Budget.String() + " spent"
 		}
-		return res, nil
 	}
 	return res, nil
 }
@@ -471,7 +471,7 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 		res.Problems = res.Problems[:MaxReportedItems]
 	}
 	res.OK = v.OK()
-	res.Report = staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, "validation")
+	res.Report = staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, report.ValidationPass)
 	if err := a.saveJSON(ctx, res.Report, v); err != nil {
 		return res, err
 	}

@@ -66,7 +66,8 @@ type ListMailboxesInput struct {
 }
 
 // ListMailboxes returns mailboxes [Offset, Offset+Limit) of a staged
-// inventory. The store verifies the object's hash as it is read.
+// inventory. Each page reads the object from its start; the store's hash
+// check, which runs at the end of the object, covers only the last page.
 func (a *Activities) ListMailboxes(ctx context.Context, in ListMailboxesInput) ([]MailboxSpec, error) {
 	var out []MailboxSpec
 	err := a.scanInventory(ctx, in.Ref, func(i int, line []byte) (bool, error) {

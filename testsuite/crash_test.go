@@ -23,6 +23,7 @@ import (
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/dovecottest"
 	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -245,8 +246,7 @@ func transferRunningSince(ctx context.Context, t *testing.T, c client.Client, si
 		_ = converter.GetDefaultDataConverter().FromPayload(d.GetExecutionConfig().GetUserMetadata().GetSummary(), &summary)
 		wt := d.GetPendingWorkflowTask()
 		if wt.GetState() == enums.PENDING_WORKFLOW_TASK_STATE_STARTED && wt.GetStartedTime().AsTime().After(since) &&
-			slices.ContainsFunc([]workflows.Pass{workflows.PassPreStage, workflows.PassDelta, workflows.PassFinal, workflows.PassPostSwitch},
-				func(p workflows.Pass) bool { return strings.HasSuffix(summary, ": "+string(p)) }) {
+			slices.ContainsFunc(report.TransferPasses, func(p string) bool { return strings.HasSuffix(summary, ": "+p) }) {
 			return true
 		}
 	}

@@ -46,11 +46,8 @@ type Options struct {
 	Mailboxes       int
 	Concurrency     int // mailboxes of the organization at once
 	MailboxesPerRun int // continue-as-new threshold (0: the workflow's default)
-	// Inline passes the mailbox list in the workflow input instead of
-	// staging it (only sensible for small organizations).
-	Inline  bool
-	WorkDir string
-	Logger  *slog.Logger
+	WorkDir         string
+	Logger          *slog.Logger
 }
 
 // Result is what a run measured.
@@ -99,13 +96,11 @@ func (e *Env) Organization(ctx context.Context, o Options) (Result, error) {
 	in := e.Inputs[0]
 	in.Concurrency = o.Concurrency
 	in.MailboxesPerRun = o.MailboxesPerRun
-	if !o.Inline {
-		ref, err := activities.StageInventory(ctx, e.Activities.Staging, in.Code, in.Mailboxes)
-		if err != nil {
-			return res, err
-		}
-		in.Mailboxes, in.Inventory = nil, &ref
+	ref, err := activities.StageInventory(ctx, e.Activities.Staging, in.Code, in.Mailboxes)
+	if err != nil {
+		return res, err
 	}
+	in.Mailboxes, in.Inventory = nil, &ref
 	start := time.Now()
 	if _, err := control.Start(ctx, e.Client, workflows.TaskQueue, in); err != nil {
 		return res, err
