@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -46,4 +47,9 @@ func TestStateOfFiftyThousandMailboxesFitsAContinueAsNewInput(t *testing.T) {
 	require.Equal(t, 0xFFFF, o.skips(9).ByReason[transfer.ReasonTooLarge])
 	o.setSkips(9, orig)
 	require.Equal(t, before, o.s.P.Skipped)
+}
+
+// The reports name the transfer passes as the workflows do.
+func TestReportTransferPassesAreTheWorkflowPasses(t *testing.T) {
+	require.Equal(t, report.TransferPasses, []string{string(PassPreStage), string(PassDelta), string(PassFinal), string(PassPostSwitch)})
 }
