@@ -68,6 +68,13 @@ type OrganizationInput struct {
 	// whose transfer and validation passes try locally first (default
 	// DefaultLocalPassMaxBytes); readiness itself always does.
 	LocalPassMaxBytes int64 `json:"local_pass_max_bytes,omitempty"`
+	// DirectMaxBytes moves mailboxes that readiness measured at or below
+	// it (and with no large items) in one pass after the routing switch:
+	// no pre-stage, delta or final pass. A mailbox of a few MB is copied in
+	// seconds, so pre-staging it only costs the server two more workflows;
+	// its user sees new mail at once and the older mail seconds later.
+	// 0 (default) pre-stages every mailbox.
+	DirectMaxBytes int64 `json:"direct_max_bytes,omitempty"`
 	// State is set only by the workflow itself when it continues as new.
 	State *OrganizationState `json:"state,omitempty"`
 }
@@ -107,6 +114,10 @@ type MailboxInput struct {
 	// asks for a signal only when it hands the mailbox over to its next
 	// run. Inputs without it (organizations started before) get a signal.
 	ReportByResult bool `json:"report_by_result,omitempty"`
+	// Validate: a post-switch pass validates the mailbox too, which saves
+	// the validation pass its own workflow. If that check fails the
+	// mailbox is validated again in the validation phase.
+	Validate bool `json:"validate,omitempty"`
 }
 
 // MailboxCount is the organization's number of mailboxes, listed inline or
@@ -223,6 +234,8 @@ type Progress struct {
 	PassTotal   int  `json:"pass_total"`
 	DeltaPasses int  `json:"delta_passes,omitempty"`
 	Runs        int  `json:"runs"`
+	// MailboxRuns counts the Mailbox workflows started, all passes.
+	MailboxRuns int `json:"mailbox_runs"`
 
 	ReadinessScore    float64   `json:"readiness_score"`
 	ReadinessOverride *Approval `json:"readiness_override,omitempty"`

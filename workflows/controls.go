@@ -103,6 +103,7 @@ func (o *organization) registerControls(ctx workflow.Context) error {
 					return *p.RollbackRequested, nil // two requests in one task: the first counts
 				}
 				p.RollbackRequested = &a
+				o.stopBatch()
 				o.logger.Info("rollback requested", "approver", a.Approver, "reason", a.Reason)
 				return a, nil
 			},
@@ -195,7 +196,7 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 		if was == mbFailed {
 			p.MailboxesFailed--
 			p.Failures = removeFailure(p.Failures, c.Address)
-		} else if o.s.PassOpen && (i >= o.s.Next || o.inFlight(i)) {
+		} else if o.s.PassOpen && o.covers(i, p.Pass) && (i >= o.s.Next || o.inFlight(i)) {
 			p.PassTotal-- // it will not finish this pass
 		}
 		o.s.Status[i] = mbSkipped
@@ -210,7 +211,7 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 			p.MailboxesSkipped--
 		}
 		o.s.Status[i] = mbActive
-		if o.s.PassOpen {
+		if o.s.PassOpen && o.covers(i, p.Pass) {
 			p.PassTotal++
 			if i < o.s.Next {
 				o.s.Requeue = append(o.s.Requeue, i)

@@ -55,6 +55,9 @@ type OrganizationState struct {
 	// Small has a bit per mailbox that readiness found small enough for
 	// local passes (see LocalPassMaxBytes): 6 KB for 50,000 mailboxes.
 	Small []byte `json:"small,omitempty"`
+	// Direct has a bit per mailbox moved in the post-switch pass alone
+	// (see DirectMaxBytes).
+	Direct []byte `json:"direct,omitempty"`
 	// The current pass: its sequence number (outcomes of older passes are
 	// ignored), the next mailbox index to start, mailboxes to start again
 	// first (paused, retried), and those started and not yet reported.
@@ -128,6 +131,11 @@ var errContinueAsNew = errors.New("continue as new")
 // handed over", together with local first passes.
 const versionReportByResult = "report-by-result"
 
+// versionLean marks readiness checked in batches (no workflow per mailbox),
+// validation inside the post-switch pass, and DirectMaxBytes: together they
+// bring a small mailbox from five Mailbox workflows down to one or two.
+const versionLean = "lean-lifecycle"
+
 type organization struct {
 	in     OrganizationInput
 	s      OrganizationState
@@ -151,6 +159,10 @@ type organization struct {
 	// byResult: this run's mailboxes report through their result and may
 	// run locally first (versionReportByResult).
 	byResult bool
+	// lean: versionLean.
+	lean bool
+	// cancelBatch stops the readiness batch under way (pause, rollback).
+	cancelBatch workflow.CancelFunc
 	// mine are the mailbox passes (index, seq) this run started: they
 	// report through their result unless handOver tells them otherwise.
 	mine map[[2]int]bool
@@ -204,6 +216,9 @@ func ValidateOrganizationInput(in OrganizationInput) error {
 	}
 	if in.DeltaInterval < 0 {
 		return fmt.Errorf("organization %s: delta interval %v is negative", in.Code, in.DeltaInterval)
+	}
+	if in.DirectMaxBytes < 0 {
+		return fmt.Errorf("organization %s: direct_max_bytes %d is negative", in.Code, in.DirectMaxBytes)
 	}
 	if in.MailboxesPerRun < 0 {
 		return fmt.Errorf("organization %s: mailboxes per run %d is negative", in.Code, in.MailboxesPerRun)
@@ -283,6 +298,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	// Runs recorded before mailboxes reported through their result keep
 	// replaying as they ran: every child signals, and none runs locally.
 	o.byResult = workflow.GetVersion(ctx, versionReportByResult, workflow.DefaultVersion, 1) >= 1
+	o.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) >= 1
 	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.s.P, nil }); err != nil {
 		return err
@@ -321,6 +337,16 @@ func (o *organization) pause(ctx workflow.Context) {
 		o.paused, o.s.P.Paused = true, true
 		o.logger.Info("paused: stopping running mailboxes at their next checkpoint")
 		o.cancelInFlight(ctx, func(flight) bool { return true })
+		o.stopBatch()
+	}
+}
+
+// stopBatch cancels the readiness batch under way; it only reads, so the
+// page is simply checked again later.
+func (o *organization) stopBatch() {
+	if o.cancelBatch != nil {
+		o.cancelBatch()
+		o.cancelBatch = nil
 	}
 }
 
@@ -580,7 +606,13 @@ func (o *organization) shouldContinueAsNew(ctx workflow.Context) bool {
 }
 
 func (o *organization) readiness(ctx workflow.Context) error {
-	if err := o.runPass(ctx, PassReadiness); err != nil {
+	var err error
+	if o.lean && !o.s.PassOpen { // an open pass: begun by a run before versionLean
+		err = o.readinessBatches(ctx)
+	} else {
+		err = o.runPass(ctx, PassReadiness)
+	}
+	if err != nil {
 		return err
 	}
 	ready := 0
@@ -604,6 +636,90 @@ func (o *organization) readiness(ctx workflow.Context) error {
 		return nil
 	}
 	o.setPhase(ctx, PhaseReadinessBlocked)
+	return nil
+}
+
+// readinessBatches checks the mailboxes a page at a time, each page in one
+// CheckReadinessBatch activity: readiness only reads, so a Mailbox workflow
+// per check would cost the server more than the check itself. A pause or
+// rollback cancels the page under way; it is checked again on resume.
+func (o *organization) readinessBatches(ctx workflow.Context) error {
+	p := &o.s.P
+	if o.s.Step != "readiness" {
+		o.s.Step, o.s.Cursor = "readiness", 0
+		p.Pass, p.PassDone, p.PassTotal = PassReadiness, 0, 0
+		for _, st := range o.s.Status {
+			if st == mbActive {
+				p.PassTotal++
+			}
+		}
+		o.publish(ctx)
+	}
+	heartbeat := o.in.HeartbeatTimeout
+	if heartbeat <= 0 {
+		heartbeat = 2 * time.Minute
+	}
+	var a *activities.Activities
+	for o.s.Cursor < o.total {
+		if err := workflow.Await(ctx, func() bool { return !o.paused || p.RollbackRequested != nil }); err != nil {
+			return err
+		}
+		if p.RollbackRequested != nil {
+			return nil
+		}
+		if o.shouldContinueAsNew(ctx) {
+			return errContinueAsNew
+		}
+		first, end := o.s.Cursor, min(o.s.Cursor+inventoryPage, o.total)
+		in := activities.ReadinessBatchInput{
+			Org: o.in.Code, SourceEndpoint: o.in.SourceEndpoint, TargetEndpoint: o.in.TargetEndpoint,
+			Inventory: o.in.Inventory, Offset: first, Limit: end - first, Policy: o.in.Policy, Parallel: p.Concurrency,
+		}
+		if o.in.Inventory == nil {
+			in.Mailboxes = o.in.Mailboxes[first:end]
+		}
+		bctx, cancel := workflow.WithCancel(ctx)
+		o.cancelBatch = cancel
+		bctx = workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 6 * time.Hour, HeartbeatTimeout: heartbeat, WaitForCancellation: true,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 2 * time.Minute, MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+		})
+		p.MailboxesRunning = end - first
+		var briefs []activities.ReadinessBrief
+		err := workflow.ExecuteActivity(bctx, a.CheckReadinessBatch, in).Get(ctx, &briefs)
+		o.stopBatch()
+		p.MailboxesRunning = 0
+		switch {
+		case temporal.IsCanceledError(err):
+			continue // paused or rolled back: decided again at the top
+		case err == nil && len(briefs) != end-first:
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("readiness of mailboxes %d..%d returned %d results", first+1, end, len(briefs)), activities.ErrTypeConfig, nil)
+		}
+		for i := first; i < end; i++ {
+			if o.s.Status[i] != mbActive {
+				continue // skipped by an operator meanwhile
+			}
+			out := MailboxOutcome{Index: i, Pass: PassReadiness}
+			if err != nil {
+				// The page could not be checked at all: its mailboxes fail,
+				// the other pages go on.
+				spec, serr := o.spec(ctx, i)
+				if serr != nil {
+					return serr
+				}
+				out.Address, out.Error = spec.Address, "readiness: "+rootCause(err)
+			} else {
+				b := briefs[i-first]
+				out.Address, out.Ready, out.Problems = b.Address, b.Ready, b.Problems
+				out.SourceMessages, out.SourceBytes, out.LargeItems = b.Messages, b.Bytes, b.LargeItems
+				out.Error = b.Error
+			}
+			o.book(out)
+		}
+		o.s.Cursor = end
+	}
+	o.s.Step, o.s.Cursor = "", 0
+	p.Pass = ""
 	return nil
 }
 
@@ -767,10 +883,14 @@ func (o *organization) route(ctx workflow.Context, revert bool) error {
 }
 
 func (o *organization) validation(ctx workflow.Context) error {
-	if err := o.runPass(ctx, PassValidate); err != nil {
-		return err
-	}
 	p := &o.s.P
+	// Lean runs validated in the post-switch pass; this pass checks only
+	// mailboxes that check missed. A Poor score there needs no more.
+	if !o.lean || p.Consistency != Poor || o.s.PassOpen {
+		if err := o.runPass(ctx, PassValidate); err != nil {
+			return err
+		}
+	}
 	switch p.Consistency {
 	case Poor:
 		p.Reason = "validation scored Poor: " + o.rulesText()
@@ -871,8 +991,8 @@ func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 		o.s.PassSeq++
 		o.s.PassOpen, o.s.Next, o.s.Requeue = true, 0, nil
 		p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
-		for _, s := range o.s.Status {
-			if s == mbActive {
+		for i := range o.s.Status {
+			if o.covers(i, pass) {
 				p.PassTotal++
 			}
 		}
@@ -911,17 +1031,41 @@ func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 	return nil
 }
 
-// nextToStart picks requeued mailboxes first, then the next active index;
-// -1 when the pass has nothing left to start.
+// covers: mailbox i takes part in pass. Direct mailboxes are moved by the
+// post-switch pass alone.
+func (o *organization) covers(i int, pass Pass) bool {
+	if o.s.Status[i] != mbActive {
+		return false
+	}
+	switch pass {
+	case PassPreStage, PassDelta, PassFinal, PassImport:
+		return !hasBit(o.s.Direct, i)
+	}
+	return true
+}
+
+func hasBit(bits []byte, i int) bool { return i/8 < len(bits) && bits[i/8]&(1<<(i%8)) != 0 }
+
+// setBit sets bit i of a bitmap of n bits, allocating it at the first bit.
+func setBit(bits *[]byte, n, i int) {
+	if len(*bits) == 0 {
+		*bits = make([]byte, (n+7)/8)
+	}
+	(*bits)[i/8] |= 1 << (i % 8)
+}
+
+// nextToStart picks requeued mailboxes first, then the next index the
+// open pass covers; -1 when the pass has nothing left to start.
 func (o *organization) nextToStart() int {
+	pass := o.s.P.Pass
 	for len(o.s.Requeue) > 0 {
 		i := o.s.Requeue[0]
-		if o.s.Status[i] == mbActive && !o.inFlight(i) {
+		if o.covers(i, pass) && !o.inFlight(i) {
 			return i
 		}
 		o.s.Requeue = o.s.Requeue[1:]
 	}
-	for o.s.Next < o.total && (o.s.Status[o.s.Next] != mbActive || o.inFlight(o.s.Next)) {
+	for o.s.Next < o.total && (!o.covers(o.s.Next, pass) || o.inFlight(o.s.Next)) {
 		o.s.Next++
 	}
 	if o.s.Next < o.total {
@@ -946,7 +1090,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 	}
 	// spec may have run an activity: a skip, pause or rollback may have
 	// come meanwhile. Then the caller decides again.
-	if o.s.Status[i] != mbActive || o.paused || o.s.P.RollbackRequested != nil || o.inFlight(i) {
+	if !o.covers(i, pass) || o.paused || o.s.P.RollbackRequested != nil || o.inFlight(i) {
 		return nil
 	}
 	if len(o.s.Requeue) > 0 && o.s.Requeue[0] == i {
@@ -958,6 +1102,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 	o.s.InFlight = append(o.s.InFlight, flight{Index: i, Address: spec.Address, Seq: seq})
 	o.s.P.MailboxesRunning = len(o.s.InFlight)
 	o.started++
+	o.s.P.MailboxRuns++
 	o.starting++
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            MailboxWorkflowID(o.in.Code, spec.Address),
@@ -982,6 +1127,7 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		Seq:              seq,
 		Chain:            o.chain,
 		ReportByResult:   o.byResult,
+		Validate:         o.lean && pass == PassPostSwitch,
 	}
 	want := MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain}
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -1061,7 +1207,7 @@ func (o *organization) localBudget(i int, pass Pass) time.Duration {
 	if o.in.LocalPassBudget <= 0 || !o.byResult {
 		return 0
 	}
-	small := i/8 < len(o.s.Small) && o.s.Small[i/8]&(1<<(i%8)) != 0
+	small := hasBit(o.s.Small, i)
 	if pass == PassReadiness || (small && pass != PassArchive && pass != PassImport) {
 		return o.in.LocalPassBudget
 	}
@@ -1117,6 +1263,13 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		}
 		return
 	}
+	o.book(out)
+}
+
+// book records a mailbox's finished pass.
+func (o *organization) book(out MailboxOutcome) {
+	p := &o.s.P
+	i := out.Index
 	p.PassDone++
 	if out.Error != "" {
 		o.fail(i, out.Address, out.Pass, out.Error)
@@ -1128,10 +1281,10 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.SourceBytes += out.SourceBytes
 		p.LargeItems += out.LargeItems
 		if out.Ready && out.LargeItems == 0 && out.SourceBytes <= o.in.LocalPassMaxBytes {
-			if len(o.s.Small) == 0 {
-				o.s.Small = make([]byte, (o.total+7)/8)
-			}
-			o.s.Small[i/8] |= 1 << (i % 8)
+			setBit(&o.s.Small, o.total, i)
+		}
+		if o.lean && o.in.DirectMaxBytes > 0 && out.Ready && out.LargeItems == 0 && out.SourceBytes <= o.in.DirectMaxBytes {
+			setBit(&o.s.Direct, o.total, i)
 		}
 		if !out.Ready {
 			o.fail(i, out.Address, out.Pass, "not ready: "+strings.Join(out.Problems, "; "))
@@ -1150,6 +1303,9 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.Messages += out.Copied
 		p.Bytes += out.Bytes
 		o.setSkips(i, skipCount{Total: out.Skipped, ByReason: out.SkippedByReason, Staged: out.Staged})
+		if out.Consistency != "" { // validated in the same workflow
+			o.bookValidation(out)
+		}
 	case PassImport:
 		// Imported items were skipped as too large; they are in the target now.
 		p.Messages += out.Copied
@@ -1169,28 +1325,35 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		p.ArchivedMessages += out.ArchivedMessages
 		p.ArchivedBytes += out.ArchivedBytes
 	case PassValidate:
-		if p.ConsistencyCounts == nil {
-			p.ConsistencyCounts = map[Consistency]int{}
+		o.bookValidation(out)
+	}
+}
+
+// bookValidation records a mailbox's consistency score.
+func (o *organization) bookValidation(out MailboxOutcome) {
+	p := &o.s.P
+	i := out.Index
+	if p.ConsistencyCounts == nil {
+		p.ConsistencyCounts = map[Consistency]int{}
+	}
+	p.ConsistencyCounts[out.Consistency]++
+	p.Consistency = Worse(p.Consistency, out.Consistency)
+	for _, r := range out.Rules {
+		if p.RulesFired == nil {
+			p.RulesFired = map[string]int{}
 		}
-		p.ConsistencyCounts[out.Consistency]++
-		p.Consistency = Worse(p.Consistency, out.Consistency)
+		p.RulesFired[r.ID]++
+	}
+	if out.Consistency != Poor {
+		o.s.Status[i] = mbValidated
+		p.MailboxesDone++
+	}
+	if out.Consistency != Perfect && len(p.Findings) < MaxReportedFailures {
+		var texts []string
 		for _, r := range out.Rules {
-			if p.RulesFired == nil {
-				p.RulesFired = map[string]int{}
-			}
-			p.RulesFired[r.ID]++
+			texts = append(texts, r.Detail)
 		}
-		if out.Consistency != Poor {
-			o.s.Status[i] = mbValidated
-			p.MailboxesDone++
-		}
-		if out.Consistency != Perfect && len(p.Findings) < MaxReportedFailures {
-			var texts []string
-			for _, r := range out.Rules {
-				texts = append(texts, r.Detail)
-			}
-			p.Findings = append(p.Findings, MailboxFinding{Address: out.Address, Consistency: out.Consistency, Rules: texts})
-		}
+		p.Findings = append(p.Findings, MailboxFinding{Address: out.Address, Consistency: out.Consistency, Rules: texts})
 	}
 }
 

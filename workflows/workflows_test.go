@@ -59,26 +59,53 @@ type fakeData struct {
 	// localStops: a local (budgeted) pre-stage copies 4 of the 10
 	// messages and runs out of budget; the regular activity copies the rest.
 	localStops bool
-	budgeted   int // transfers that ran with a budget (local attempts)
+	budgeted   int                 // transfers that ran with a budget (local attempts)
+	batches    int                 // readiness batches
+	sizes      map[string]int64    // readiness's measure, default 11,000 bytes
+	byMailbox  map[string][]string // transfer passes per mailbox
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 	var a *activities.Activities
+	readiness := func(address string) (activities.ReadinessResult, error) {
+		if f.authFail[address] {
+			return activities.ReadinessResult{}, temporal.NewNonRetryableApplicationError("login refused", activities.ErrTypeAuth, nil)
+		}
+		if f.notReady[address] {
+			return activities.ReadinessResult{Problems: []string{"login: target mailbox not provisioned", "quota: no room"}}, nil
+		}
+		r := activities.ReadinessResult{Ready: true, Folders: 3, Messages: 11, Bytes: 11000}
+		if b, ok := f.sizes[address]; ok {
+			r.Bytes = b
+		}
+		return r, nil
+	}
 	env.OnActivity(a.CheckReadiness, mock.Anything, mock.Anything, mock.Anything).After(f.delay).Return(
 		func(_ context.Context, m activities.MailboxRef, _ activities.Policy) (activities.ReadinessResult, error) {
-			if f.authFail[m.Address] {
-				return activities.ReadinessResult{}, temporal.NewNonRetryableApplicationError("login refused", activities.ErrTypeAuth, nil)
+			return readiness(m.Address)
+		})
+	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).After(f.delay).Return(
+		func(_ context.Context, in activities.ReadinessBatchInput) ([]activities.ReadinessBrief, error) {
+			f.batches++
+			var out []activities.ReadinessBrief
+			for _, m := range in.Mailboxes {
+				r, err := readiness(m.Address)
+				b := activities.ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: r.Problems}
+				if !r.Ready {
+					b.Address = m.Address
+				}
+				if err != nil {
+					b.Error = err.Error()
+				}
+				out = append(out, b)
 			}
-			if f.notReady[m.Address] {
-				return activities.ReadinessResult{Problems: []string{"login: target mailbox not provisioned", "quota: no room"}}, nil
-			}
-			return activities.ReadinessResult{Ready: true, Folders: 3, Messages: 11, Bytes: 11000}, nil
+			return out, nil
 		})
 	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
 			f.transfers++
 			if f.passes == nil {
-				f.passes = map[string]int{}
+				f.passes, f.byMailbox = map[string]int{}, map[string][]string{}
 			}
 			if in.Budget > 0 {
 				f.budgeted++
@@ -87,6 +114,7 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 				}
 			}
 			f.passes[in.Pass]++
+			f.byMailbox[in.Mailbox.Address] = append(f.byMailbox[in.Mailbox.Address], in.Pass)
 			r := activities.TransferResult{SkippedTotal: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1}, Staged: 1,
 				Skipped: []transfer.SkippedItem{{Folder: "INBOX", UID: 9, Size: 50 << 20, Reason: transfer.ReasonTooLarge, StagedAs: in.Mailbox.Address + "/INBOX/1/9.eml"}}}
 			if in.Pass == string(PassPreStage) {
@@ -173,6 +201,8 @@ func TestOrganizationMigratesEveryMailbox(t *testing.T) {
 	require.Equal(t, map[string]int{transfer.ReasonTooLarge: 7}, p.SkippedByReason)
 	require.Equal(t, 7, p.StagedCount)
 	require.Equal(t, map[string]int{"prestage": 7, "final": 7, "post-switch": 7}, f.passes, "pre-stage, final and post-switch pass per mailbox")
+	require.Equal(t, 1, f.batches, "readiness of all 7 in one batch")
+	require.Equal(t, 3*7, p.MailboxRuns, "validation runs in the post-switch workflow")
 	require.Equal(t, Good, p.Consistency, "staged large items make it Good, not Perfect")
 	require.Equal(t, map[string]int{RuleStaged: 7}, p.RulesFired)
 	require.Equal(t, []string{"reports/RXH/mailboxes.csv", "reports/RXH/skipped-items.csv", "reports/RXH/mailboxes.json"}, p.Reports)
@@ -384,7 +414,7 @@ func TestProgressQueryDuringRun(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
 	var seen []Progress
-	env.OnActivity(a.CheckReadiness, mock.Anything, mock.Anything, mock.Anything).Return(activities.ReadinessResult{Ready: true, Messages: 5, Bytes: 500}, nil)
+	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).Return([]activities.ReadinessBrief{{Ready: true, Messages: 5, Bytes: 500}, {Ready: true, Messages: 5, Bytes: 500}}, nil)
 	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).After(time.Minute).Return(activities.TransferResult{Copied: 5, Bytes: 500}, nil)
 	env.OnActivity(a.ValidateMailbox, mock.Anything, mock.Anything).Return(activities.ValidateResult{OK: true}, nil)
 	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(activities.RoutingResult{}, nil)
@@ -577,11 +607,13 @@ func TestMailboxThatFailsWithoutAResultFreesItsSlot(t *testing.T) {
 	env.RegisterActivity(&activities.Activities{})
 	var a *activities.Activities
 	env.OnActivity(a.WriteOrganizationReport, mock.Anything, mock.Anything).Return(activities.OrganizationReportResult{}, nil)
+	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).Return([]activities.ReadinessBrief{{Ready: true}, {Ready: true}, {Ready: true}}, nil)
+	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(activities.RoutingResult{}, nil)
 	in := orgInput(3)
 	in.Concurrency = 1
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
-	require.Equal(t, PhaseFailed, p.Phase)
+	require.Equal(t, PhaseCompletedWithFailures, p.Phase)
 	require.Equal(t, 3, p.MailboxesFailed)
 	require.Zero(t, p.MailboxesRunning)
 	require.Equal(t, "Terminated: terminated by an operator", p.Failures[0].Error)
@@ -594,7 +626,7 @@ func TestMailboxThatFailsWithoutAResultFreesItsSlot(t *testing.T) {
 func TestContinueAsNewDuringArchiveResumesTheArchive(t *testing.T) {
 	in := orgInput(3)
 	in.Archive = true
-	in.MailboxesPerRun = 7 // readiness 3 + pre-stage 3 + the first archive
+	in.MailboxesPerRun = 4 // pre-stage 3 + the first archive (readiness runs in a batch)
 	install := func(env *sdktest.TestWorkflowEnvironment, f *fakeData, archived *[]string) {
 		f.install(env)
 		var a *activities.Activities
@@ -697,4 +729,78 @@ func TestRunOfTheSignalOnlyVersionStillCompletes(t *testing.T) {
 	require.EqualValues(t, 30, p.Messages)
 	require.Equal(t, 3, p.MailboxesDone)
 	require.Zero(t, f.budgeted, "no local passes in the old version")
+}
+
+// TestDirectMailboxesMoveInOnePass: with DirectMaxBytes, mailboxes that
+// readiness measured small skip pre-stage and final: the post-switch pass
+// copies and validates them in one Mailbox workflow. Larger ones keep
+// every pass.
+func TestDirectMailboxesMoveInOnePass(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(4)
+	big := in.Mailboxes[1].Address
+	f := &fakeData{sizes: map[string]int64{big: 50 << 20}}
+	f.install(env)
+	in.DirectMaxBytes = 1 << 20
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
+	require.Equal(t, 4, p.MailboxesDone)
+	for _, m := range in.Mailboxes {
+		want := []string{"post-switch"}
+		if m.Address == big {
+			want = []string{"prestage", "final", "post-switch"}
+		}
+		require.Equal(t, want, f.byMailbox[m.Address], m.Address)
+	}
+	require.Equal(t, 3+3, p.MailboxRuns, "one workflow per small mailbox, three for the large one")
+	require.Len(t, f.routed, 4, "every mailbox is switched, direct ones too")
+	require.Equal(t, 4, p.ConsistencyCounts[Good])
+
+	env = newEnv(t)
+	in.DirectMaxBytes = -1
+	env.ExecuteWorkflow(Organization, in)
+	require.ErrorContains(t, env.GetWorkflowError(), "direct_max_bytes -1 is negative")
+}
+
+// TestPauseCancelsTheReadinessBatch: a pause stops the readiness batch
+// under way; resume checks that page again.
+func TestPauseCancelsTheReadinessBatch(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{delay: time.Hour}
+	f.install(env)
+	var during Progress
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryProgress)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&during))
+		env.SignalWorkflow(SignalResume, nil)
+	}, 10*time.Minute)
+	env.ExecuteWorkflow(Organization, orgInput(3))
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.True(t, during.Paused)
+	require.Equal(t, PhaseReadiness, during.Phase)
+	require.Zero(t, during.MailboxesRunning, "the batch stopped at the pause")
+	require.Equal(t, 2, f.batches, "checked again after resume")
+	require.EqualValues(t, 33, p.SourceMessages, "the canceled batch is not counted")
+}
+
+// TestRunBeforeTheLeanVersionStillCompletes: a run recorded before
+// versionLean checks readiness and validates in Mailbox workflows of their
+// own, as it did, and ignores DirectMaxBytes.
+func TestRunBeforeTheLeanVersionStillCompletes(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	env.OnGetVersion(versionLean, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	in := orgInput(3)
+	in.DirectMaxBytes = 1 << 30
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	require.Zero(t, f.batches)
+	require.Equal(t, map[string]int{"prestage": 3, "final": 3, "post-switch": 3}, f.passes)
+	require.Equal(t, 5*3, p.MailboxRuns, "readiness, pre-stage, final, post-switch, validation")
 }

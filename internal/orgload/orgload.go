@@ -46,6 +46,9 @@ type Options struct {
 	Mailboxes       int
 	Concurrency     int // mailboxes of the organization at once
 	MailboxesPerRun int // continue-as-new threshold (0: the workflow's default)
+	// DirectMaxBytes moves mailboxes up to this size in the post-switch
+	// pass alone (see workflows.OrganizationInput); 0 pre-stages them all.
+	DirectMaxBytes int64
 	WorkDir         string
 	Logger          *slog.Logger
 }
@@ -53,10 +56,9 @@ type Options struct {
 // Result is what a run measured.
 type Result struct {
 	Wall time.Duration
-	// MailboxWorkflows counts Mailbox workflow executions (one per mailbox
-	// and pass) and Passes the passes per mailbox.
+	// MailboxWorkflows counts the Mailbox workflows the organization
+	// started (one per mailbox and pass).
 	MailboxWorkflows int
-	Passes           int
 	Runs             int // Organization runs (1 + continue-as-new count)
 	MaxHistory       int // events in the longest Organization run
 	Progress         workflows.Progress
@@ -96,6 +98,7 @@ func (e *Env) Organization(ctx context.Context, o Options) (Result, error) {
 	in := e.Inputs[0]
 	in.Concurrency = o.Concurrency
 	in.MailboxesPerRun = o.MailboxesPerRun
+	in.DirectMaxBytes = o.DirectMaxBytes
 	ref, err := activities.StageInventory(ctx, e.Activities.Staging, in.Code, in.Mailboxes)
 	if err != nil {
 		return res, err
@@ -111,8 +114,7 @@ func (e *Env) Organization(ctx context.Context, o Options) (Result, error) {
 	}
 	res.Wall = time.Since(start)
 	res.Progress = p
-	res.Passes = 5 // readiness, pre-stage, final, post-switch, validation
-	res.MailboxWorkflows = res.Passes * (p.MailboxesTotal - p.MailboxesSkipped)
+	res.MailboxWorkflows = p.MailboxRuns
 	res.Runs, res.MaxHistory, err = e.runs(ctx, workflows.OrganizationWorkflowID(in.Code))
 	return res, err
 }

@@ -1,0 +1,139 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// ReadinessBatchInput asks for the readiness of one page of an
+// organization's mailboxes: from its staged inventory (Inventory, Offset,
+// Limit) or listed inline (Mailboxes, for small organizations).
+type ReadinessBatchInput struct {
+	Org            string        `json:"org"`
+	SourceEndpoint string        `json:"source_endpoint"`
+	TargetEndpoint string        `json:"target_endpoint"`
+	Inventory      *InventoryRef `json:"inventory,omitempty"`
+	Offset         int           `json:"offset"`
+	Limit          int           `json:"limit"`
+	Mailboxes      []MailboxSpec `json:"mailboxes,omitempty"`
+	Policy         Policy        `json:"policy"`
+	// Parallel is how many mailboxes are checked at once; the endpoints'
+	// connection limits apply on top.
+	Parallel int `json:"parallel"`
+}
+
+// ReadinessBrief is one mailbox's readiness in a batch, kept short: a page
+// of 500 of them lands in the organization's history.
+type ReadinessBrief struct {
+	// Address is set for a mailbox that is not ready, for its failure.
+	Address    string   `json:"a,omitempty"`
+	Ready      bool     `json:"r,omitempty"`
+	Messages   int64    `json:"m,omitempty"`
+	Bytes      int64    `json:"b,omitempty"`
+	LargeItems int      `json:"l,omitempty"`
+	Problems   []string `json:"p,omitempty"`
+	// Error is why the check itself failed after its retries (the mailbox
+	// is then not ready; the others of the page are not affected).
+	Error string `json:"e,omitempty"`
+}
+
+// maxBriefProblems bounds the problems a brief carries; the first ones
+// name the kind of each that matters.
+const maxBriefProblems = 5
+
+// readinessAttempts is how often a mailbox's check is tried within a batch
+// before its error is reported for that mailbox alone.
+const readinessAttempts = 3
+
+// CheckReadinessBatch checks a page of mailboxes, the same checks as
+// CheckReadiness, in one activity: for an organization of thousands of
+// small mailboxes a workflow per check would cost the server far more than
+// the check. Results are in page order. It reads only, so a retried batch
+// simply checks again.
+func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchInput) ([]ReadinessBrief, error) {
+	specs := in.Mailboxes
+	if in.Inventory != nil {
+		var err error
+		if specs, err = a.ListMailboxes(ctx, ListMailboxesInput{Ref: *in.Inventory, Offset: in.Offset, Limit: in.Limit}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]ReadinessBrief, len(specs))
+	parallel := min(max(in.Parallel, 1), max(len(specs), 1))
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+	)
+	next := make(chan int)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = a.briefReadiness(ctx, in, specs[i])
+				mu.Lock()
+				done++
+				n := done
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, n)
+			}
+		}()
+	}
+	func() {
+		defer close(next)
+		for i := range specs {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err // canceled (pause, rollback) or timed out: the page is checked again
+	}
+	return out, nil
+}
+
+func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput, s MailboxSpec) ReadinessBrief {
+	m := MailboxRef{
+		Org: in.Org, Address: s.Address,
+		SourceEndpoint: in.SourceEndpoint, SourceUser: s.SourceUser,
+		TargetEndpoint: in.TargetEndpoint, TargetUser: s.TargetUser,
+	}
+	var err error
+	for attempt := 1; attempt <= readinessAttempts; attempt++ {
+		var r ReadinessResult
+		if r, err = a.CheckReadiness(ctx, m, in.Policy); err == nil {
+			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: r.Problems}
+			if !b.Ready {
+				b.Address = s.Address
+			}
+			if len(b.Problems) > maxBriefProblems {
+				b.Problems = append(b.Problems[:maxBriefProblems:maxBriefProblems], fmt.Sprintf("and %d more", len(r.Problems)-maxBriefProblems))
+			}
+			return b
+		}
+		if isNonRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return ReadinessBrief{Address: s.Address, Error: fmt.Sprintf("mailbox %s: readiness check: %v", s.Address, err)}
+}
+
+func isNonRetryable(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.NonRetryable()
+}
