@@ -415,13 +415,9 @@ func (ep Endpoint) Login(user string) (imapconn.Login, error) {
 		}
 		return imapconn.Login{Username: user + ep.MasterSeparator + ep.MasterUser, Password: pw}, nil
 	default:
-		b, err := ep.Passwords.Resolve()
+		tab, err := ep.Passwords.Table()
 		if err != nil {
 			return imapconn.Login{}, err
-		}
-		tab, err := secrets.PasswordTable(b)
-		if err != nil {
-			return imapconn.Login{}, fmt.Errorf("%s: %w", ep.Passwords, err)
 		}
 		pw, ok := tab[user]
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 )
 
 // Ref is a reference to a secret: "env:VAR" or "file:/path/to/file".
@@ -99,4 +100,58 @@ func PasswordTable(data []byte) (map[string]string, error) {
 		out[user] = s[i+1:]
 	}
 	return out, sc.Err()
+}
+
+// tables caches parsed password tables by reference. A worker logs in
+// twice per mailbox pass; re-reading a table of 50,000 users every time
+// made logins quadratic in the organization's size.
+var tables struct {
+	sync.Mutex
+	m map[Ref]cachedTable
+}
+
+type cachedTable struct {
+	stamp string // file: mode, size and modification time; env: the value
+	tab   map[string]string
+}
+
+// Table resolves a password table (see PasswordTable). The parsed table is
+// kept and used again while the file's size, mode and modification time
+// (or the variable's value) stay the same, so a rotated password is seen
+// at the next login. The returned map must not be changed.
+func (r Ref) Table() (map[string]string, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	var stamp string
+	if name, ok := strings.CutPrefix(string(r), "env:"); ok {
+		stamp = os.Getenv(name)
+	} else {
+		st, err := os.Stat(strings.TrimPrefix(string(r), "file:"))
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", r, err)
+		}
+		stamp = fmt.Sprintf("%d/%d/%o", st.Size(), st.ModTime().UnixNano(), st.Mode())
+	}
+	tables.Lock()
+	c, ok := tables.m[r]
+	tables.Unlock()
+	if ok && c.stamp == stamp {
+		return c.tab, nil
+	}
+	b, err := r.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	tab, err := PasswordTable(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r, err)
+	}
+	tables.Lock()
+	if tables.m == nil {
+		tables.m = map[Ref]cachedTable{}
+	}
+	tables.m[r] = cachedTable{stamp: stamp, tab: tab}
+	tables.Unlock()
+	return tab, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolveEnvAndFile(t *testing.T) {
@@ -58,5 +59,47 @@ func TestPasswordTableErrors(t *testing.T) {
 	}
 	if _, err := PasswordTable([]byte("a:1\na:2\n")); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("want duplicate error, got %v", err)
+	}
+}
+
+func TestTableIsCachedUntilTheFileChanges(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "passwords")
+	if err := os.WriteFile(p, []byte("alice:one\nbob:two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := Ref("file:" + p)
+	tab, err := r.Table()
+	if err != nil || tab["alice"] != "one" {
+		t.Fatalf("first read: %v %v", tab, err)
+	}
+	again, _ := r.Table()
+	if len(again) != 2 {
+		t.Fatalf("second read: %v", again)
+	}
+	// A rotated password (same size even) is seen once the file changes.
+	if err := os.WriteFile(p, []byte("alice:ONE\nbob:two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if tab, err = r.Table(); err != nil || tab["alice"] != "ONE" {
+		t.Fatalf("after rotation: %v %v", tab, err)
+	}
+	// A file others can read is refused, cached or not.
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Table(); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable: %v", err)
+	}
+	t.Setenv("MAILSHIFT_TEST_TABLE", "carol:x")
+	if tab, err = Ref("env:MAILSHIFT_TEST_TABLE").Table(); err != nil || tab["carol"] != "x" {
+		t.Fatalf("env: %v %v", tab, err)
+	}
+	t.Setenv("MAILSHIFT_TEST_TABLE", "carol:y")
+	if tab, _ = Ref("env:MAILSHIFT_TEST_TABLE").Table(); tab["carol"] != "y" {
+		t.Fatalf("env changed: %v", tab)
 	}
 }
