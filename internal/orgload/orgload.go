@@ -49,8 +49,8 @@ type Options struct {
 	// DirectMaxBytes moves mailboxes up to this size in the post-switch
 	// pass alone (see workflows.OrganizationInput); 0 pre-stages them all.
 	DirectMaxBytes int64
-	WorkDir         string
-	Logger          *slog.Logger
+	WorkDir        string
+	Logger         *slog.Logger
 }
 
 // Result is what a run measured.
