@@ -48,8 +48,13 @@ type ReadinessBrief struct {
 const maxBriefProblems = 5
 
 // readinessAttempts is how often a mailbox's check is tried within a batch
-// before its error is reported for that mailbox alone.
-const readinessAttempts = 3
+// (after 1, 2, 4 and 8 s) before its error is reported for that mailbox
+// alone; readinessTimeout bounds one check, so a hung connection cannot
+// hold up its page.
+const (
+	readinessAttempts = 5
+	readinessTimeout  = 30 * time.Minute
+)
 
 // CheckReadinessBatch checks a page of mailboxes, the same checks as
 // CheckReadiness, in one activity: for an organization of thousands of
@@ -71,6 +76,29 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 		done int
 		wg   sync.WaitGroup
 	)
+	// Checks heartbeat as they go, but one long check (a folder of a
+	// million messages) must not look like a dead worker.
+	beat := time.Second
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+		beat = max(beat, min(hb/3, 10*time.Second))
+	}
+	ticker := time.NewTicker(beat)
+	defer ticker.Stop()
+	stopBeat := make(chan struct{})
+	defer close(stopBeat)
+	go func() {
+		for {
+			select {
+			case <-ticker.C:
+				mu.Lock()
+				n := done
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, n)
+			case <-stopBeat:
+				return
+			}
+		}
+	}()
 	next := make(chan int)
 	for range parallel {
 		wg.Add(1)
@@ -80,9 +108,7 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 				out[i] = a.briefReadiness(ctx, in, specs[i])
 				mu.Lock()
 				done++
-				n := done
 				mu.Unlock()
-				activity.RecordHeartbeat(ctx, n)
 			}
 		}()
 	}
@@ -112,7 +138,10 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 	var err error
 	for attempt := 1; attempt <= readinessAttempts; attempt++ {
 		var r ReadinessResult
-		if r, err = a.CheckReadiness(ctx, m, in.Policy); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, readinessTimeout)
+		r, err = a.CheckReadiness(cctx, m, in.Policy)
+		cancel()
+		if err == nil {
 			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: r.Problems}
 			if !b.Ready {
 				b.Address = s.Address
@@ -125,8 +154,11 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 		if isNonRetryable(err) || ctx.Err() != nil {
 			break
 		}
+		if attempt == readinessAttempts {
+			break
+		}
 		select {
-		case <-time.After(time.Duration(attempt) * time.Second):
+		case <-time.After(time.Duration(1<<(attempt-1)) * time.Second):
 		case <-ctx.Done():
 		}
 	}

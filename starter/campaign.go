@@ -44,6 +44,7 @@ func runCampaign(ctx context.Context, args []string) error {
 	delta := fs.Duration("delta-interval", 0, "delta passes this often while an organization waits for its cutover (0: none)")
 	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
+	direct := fs.String("direct-max-bytes", "", "mailboxes readiness measures at or below this size (e.g. 5MB) skip pre-stage: one pass after the routing switch moves them (default: pre-stage all)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	inlineMax := fs.Int("inline-max", defaultInlineMax, "organizations with more mailboxes have their list staged (needs --config)")
 	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration, for its staging store (default: MAILSHIFT_CONFIG)")
@@ -68,6 +69,12 @@ func runCampaign(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("campaign: %w", err)
 	}
+	var directMax int64
+	if *direct != "" {
+		if directMax, err = config.ParseByteSize(*direct); err != nil {
+			return fmt.Errorf("campaign: --direct-max-bytes: %w", err)
+		}
+	}
 	var maxSize int64
 	if *size != "" {
 		if maxSize, err = config.ParseByteSize(*size); err != nil {
@@ -85,7 +92,7 @@ func runCampaign(ctx context.Context, args []string) error {
 			SourceEndpoint: *src, TargetEndpoint: *tgt,
 			Concurrency: *conc, Approval: *approval, ReadinessThreshold: *threshold,
 			Archive: *archive, ArchiveRetainDays: *retain, ImportStaged: *importStaged,
-			DeltaInterval: *delta, CutoverWindow: *cutover,
+			DeltaInterval: *delta, CutoverWindow: *cutover, DirectMaxBytes: directMax,
 		},
 		MaxRunning: *maxRunning,
 		OrgsPerRun: *perRun,

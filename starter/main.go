@@ -180,6 +180,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	only := fs.String("org", "", "start only this organization")
 	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
+	direct := fs.String("direct-max-bytes", "", "mailboxes readiness measures at or below this size (e.g. 5MB) skip pre-stage: one pass after the routing switch moves them (default: pre-stage all)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")
 	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
@@ -194,6 +195,12 @@ func runMigrate(ctx context.Context, args []string) error {
 	inv, err := inventory.Load(*invPath)
 	if err != nil {
 		return err
+	}
+	var directMax int64
+	if *direct != "" {
+		if directMax, err = config.ParseByteSize(*direct); err != nil {
+			return fmt.Errorf("--direct-max-bytes: %w", err)
+		}
 	}
 	var maxSize int64
 	if *size != "" {
@@ -211,7 +218,7 @@ func runMigrate(ctx context.Context, args []string) error {
 			Code: o.Code, Name: o.Name, Wave: o.Wave, SourceEndpoint: *src, TargetEndpoint: *tgt,
 			Concurrency: *conc, Approval: *approval, ReadinessThreshold: *threshold,
 			Archive: *archive, ArchiveRetainDays: *retain, ImportStaged: *importStaged,
-			DeltaInterval: *delta, CutoverWindow: *window,
+			DeltaInterval: *delta, CutoverWindow: *window, DirectMaxBytes: directMax,
 		}
 		in.Policy.MaxMessageSize = maxSize
 		in.Mailboxes = specsOf(o)

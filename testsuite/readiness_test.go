@@ -82,6 +82,31 @@ func TestReadinessOnDovecotSeesQuotaAndChangesNothing(t *testing.T) {
 		}
 	}
 	require.Len(t, notReady, 1, "exactly the larger mailbox does not fit: %v", ready)
+
+	// The batch the Organization workflow runs gives the same answers, in
+	// page order, and a mailbox that cannot log in fails alone.
+	page := []activities.MailboxSpec{{Address: "ghost@rdy.example", SourceUser: "ghost", TargetUser: "ghost"}}
+	for _, mb := range mbs {
+		page = append(page, activities.MailboxSpec{Address: mb.Address, SourceUser: mb.User, TargetUser: mb.User})
+	}
+	v, err := aenv.ExecuteActivity(acts.CheckReadinessBatch, activities.ReadinessBatchInput{
+		Org: "RDY", SourceEndpoint: "source", TargetEndpoint: "target", Mailboxes: page, Parallel: 2,
+	})
+	require.NoError(t, err)
+	var briefs []activities.ReadinessBrief
+	require.NoError(t, v.Get(&briefs))
+	require.Len(t, briefs, len(page))
+	require.False(t, briefs[0].Ready)
+	require.Equal(t, "ghost@rdy.example", briefs[0].Address)
+	require.Len(t, briefs[0].Problems, 1)
+	require.Equal(t, activities.ProblemLogin, activities.ProblemKind(briefs[0].Problems[0]), briefs[0].Problems[0])
+	for k, mb := range mbs {
+		r, b := ready[mb.Address], briefs[k+1]
+		require.Equal(t, r.Ready, b.Ready, mb.Address)
+		require.Equal(t, r.Bytes, b.Bytes, mb.Address)
+		require.Equal(t, r.Messages, b.Messages, mb.Address)
+		require.Equal(t, r.Problems, b.Problems, mb.Address)
+	}
 	require.Equal(t, before, snapshot(t, src.MailRoot(), tgt.MailRoot()), "readiness changed files on a server")
 }
 

@@ -75,7 +75,7 @@ func run(logger *slog.Logger) error {
 	if n, err := strconv.Atoi(os.Getenv("MAILSHIFT_MAX_CONCURRENT_ACTIVITIES")); err == nil && n > 0 {
 		wopts.MaxConcurrentActivityExecutionSize = n
 	}
-	w := worker.New(c, cfg.TaskQueue, wopts)
+	w := worker.New(c, cfg.TaskQueue, workerapp.WorkerOptions(wopts))
 	workerapp.Register(w, acts)
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "endpoints", cfg.EndpointNames(), "staging", acts.Staging.Describe())
 

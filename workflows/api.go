@@ -262,6 +262,9 @@ type Progress struct {
 	Routing              string    `json:"routing,omitempty"`
 	RoutingChanged       int       `json:"routing_changed,omitempty"`
 	RoutingReverted      bool      `json:"routing_reverted,omitempty"`
+	// RoutingRestored counts mailboxes moved without pre-stage (direct)
+	// whose post-switch copy failed: their mail goes to the source again.
+	RoutingRestored int `json:"routing_restored,omitempty"`
 
 	// Consistency is the worst mailbox score; ConsistencyCounts counts
 	// mailboxes per score and RulesFired mailboxes per rule.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -198,6 +199,8 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 			p.Failures = removeFailure(p.Failures, c.Address)
 		} else if o.s.PassOpen && o.covers(i, p.Pass) && (i >= o.s.Next || o.inFlight(i)) {
 			p.PassTotal-- // it will not finish this pass
+		} else if o.checkingReadiness() && (i >= o.s.Cursor || slices.Contains(o.s.Requeue, i)) {
+			p.PassTotal-- // its readiness will not be booked
 		}
 		o.s.Status[i] = mbSkipped
 		p.MailboxesSkipped++
@@ -214,6 +217,12 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 		if o.s.PassOpen && o.covers(i, p.Pass) {
 			p.PassTotal++
 			if i < o.s.Next {
+				o.s.Requeue = append(o.s.Requeue, i)
+			}
+		} else if o.checkingReadiness() {
+			// Checked again before the readiness phase ends.
+			p.PassTotal++
+			if i < o.s.Cursor {
 				o.s.Requeue = append(o.s.Requeue, i)
 			}
 		}

@@ -646,7 +646,7 @@ func (o *organization) readiness(ctx workflow.Context) error {
 func (o *organization) readinessBatches(ctx workflow.Context) error {
 	p := &o.s.P
 	if o.s.Step != "readiness" {
-		o.s.Step, o.s.Cursor = "readiness", 0
+		o.s.Step, o.s.Cursor, o.s.Requeue = "readiness", 0, nil
 		p.Pass, p.PassDone, p.PassTotal = PassReadiness, 0, 0
 		for _, st := range o.s.Status {
 			if st == mbActive {
@@ -655,12 +655,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 		}
 		o.publish(ctx)
 	}
-	heartbeat := o.in.HeartbeatTimeout
-	if heartbeat <= 0 {
-		heartbeat = 2 * time.Minute
-	}
-	var a *activities.Activities
-	for o.s.Cursor < o.total {
+	for o.s.Cursor < o.total || len(o.s.Requeue) > 0 {
 		if err := workflow.Await(ctx, func() bool { return !o.paused || p.RollbackRequested != nil }); err != nil {
 			return err
 		}
@@ -670,32 +665,42 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 		if o.shouldContinueAsNew(ctx) {
 			return errContinueAsNew
 		}
-		first, end := o.s.Cursor, min(o.s.Cursor+inventoryPage, o.total)
 		in := activities.ReadinessBatchInput{
 			Org: o.in.Code, SourceEndpoint: o.in.SourceEndpoint, TargetEndpoint: o.in.TargetEndpoint,
-			Inventory: o.in.Inventory, Offset: first, Limit: end - first, Policy: o.in.Policy, Parallel: p.Concurrency,
+			Policy: o.in.Policy, Parallel: p.Concurrency,
 		}
-		if o.in.Inventory == nil {
-			in.Mailboxes = o.in.Mailboxes[first:end]
+		// The next page, or, once every page is done, the mailboxes an
+		// operator retried meanwhile.
+		var idx []int
+		if o.s.Cursor < o.total {
+			end := min(o.s.Cursor+inventoryPage, o.total)
+			for i := o.s.Cursor; i < end; i++ {
+				idx = append(idx, i)
+			}
+			in.Offset, in.Limit = o.s.Cursor, end-o.s.Cursor
+			if o.in.Inventory != nil {
+				in.Inventory = o.in.Inventory
+			} else {
+				in.Mailboxes = o.in.Mailboxes[o.s.Cursor:end]
+			}
+		} else {
+			idx = o.s.Requeue[:min(len(o.s.Requeue), inventoryPage)]
+			for _, i := range idx {
+				spec, err := o.spec(ctx, i)
+				if err != nil {
+					return err
+				}
+				in.Mailboxes = append(in.Mailboxes, spec)
+			}
 		}
-		bctx, cancel := workflow.WithCancel(ctx)
-		o.cancelBatch = cancel
-		bctx = workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 6 * time.Hour, HeartbeatTimeout: heartbeat, WaitForCancellation: true,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 2 * time.Minute, MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
-		})
-		p.MailboxesRunning = end - first
-		var briefs []activities.ReadinessBrief
-		err := workflow.ExecuteActivity(bctx, a.CheckReadinessBatch, in).Get(ctx, &briefs)
-		o.stopBatch()
-		p.MailboxesRunning = 0
-		switch {
-		case temporal.IsCanceledError(err):
+		briefs, err := o.checkReadiness(ctx, in, len(idx))
+		if temporal.IsCanceledError(err) {
 			continue // paused or rolled back: decided again at the top
-		case err == nil && len(briefs) != end-first:
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("readiness of mailboxes %d..%d returned %d results", first+1, end, len(briefs)), activities.ErrTypeConfig, nil)
 		}
-		for i := first; i < end; i++ {
+		if err != nil && !isBatchFailure(err) {
+			return err
+		}
+		for k, i := range idx {
 			if o.s.Status[i] != mbActive {
 				continue // skipped by an operator meanwhile
 			}
@@ -709,18 +714,67 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 				}
 				out.Address, out.Error = spec.Address, "readiness: "+rootCause(err)
 			} else {
-				b := briefs[i-first]
+				b := briefs[k]
 				out.Address, out.Ready, out.Problems = b.Address, b.Ready, b.Problems
 				out.SourceMessages, out.SourceBytes, out.LargeItems = b.Messages, b.Bytes, b.LargeItems
 				out.Error = b.Error
 			}
 			o.book(out)
 		}
-		o.s.Cursor = end
+		if o.s.Cursor < o.total {
+			o.s.Cursor += len(idx)
+		} else {
+			o.s.Requeue = o.s.Requeue[len(idx):]
+		}
 	}
+	o.s.Requeue = nil
 	o.s.Step, o.s.Cursor = "", 0
 	p.Pass = ""
 	return nil
+}
+
+// checkingReadiness: the readiness phase is checking pages (see
+// readinessBatches); skip-mailbox and retry-mailbox adjust to it.
+func (o *organization) checkingReadiness() bool {
+	return o.s.Step == "readiness" && o.s.P.Phase == PhaseReadiness
+}
+
+// errBatch wraps the error of a readiness batch that failed as a whole.
+type errBatch struct{ error }
+
+func isBatchFailure(err error) bool {
+	var b errBatch
+	return errors.As(err, &b)
+}
+
+// checkReadiness runs one CheckReadinessBatch; a pause or rollback
+// cancels it (see stopBatch).
+func (o *organization) checkReadiness(ctx workflow.Context, in activities.ReadinessBatchInput, want int) ([]activities.ReadinessBrief, error) {
+	heartbeat := o.in.HeartbeatTimeout
+	if heartbeat <= 0 {
+		heartbeat = 2 * time.Minute
+	}
+	bctx, cancel := workflow.WithCancel(ctx)
+	o.cancelBatch = cancel
+	defer o.stopBatch()
+	bctx = workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 6 * time.Hour, HeartbeatTimeout: heartbeat, WaitForCancellation: true,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 2 * time.Minute, MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	o.s.P.MailboxesRunning = want
+	defer func() { o.s.P.MailboxesRunning = 0 }()
+	var a *activities.Activities
+	var briefs []activities.ReadinessBrief
+	err := workflow.ExecuteActivity(bctx, a.CheckReadinessBatch, in).Get(ctx, &briefs)
+	switch {
+	case temporal.IsCanceledError(err):
+		return nil, err
+	case err != nil:
+		return nil, errBatch{err}
+	case len(briefs) != want:
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("readiness of %d mailboxes from %d returned %d results", want, in.Offset+1, len(briefs)), activities.ErrTypeConfig, nil)
+	}
+	return briefs, nil
 }
 
 // awaitCutover runs delta passes every DeltaInterval until the cutover is
@@ -805,6 +859,12 @@ func (o *organization) cutover(ctx workflow.Context) error {
 		}},
 		{"switch", func(ctx workflow.Context) error { return o.route(ctx, false) }},
 		{"post-switch", func(ctx workflow.Context) error { return o.runPass(ctx, PassPostSwitch) }},
+		{"restore-failed-direct", func(ctx workflow.Context) error {
+			if len(o.s.Direct) == 0 {
+				return nil
+			}
+			return o.restoreFailedDirect(ctx)
+		}},
 	}
 	for i, st := range steps {
 		if o.s.Step != "" && o.s.Step != st.name {
@@ -830,6 +890,31 @@ func (o *organization) cutover(ctx workflow.Context) error {
 // route switches (or reverts) delivery one inventory page of addresses at
 // a time, so no activity input grows with the organization.
 func (o *organization) route(ctx workflow.Context, revert bool) error {
+	return o.routeWhere(ctx, revert, func(i int) bool {
+		// A revert covers every address, also mailboxes that failed
+		// after the switch; routers revert idempotently, so addresses
+		// never switched are left as they are.
+		st := o.s.Status[i]
+		return revert || st == mbActive || st == mbValidated
+	})
+}
+
+// restoreFailedDirect sends the mail of direct mailboxes whose post-switch
+// pass failed back to the source: nothing of theirs was copied before the
+// switch, so leaving them switched would leave their users without their
+// mail. Every message is still on the source; the failure is reported.
+func (o *organization) restoreFailedDirect(ctx workflow.Context) error {
+	before := o.s.P.RoutingChanged
+	err := o.routeWhere(ctx, true, func(i int) bool { return hasBit(o.s.Direct, i) && o.s.Status[i] == mbFailed })
+	// routeWhere counts what a revert changed too.
+	o.s.P.RoutingRestored += o.s.P.RoutingChanged - before
+	o.s.P.RoutingChanged = before
+	return err
+}
+
+// routeWhere switches (or reverts) the addresses of the mailboxes pick
+// chooses, a page at a time.
+func (o *organization) routeWhere(ctx workflow.Context, revert bool, pick func(i int) bool) error {
 	retry := &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable}
 	if revert {
 		// Mail must go back to the source: keep trying (an unreachable
@@ -845,10 +930,7 @@ func (o *organization) route(ctx workflow.Context, revert bool) error {
 		end := min(o.s.Cursor+inventoryPage, o.total)
 		var addrs []string
 		for i := o.s.Cursor; i < end; i++ {
-			// A revert covers every address, also mailboxes that failed
-			// after the switch; routers revert idempotently, so addresses
-			// never switched are left as they are.
-			if st := o.s.Status[i]; revert || st == mbActive || st == mbValidated {
+			if pick(i) {
 				spec, err := o.spec(ctx, i)
 				if err != nil {
 					return err

@@ -63,6 +63,7 @@ type fakeData struct {
 	batches    int                 // readiness batches
 	sizes      map[string]int64    // readiness's measure, default 11,000 bytes
 	byMailbox  map[string][]string // transfer passes per mailbox
+	failOn     map[string]string   // address -> the transfer pass that fails for good
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
@@ -104,6 +105,9 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
 			f.transfers++
+			if f.failOn[in.Mailbox.Address] == in.Pass {
+				return activities.TransferResult{}, temporal.NewNonRetryableApplicationError("target refused the login", activities.ErrTypeAuth, nil)
+			}
 			if f.passes == nil {
 				f.passes, f.byMailbox = map[string]int{}, map[string][]string{}
 			}
@@ -803,4 +807,64 @@ func TestRunBeforeTheLeanVersionStillCompletes(t *testing.T) {
 	require.Zero(t, f.batches)
 	require.Equal(t, map[string]int{"prestage": 3, "final": 3, "post-switch": 3}, f.passes)
 	require.Equal(t, 5*3, p.MailboxRuns, "readiness, pre-stage, final, post-switch, validation")
+}
+
+// TestFailedDirectMailboxGoesBackToTheSource: a direct mailbox has nothing
+// on the target before its post-switch pass; when that pass fails its mail
+// is routed back to the source, where all of it still is.
+func TestFailedDirectMailboxGoesBackToTheSource(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(3)
+	in.DirectMaxBytes = 1 << 20
+	bad := in.Mailboxes[2].Address
+	f := &fakeData{failOn: map[string]string{bad: string(PassPostSwitch)}}
+	f.install(env)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseCompletedWithFailures, p.Phase)
+	require.Equal(t, 1, p.MailboxesFailed)
+	require.Equal(t, 2, p.MailboxesDone)
+	require.Len(t, f.routed, 3, "all three were switched")
+	require.Equal(t, []string{bad}, f.reverted, "only the failed direct mailbox goes back")
+	require.Equal(t, 1, p.RoutingRestored)
+	require.Equal(t, 3, p.RoutingChanged)
+	require.Equal(t, PassPostSwitch, p.Failures[0].Pass)
+}
+
+// TestSkipAndRetryDuringReadinessBatches: a mailbox retried after its page
+// was checked is checked again before readiness ends; one skipped before
+// its page is not booked; the pass's counts add up.
+func TestSkipAndRetryDuringReadinessBatches(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(inventoryPage + 20)
+	in.Concurrency = 50
+	first, later := in.Mailboxes[0].Address, in.Mailboxes[inventoryPage+5].Address
+	f := &fakeData{delay: time.Hour, notReady: map[string]bool{first: true}}
+	f.install(env)
+	retry, skip := &updateResult{}, &updateResult{}
+	var after Progress
+	env.RegisterDelayedCallback(func() {
+		// Page 1 is booked (first failed), page 2 is being checked.
+		env.UpdateWorkflow(UpdateRetryMailbox, "retry", retry, MailboxControl{Address: first, Operator: "ops"})
+		env.UpdateWorkflow(UpdateSkipMailbox, "skip", skip, MailboxControl{Address: later, Operator: "ops", Reason: "leaver"})
+	}, 90*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryProgress)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&after))
+		rb := &updateResult{}
+		env.UpdateWorkflow(UpdateRollback, "rb", rb, Approval{Approver: "ops", Reason: "test over"})
+	}, 10*time.Hour)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.NoError(t, retry.err)
+	require.NoError(t, skip.err)
+	require.Equal(t, PhaseRolledBack, p.Phase)
+	require.Equal(t, PhaseReadinessBlocked, after.Phase, "the retried mailbox is still not ready")
+	require.Equal(t, 3, f.batches, "two pages, then the retried mailbox")
+	require.Equal(t, 1, after.MailboxesFailed)
+	require.Equal(t, 1, after.MailboxesSkipped)
+	require.Equal(t, after.PassTotal, after.PassDone, "every check booked")
+	require.Equal(t, inventoryPage+20, after.PassTotal, "520 mailboxes, one skipped, one checked twice")
+	require.Zero(t, after.MailboxRuns, "readiness starts no Mailbox workflow")
 }

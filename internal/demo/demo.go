@@ -166,7 +166,7 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	env.stops = append(env.stops, env.Client.Close)
-	env.Worker = worker.New(env.Client, workflows.TaskQueue, o.Worker)
+	env.Worker = worker.New(env.Client, workflows.TaskQueue, workerapp.WorkerOptions(o.Worker))
 	workerapp.Register(env.Worker, env.Activities)
 	if o.Register != nil {
 		o.Register(env.Worker)

@@ -116,9 +116,9 @@ type cachedTable struct {
 }
 
 // Table resolves a password table (see PasswordTable). The parsed table is
-// kept and used again while the file's size, mode and modification time
-// (or the variable's value) stay the same, so a rotated password is seen
-// at the next login. The returned map must not be changed.
+// kept and used again while the file's size, mode, modification time,
+// inode and change time (or the variable's value) stay the same, so a
+// rotated password is seen at the next login. The returned map must not be changed.
 func (r Ref) Table() (map[string]string, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func (r Ref) Table() (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("secret %s: %w", r, err)
 		}
-		stamp = fmt.Sprintf("%d/%d/%o", st.Size(), st.ModTime().UnixNano(), st.Mode())
+		stamp = fmt.Sprintf("%d/%d/%o", st.Size(), st.ModTime().UnixNano(), st.Mode()) + changeStamp(st)
 	}
 	tables.Lock()
 	c, ok := tables.m[r]

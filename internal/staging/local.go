@@ -58,10 +58,15 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, meta map[stri
 	if err := ValidMetadata(meta); err != nil {
 		return Object{}, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return Object{}, err
-	}
+	// The directory usually exists already (a mailbox's ledger is put
+	// many times): create it only when the first try says it is missing.
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".put-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return Object{}, err
+		}
+		tmp, err = os.CreateTemp(filepath.Dir(p), ".put-*")
+	}
 	if err != nil {
 		return Object{}, err
 	}
