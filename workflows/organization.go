@@ -509,6 +509,14 @@ func (o *organization) step(ctx workflow.Context) error {
 		}
 		if err == nil && o.s.P.RollbackRequested == nil {
 			o.s.Step = ""
+			if o.lean && !slices.Contains(o.s.Status, mbActive) {
+				// A cutover would switch nothing: most likely the target
+				// is down. Starting the organization again resumes it.
+				p := &o.s.P
+				p.Reason = fmt.Sprintf("no mailbox is left to cut over: %d failed, %d skipped by an operator", p.MailboxesFailed, p.MailboxesSkipped)
+				o.setPhase(ctx, PhaseFailed)
+				break
+			}
 			o.s.LastDeltaAt = workflow.Now(ctx)
 			o.setPhase(ctx, PhaseAwaitingCutover)
 		}

@@ -617,7 +617,8 @@ func TestMailboxThatFailsWithoutAResultFreesItsSlot(t *testing.T) {
 	in.Concurrency = 1
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
-	require.Equal(t, PhaseCompletedWithFailures, p.Phase)
+	require.Equal(t, PhaseFailed, p.Phase, "no mailbox left to cut over")
+	require.Equal(t, "no mailbox is left to cut over: 3 failed, 0 skipped by an operator", p.Reason)
 	require.Equal(t, 3, p.MailboxesFailed)
 	require.Zero(t, p.MailboxesRunning)
 	require.Equal(t, "Terminated: terminated by an operator", p.Failures[0].Error)
