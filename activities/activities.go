@@ -252,8 +252,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	opts := a.policy(p)
 	src, tgt, release, err := a.connect(ctx, m)
 	if err != nil {
-		var ae *temporal.ApplicationError
-		if errors.As(err, &ae) && ae.NonRetryable() {
+		if ae := nonRetryable(err); ae != nil {
 			// A mailbox that cannot log in is not ready; that is an answer, not a fault.
 			res.Problems = append(res.Problems, ProblemLogin+": "+ae.Error())
 			return res, nil

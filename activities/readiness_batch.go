@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -43,9 +44,17 @@ type ReadinessBrief struct {
 	Error string `json:"e,omitempty"`
 }
 
-// maxBriefProblems bounds the problems a brief carries; the first ones
-// name the kind of each that matters.
+// maxBriefProblems bounds the problems a brief or a mailbox's outcome
+// carries; the first ones name the kind of each that matters.
 const maxBriefProblems = 5
+
+// BriefProblems keeps the first problems and says how many more there are.
+func BriefProblems(problems []string) []string {
+	if len(problems) <= maxBriefProblems {
+		return problems
+	}
+	return append(problems[:maxBriefProblems:maxBriefProblems], fmt.Sprintf("and %d more", len(problems)-maxBriefProblems))
+}
 
 // readinessAttempts is how often a mailbox's check is tried within a batch
 // (after 1, 2, 4 and 8 s) before its error is reported for that mailbox
@@ -72,12 +81,11 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 	out := make([]ReadinessBrief, len(specs))
 	parallel := min(max(in.Parallel, 1), max(len(specs), 1))
 	var (
-		mu   sync.Mutex
-		done int
+		done atomic.Int64
 		wg   sync.WaitGroup
 	)
-	// Checks heartbeat as they go, but one long check (a folder of a
-	// million messages) must not look like a dead worker.
+	// The batch heartbeats on a ticker, so one long check (a folder of a
+	// million messages) does not look like a dead worker.
 	beat := time.Second
 	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
 		beat = max(beat, min(hb/3, 10*time.Second))
@@ -90,10 +98,7 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 		for {
 			select {
 			case <-ticker.C:
-				mu.Lock()
-				n := done
-				mu.Unlock()
-				activity.RecordHeartbeat(ctx, n)
+				activity.RecordHeartbeat(ctx, done.Load())
 			case <-stopBeat:
 				return
 			}
@@ -106,9 +111,7 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 			defer wg.Done()
 			for i := range next {
 				out[i] = a.briefReadiness(ctx, in, specs[i])
-				mu.Lock()
-				done++
-				mu.Unlock()
+				done.Add(1)
 			}
 		}()
 	}
@@ -142,16 +145,13 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 		r, err = a.CheckReadiness(cctx, m, in.Policy)
 		cancel()
 		if err == nil {
-			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: r.Problems}
+			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: BriefProblems(r.Problems)}
 			if !b.Ready {
 				b.Address = s.Address
 			}
-			if len(b.Problems) > maxBriefProblems {
-				b.Problems = append(b.Problems[:maxBriefProblems:maxBriefProblems], fmt.Sprintf("and %d more", len(r.Problems)-maxBriefProblems))
-			}
 			return b
 		}
-		if isNonRetryable(err) || ctx.Err() != nil {
+		if nonRetryable(err) != nil || ctx.Err() != nil {
 			break
 		}
 		if attempt == readinessAttempts {
@@ -160,12 +160,17 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 		select {
 		case <-time.After(time.Duration(1<<(attempt-1)) * time.Second):
 		case <-ctx.Done():
+			attempt = readinessAttempts // no further try: the batch is over
 		}
 	}
 	return ReadinessBrief{Address: s.Address, Error: fmt.Sprintf("mailbox %s: readiness check: %v", s.Address, err)}
 }
 
-func isNonRetryable(err error) bool {
+// nonRetryable returns err's non-retryable application error, or nil.
+func nonRetryable(err error) *temporal.ApplicationError {
 	var ae *temporal.ApplicationError
-	return errors.As(err, &ae) && ae.NonRetryable()
+	if errors.As(err, &ae) && ae.NonRetryable() {
+		return ae
+	}
+	return nil
 }

@@ -49,10 +49,7 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 	}
 	if r := res.Readiness; r != nil {
 		out.Ready, out.SourceMessages, out.SourceBytes, out.LargeItems = r.Ready, r.Messages, r.Bytes, r.LargeItems
-		out.Problems = r.Problems
-		if len(out.Problems) > 5 {
-			out.Problems = append(out.Problems[:5:5], fmt.Sprintf("and %d more", len(r.Problems)-5))
-		}
+		out.Problems = activities.BriefProblems(r.Problems)
 	}
 	if t := res.Transfer; t != nil {
 		out.Copied, out.Bytes, out.Skipped, out.SkippedByReason, out.Staged = t.Copied, t.Bytes, t.SkippedTotal, t.SkippedByReason, t.Staged

@@ -719,18 +719,26 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 	require.EqualValues(t, 30, p.Messages, "no local attempt: the regular activity copies all 10")
 }
 
+// runBefore runs an organization as a run recorded before change would
+// (GetVersion's default) and checks that it completes.
+func runBefore(t *testing.T, change string, in OrganizationInput) (Progress, *fakeData) {
+	t.Helper()
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	env.OnGetVersion(change, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase)
+	return p, f
+}
+
 // TestRunOfTheSignalOnlyVersionStillCompletes: an organization run recorded
 // before mailboxes reported through their result (GetVersion default)
 // keeps its behaviour on replay: its children report by signal and run no
 // local passes.
 func TestRunOfTheSignalOnlyVersionStillCompletes(t *testing.T) {
-	env := newEnv(t)
-	f := &fakeData{}
-	f.install(env)
-	env.OnGetVersion(versionReportByResult, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	env.ExecuteWorkflow(Organization, orgInput(3))
-	p := result(t, env)
-	require.Equal(t, PhaseCompleted, p.Phase)
+	p, f := runBefore(t, versionReportByResult, orgInput(3))
 	require.EqualValues(t, 30, p.Messages)
 	require.Equal(t, 3, p.MailboxesDone)
 	require.Zero(t, f.budgeted, "no local passes in the old version")
@@ -796,15 +804,9 @@ func TestPauseCancelsTheReadinessBatch(t *testing.T) {
 // versionLean checks readiness and validates in Mailbox workflows of their
 // own, as it did, and ignores DirectMaxBytes.
 func TestRunBeforeTheLeanVersionStillCompletes(t *testing.T) {
-	env := newEnv(t)
-	f := &fakeData{}
-	f.install(env)
-	env.OnGetVersion(versionLean, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	in := orgInput(3)
 	in.DirectMaxBytes = 1 << 30
-	env.ExecuteWorkflow(Organization, in)
-	p := result(t, env)
-	require.Equal(t, PhaseCompleted, p.Phase)
+	p, f := runBefore(t, versionLean, in)
 	require.Zero(t, f.batches)
 	require.Equal(t, map[string]int{"prestage": 3, "final": 3, "post-switch": 3}, f.passes)
 	require.Equal(t, 5*3, p.MailboxRuns, "readiness, pre-stage, final, post-switch, validation")

@@ -125,7 +125,8 @@ func (r Ref) Table() (map[string]string, error) {
 	}
 	var stamp string
 	if name, ok := strings.CutPrefix(string(r), "env:"); ok {
-		stamp = os.Getenv(name)
+		v, set := os.LookupEnv(name)
+		stamp = fmt.Sprint(set, ":", v) // unset must not look like empty
 	} else {
 		st, err := os.Stat(strings.TrimPrefix(string(r), "file:"))
 		if err != nil {

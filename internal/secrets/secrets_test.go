@@ -3,6 +3,8 @@ package secrets
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -76,16 +78,19 @@ func TestTableIsCachedUntilTheFileChanges(t *testing.T) {
 		t.Fatalf("first read: %v %v", tab, err)
 	}
 	again, _ := r.Table()
-	if len(again) != 2 {
-		t.Fatalf("second read: %v", again)
+	if reflect.ValueOf(again).Pointer() != reflect.ValueOf(tab).Pointer() {
+		t.Fatal("second read parsed the unchanged file again")
 	}
 	// A rotated password (same size even) is seen once the file changes.
 	if err := os.WriteFile(p, []byte("alice:ONE\nbob:two\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Even with the old modification time put back (cp -p, rsync -t).
-	if err := os.Chtimes(p, first.ModTime(), first.ModTime()); err != nil {
-		t.Fatal(err)
+	// Even with the old modification time put back (cp -p, rsync -t):
+	// the inode's change time tells, where the platform gives it.
+	if runtime.GOOS == "linux" {
+		if err := os.Chtimes(p, first.ModTime(), first.ModTime()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if tab, err = r.Table(); err != nil || tab["alice"] != "ONE" {
 		t.Fatalf("after rotation: %v %v", tab, err)
