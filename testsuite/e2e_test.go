@@ -131,7 +131,7 @@ func TestEndToEndMigrationIsExactAndRerunSafe(t *testing.T) {
 		require.Less(t, events, 10000, "history of %s", id)
 	}
 	for _, org := range env.Estate.Orgs {
-		h := fetchHistory(t, ctx, env, workflows.OrganizationWorkflowID(org.Code))
+		h := fetchHistory(t, ctx, env, workflows.OrganizationWorkflowID(org.Code), "")
 		require.NoError(t, replayer.ReplayWorkflowHistory(nil, h), "replay %s", org.Code)
 	}
 

@@ -11,9 +11,10 @@ import (
 	"github.com/mailshift/mailshift/internal/demo"
 )
 
-func fetchHistory(t *testing.T, ctx context.Context, env *demo.Env, id string) *historypb.History {
+// fetchHistory reads a run's history; runID "" is the latest run.
+func fetchHistory(t *testing.T, ctx context.Context, env *demo.Env, id, runID string) *historypb.History {
 	t.Helper()
-	iter := env.Client.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := env.Client.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for iter.HasNext() {
 		ev, err := iter.Next()

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -48,14 +46,7 @@ func TestRecordHistories(t *testing.T) {
 		r, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id), PageSize: 1000})
 		require.NoError(t, err)
 		for k, ex := range r.Executions {
-			iter := env.Client.GetWorkflowHistory(ctx, id, ex.GetExecution().GetRunId(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-			h := &historypb.History{}
-			for iter.HasNext() {
-				ev, err := iter.Next()
-				require.NoError(t, err)
-				h.Events = append(h.Events, ev)
-			}
-			b, err := protojson.Marshal(h)
+			b, err := protojson.Marshal(fetchHistory(t, ctx, env, id, ex.GetExecution().GetRunId()))
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%02d.json", kind, k)), b, 0o644))
 		}

@@ -222,7 +222,9 @@ func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, sk
 		} else if o.checkingReadiness() {
 			// Checked again before the readiness phase ends.
 			p.PassTotal++
-			if i < o.s.Cursor {
+			// One already waiting (skipped and retried while its check
+			// ran) is checked once.
+			if i < o.s.Cursor && !slices.Contains(o.s.Requeue, i) {
 				o.s.Requeue = append(o.s.Requeue, i)
 			}
 		}

@@ -66,20 +66,31 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 	return out
 }
 
-func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
-	res := MailboxResult{Address: in.Mailbox.Address, Pass: in.Pass}
-	var a *activities.Activities
-	retry := &temporal.RetryPolicy{
+// mailboxRetry is how a mailbox's activities are retried.
+func mailboxRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
 		InitialInterval:        time.Second,
 		BackoffCoefficient:     2,
 		MaximumInterval:        2 * time.Minute,
 		MaximumAttempts:        10,
 		NonRetryableErrorTypes: activities.NonRetryable,
 	}
-	heartbeat := in.HeartbeatTimeout
-	if heartbeat <= 0 {
-		heartbeat = 2 * time.Minute
+}
+
+// heartbeatOrDefault is an organization's heartbeat timeout, 2 minutes
+// unless set.
+func heartbeatOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 2 * time.Minute
 	}
+	return d
+}
+
+func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
+	res := MailboxResult{Address: in.Mailbox.Address, Pass: in.Pass}
+	var a *activities.Activities
+	retry := mailboxRetry()
+	heartbeat := heartbeatOrDefault(in.HeartbeatTimeout)
 	switch in.Pass {
 	case PassReadiness:
 		var r activities.ReadinessResult
@@ -227,8 +238,5 @@ func localTransfer(ctx workflow.Context, budget time.Duration, in activities.Tra
 	if ctx.Err() != nil {
 		return r, false, temporal.NewCanceledError()
 	}
-	if lerr != nil {
-		return activities.TransferResult{}, false, nil
-	}
-	return r, false, nil
+	return r, false, nil // incomplete or failed: a regular activity goes on
 }

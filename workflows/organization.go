@@ -655,13 +655,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 	p := &o.s.P
 	if o.s.Step != "readiness" {
 		o.s.Step, o.s.Cursor, o.s.Requeue = "readiness", 0, nil
-		p.Pass, p.PassDone, p.PassTotal = PassReadiness, 0, 0
-		for _, st := range o.s.Status {
-			if st == mbActive {
-				p.PassTotal++
-			}
-		}
-		o.publish(ctx)
+		o.openPass(ctx, PassReadiness)
 	}
 	for o.s.Cursor < o.total || len(o.s.Requeue) > 0 {
 		if err := workflow.Await(ctx, func() bool { return !o.paused || p.RollbackRequested != nil }); err != nil {
@@ -758,16 +752,12 @@ func isBatchFailure(err error) bool {
 // checkReadiness runs one CheckReadinessBatch; a pause or rollback
 // cancels it (see stopBatch).
 func (o *organization) checkReadiness(ctx workflow.Context, in activities.ReadinessBatchInput, want int) ([]activities.ReadinessBrief, error) {
-	heartbeat := o.in.HeartbeatTimeout
-	if heartbeat <= 0 {
-		heartbeat = 2 * time.Minute
-	}
 	bctx, cancel := workflow.WithCancel(ctx)
 	o.cancelBatch = cancel
 	defer o.stopBatch()
 	bctx = workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 6 * time.Hour, HeartbeatTimeout: heartbeat, WaitForCancellation: true,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 2 * time.Minute, MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+		StartToCloseTimeout: 6 * time.Hour, HeartbeatTimeout: heartbeatOrDefault(o.in.HeartbeatTimeout), WaitForCancellation: true,
+		RetryPolicy: mailboxRetry(),
 	})
 	o.s.P.MailboxesRunning = want
 	defer func() { o.s.P.MailboxesRunning = 0 }()
@@ -898,7 +888,7 @@ func (o *organization) cutover(ctx workflow.Context) error {
 // route switches (or reverts) delivery one inventory page of addresses at
 // a time, so no activity input grows with the organization.
 func (o *organization) route(ctx workflow.Context, revert bool) error {
-	return o.routeWhere(ctx, revert, func(i int) bool {
+	return o.routeWhere(ctx, revert, &o.s.P.RoutingChanged, func(i int) bool {
 		// A revert covers every address, also mailboxes that failed
 		// after the switch; routers revert idempotently, so addresses
 		// never switched are left as they are.
@@ -912,17 +902,12 @@ func (o *organization) route(ctx workflow.Context, revert bool) error {
 // switch, so leaving them switched would leave their users without their
 // mail. Every message is still on the source; the failure is reported.
 func (o *organization) restoreFailedDirect(ctx workflow.Context) error {
-	before := o.s.P.RoutingChanged
-	err := o.routeWhere(ctx, true, func(i int) bool { return hasBit(o.s.Direct, i) && o.s.Status[i] == mbFailed })
-	// routeWhere counts what a revert changed too.
-	o.s.P.RoutingRestored += o.s.P.RoutingChanged - before
-	o.s.P.RoutingChanged = before
-	return err
+	return o.routeWhere(ctx, true, &o.s.P.RoutingRestored, func(i int) bool { return hasBit(o.s.Direct, i) && o.s.Status[i] == mbFailed })
 }
 
 // routeWhere switches (or reverts) the addresses of the mailboxes pick
-// chooses, a page at a time.
-func (o *organization) routeWhere(ctx workflow.Context, revert bool, pick func(i int) bool) error {
+// chooses, a page at a time, and adds what the router changed to changed.
+func (o *organization) routeWhere(ctx workflow.Context, revert bool, changed *int, pick func(i int) bool) error {
 	retry := &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable}
 	if revert {
 		// Mail must go back to the source: keep trying (an unreachable
@@ -960,7 +945,7 @@ func (o *organization) routeWhere(ctx workflow.Context, revert bool, pick func(i
 				o.s.Switched = true
 				return nil
 			}
-			o.s.P.RoutingChanged += rr.Changed
+			*changed += rr.Changed
 			o.s.P.Routing = rr.Router
 		}
 		if !revert {
@@ -1080,13 +1065,7 @@ func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 	if !o.s.PassOpen {
 		o.s.PassSeq++
 		o.s.PassOpen, o.s.Next, o.s.Requeue = true, 0, nil
-		p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
-		for i := range o.s.Status {
-			if o.covers(i, pass) {
-				p.PassTotal++
-			}
-		}
-		o.publish(ctx)
+		o.openPass(ctx, pass)
 	}
 	for {
 		var next int
@@ -1119,6 +1098,19 @@ func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 	o.s.PassOpen = false
 	p.Pass = ""
 	return nil
+}
+
+// openPass resets the pass's progress to the mailboxes it covers and
+// shows it.
+func (o *organization) openPass(ctx workflow.Context, pass Pass) {
+	p := &o.s.P
+	p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
+	for i := range o.s.Status {
+		if o.covers(i, pass) {
+			p.PassTotal++
+		}
+	}
+	o.publish(ctx)
 }
 
 // covers: mailbox i takes part in pass. Direct mailboxes are moved by the

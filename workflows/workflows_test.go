@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,9 @@ type fakeData struct {
 	sizes      map[string]int64    // readiness's measure, default 11,000 bytes
 	byMailbox  map[string][]string // transfer passes per mailbox
 	failOn     map[string]string   // address -> the transfer pass that fails for good
+	// mu: the test environment runs activities of concurrent children on
+	// goroutines of their own.
+	mu sync.Mutex
 }
 
 func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
@@ -87,6 +91,8 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 		})
 	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).After(f.delay).Return(
 		func(_ context.Context, in activities.ReadinessBatchInput) ([]activities.ReadinessBrief, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.batches++
 			var out []activities.ReadinessBrief
 			for _, m := range in.Mailboxes {
@@ -104,6 +110,8 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 		})
 	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.transfers++
 			if f.failOn[in.Mailbox.Address] == in.Pass {
 				return activities.TransferResult{}, temporal.NewNonRetryableApplicationError("target refused the login", activities.ErrTypeAuth, nil)
@@ -147,11 +155,15 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 		})
 	env.OnActivity(a.WriteOrganizationReport, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.OrganizationReportInput) (activities.OrganizationReportResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.reported = in.Mailboxes
 			return activities.OrganizationReportResult{CSV: "reports/" + in.Org + "/mailboxes.csv", SkippedCSV: "reports/" + in.Org + "/skipped-items.csv", JSON: "reports/" + in.Org + "/mailboxes.json", Mailboxes: len(in.Mailboxes)}, nil
 		})
 	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RoutingInput) (activities.RoutingResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			if in.Revert {
 				f.reverted = append(f.reverted, in.Addresses...)
 			} else {
@@ -719,14 +731,16 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 	require.EqualValues(t, 30, p.Messages, "no local attempt: the regular activity copies all 10")
 }
 
-// runBefore runs an organization as a run recorded before change would
-// (GetVersion's default) and checks that it completes.
-func runBefore(t *testing.T, change string, in OrganizationInput) (Progress, *fakeData) {
+// runBefore runs an organization as a run recorded before the changes
+// would (GetVersion's default for each) and checks that it completes.
+func runBefore(t *testing.T, in OrganizationInput, changes ...string) (Progress, *fakeData) {
 	t.Helper()
 	env := newEnv(t)
 	f := &fakeData{}
 	f.install(env)
-	env.OnGetVersion(change, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	for _, c := range changes {
+		env.OnGetVersion(c, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	}
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)
 	require.Equal(t, PhaseCompleted, p.Phase)
@@ -738,7 +752,8 @@ func runBefore(t *testing.T, change string, in OrganizationInput) (Progress, *fa
 // keeps its behaviour on replay: its children report by signal and run no
 // local passes.
 func TestRunOfTheSignalOnlyVersionStillCompletes(t *testing.T) {
-	p, f := runBefore(t, versionReportByResult, orgInput(3))
+	// A run that predates report-by-result predates the lean lifecycle too.
+	p, f := runBefore(t, orgInput(3), versionReportByResult, versionLean)
 	require.EqualValues(t, 30, p.Messages)
 	require.Equal(t, 3, p.MailboxesDone)
 	require.Zero(t, f.budgeted, "no local passes in the old version")
@@ -806,7 +821,7 @@ func TestPauseCancelsTheReadinessBatch(t *testing.T) {
 func TestRunBeforeTheLeanVersionStillCompletes(t *testing.T) {
 	in := orgInput(3)
 	in.DirectMaxBytes = 1 << 30
-	p, f := runBefore(t, versionLean, in)
+	p, f := runBefore(t, in, versionLean)
 	require.Zero(t, f.batches)
 	require.Equal(t, map[string]int{"prestage": 3, "final": 3, "post-switch": 3}, f.passes)
 	require.Equal(t, 5*3, p.MailboxRuns, "readiness, pre-stage, final, post-switch, validation")
