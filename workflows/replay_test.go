@@ -12,7 +12,7 @@ import (
 )
 
 // TestHistoriesOfShippedVersionsReplay replays histories that earlier
-// versions recorded on the embedded server (testdata/histories/<commit>:
+// versions recorded on the embedded server (testdata/histories/<version>:
 // every run of an organization that continued as new, and every pass of
 // one of its mailboxes) with today's code. A change that would break the
 // runs in flight at an upgrade fails here, not in production.
