@@ -1,276 +1,268 @@
 package workflows
 
 import (
-	"errors"
-	"fmt"
-	"slices"
 	"strings"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/mailshift/mailshift/activities"
 )
 
-// registerControls installs the operator updates. Validators run before
-// anything is written to history, so a refused control leaves no trace but
-// its error to the caller.
+// registerControls installs the operator updates: each is a handler method
+// with a validator method of its own. Validators run before anything is
+// written to history, so a refused control leaves no trace but its error
+// to the caller. Arguments that do not decode (an unknown field, a wrong
+// type) are refused by the SDK before the validator runs.
 func (o *organization) registerControls(ctx workflow.Context) error {
-	p := &o.s.P
-	who := func(a Approval) error {
-		if strings.TrimSpace(a.Approver) == "" {
-			return errors.New("approver is required (who approves, for the audit trail)")
-		}
-		return nil
-	}
-	notEnded := func() error {
-		if p.Phase.Terminal() {
-			return fmt.Errorf("organization %s has ended (%s)", o.in.Code, p.Phase)
-		}
-		if p.RollbackRequested != nil {
-			return fmt.Errorf("organization %s is rolling back", o.in.Code)
-		}
-		return nil
-	}
-	approval := func(ctx workflow.Context, a Approval) Approval {
-		a.At = workflow.Now(ctx)
-		return a
-	}
-	handlers := []struct {
-		name     string
-		handler  any
-		validate any
+	updates := []struct {
+		name               string
+		handler, validator any
 	}{
-		{UpdateApproveCutover,
-			func(ctx workflow.Context, a Approval) (Approval, error) {
-				a = approval(ctx, a)
-				p.Approval = &a
-				o.logger.Info("cutover approved", "approver", a.Approver, "reason", a.Reason)
-				o.publish(ctx)
-				return a, nil
-			},
-			func(a Approval) error {
-				if err := who(a); err != nil {
-					return err
-				}
-				if p.Approval != nil {
-					return fmt.Errorf("cutover already approved by %s", p.Approval.Approver)
-				}
-				if p.Phase != PhaseAwaitingCutover {
-					return fmt.Errorf("organization %s is in phase %s; cutover can only be approved in %s", o.in.Code, p.Phase, PhaseAwaitingCutover)
-				}
-				return notEnded()
-			}},
-		{UpdateApproveSkippedItems,
-			func(ctx workflow.Context, a Approval) (Approval, error) {
-				a = approval(ctx, a)
-				p.SkippedItemsApproval = &a
-				o.logger.Info("skipped items approved", "approver", a.Approver, "reason", a.Reason)
-				return a, nil
-			},
-			func(a Approval) error {
-				if err := who(a); err != nil {
-					return err
-				}
-				if p.Phase != PhaseAwaitingSkippedApproval {
-					return fmt.Errorf("organization %s is in phase %s; skipped items are approved in %s (validation scored Investigate)", o.in.Code, p.Phase, PhaseAwaitingSkippedApproval)
-				}
-				return notEnded()
-			}},
-		{UpdateOverrideReadiness,
-			func(ctx workflow.Context, a Approval) (Approval, error) {
-				a = approval(ctx, a)
-				p.ReadinessOverride = &a
-				o.logger.Info("readiness overridden", "approver", a.Approver, "reason", a.Reason)
-				return a, nil
-			},
-			func(a Approval) error {
-				if err := who(a); err != nil {
-					return err
-				}
-				if strings.TrimSpace(a.Reason) == "" {
-					return errors.New("a reason is required to override readiness")
-				}
-				if p.Phase != PhaseReadinessBlocked {
-					return fmt.Errorf("organization %s is in phase %s; readiness can only be overridden in %s", o.in.Code, p.Phase, PhaseReadinessBlocked)
-				}
-				return notEnded()
-			}},
-		{UpdateRollback,
-			func(ctx workflow.Context, a Approval) (Approval, error) {
-				a = approval(ctx, a)
-				if p.RollbackRequested != nil {
-					return *p.RollbackRequested, nil // two requests in one task: the first counts
-				}
-				p.RollbackRequested = &a
-				o.stopBatch()
-				o.logger.Info("rollback requested", "approver", a.Approver, "reason", a.Reason)
-				return a, nil
-			},
-			func(a Approval) error {
-				if err := who(a); err != nil {
-					return err
-				}
-				return notEnded()
-			}},
-		{UpdateSetConcurrency,
-			func(ctx workflow.Context, r ConcurrencyRequest) (int, error) {
-				was := p.Concurrency
-				p.Concurrency = r.Concurrency
-				o.logger.Info("concurrency changed", "from", was, "to", r.Concurrency, "operator", r.Operator)
-				return was, nil
-			},
-			func(r ConcurrencyRequest) error {
-				if r.Concurrency < 1 || r.Concurrency > MaxConcurrency {
-					return fmt.Errorf("concurrency %d is outside 1..%d", r.Concurrency, MaxConcurrency)
-				}
-				return notEnded()
-			}},
-		{UpdateSkipMailbox,
-			func(ctx workflow.Context, c MailboxControl) (MailboxControlResult, error) {
-				return o.controlMailbox(ctx, c, true)
-			},
-			func(c MailboxControl) error {
-				if err := mailboxControlArgs(c); err != nil {
-					return err
-				}
-				if o.pastSwitch() {
-					return fmt.Errorf("organization %s is past its routing switch (%s): a mailbox can no longer be skipped; use %s", o.in.Code, p.Phase, UpdateRollback)
-				}
-				return notEnded()
-			}},
-		{UpdateRetryMailbox,
-			func(ctx workflow.Context, c MailboxControl) (MailboxControlResult, error) {
-				return o.controlMailbox(ctx, c, false)
-			},
-			func(c MailboxControl) error {
-				if err := mailboxControlArgs(c); err != nil {
-					return err
-				}
-				if o.pastSwitch() {
-					return fmt.Errorf("organization %s is past its routing switch (%s): a mailbox retried now would miss the cutover", o.in.Code, p.Phase)
-				}
-				return notEnded()
-			}},
+		{UpdateApproveCutover, o.approveCutover, o.validateApproveCutover},
+		{UpdateApproveSkippedItems, o.approveSkippedItems, o.validateApproveSkippedItems},
+		{UpdateOverrideReadiness, o.overrideReadiness, o.validateOverrideReadiness},
+		{UpdateRollback, o.rollbackRequested, o.validateRollback},
+		{UpdateSetConcurrency, o.setConcurrency, o.validateSetConcurrency},
+		{UpdateSkipMailbox, o.skipMailbox, o.validateSkipMailbox},
+		{UpdateRetryMailbox, o.retryMailbox, o.validateRetryMailbox},
 	}
-	for _, h := range handlers {
-		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.handler, workflow.UpdateHandlerOptions{Validator: h.validate}); err != nil {
+	for _, u := range updates {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func mailboxControlArgs(c MailboxControl) error {
-	if !strings.Contains(c.Address, "@") {
-		return fmt.Errorf("address %q is not an e-mail address", c.Address)
+// record stamps an operator's decision with workflow time and keeps it in
+// *slot, for the audit trail and the result.
+func (o *organization) record(ctx workflow.Context, a Approval, slot **Approval, what string) Approval {
+	a.At = workflow.Now(ctx)
+	*slot = &a
+	o.logger.Info(what, "approver", a.Approver, "reason", a.Reason)
+	return a
+}
+
+// checkApproval is what every approval needs: a person, the phase the
+// decision belongs to (wrongPhase says why otherwise), an organization
+// still running, and a reason.
+func (o *organization) checkApproval(a Approval, control string, phase Phase, wrongPhase func() error) error {
+	if err := requirePerson("approver", a.Approver); err != nil {
+		return err
 	}
-	if strings.TrimSpace(c.Operator) == "" {
-		return errors.New("operator is required (who does it, for the audit trail)")
+	if phase != "" && o.p.Phase != phase {
+		return wrongPhase()
+	}
+	if err := o.notEnded(); err != nil {
+		return err
+	}
+	return requireReason(control, a.Reason)
+}
+
+// notEnded refuses a control on an organization that has ended or is
+// rolling back.
+func (o *organization) notEnded() error {
+	if o.p.Phase.Terminal() {
+		return refused("organization %s has ended (%s)", o.in.Code, o.p.Phase)
+	}
+	if o.rollingBack() {
+		return refused("organization %s is rolling back", o.in.Code)
 	}
 	return nil
 }
 
-var statusNames = map[byte]string{mbActive: "active", mbFailed: "failed", mbSkipped: "skipped", mbValidated: "validated"}
-
-// controlMailbox skips a mailbox (stopping it if it runs) or puts a failed
-// or skipped one back into the current and later passes.
-func (o *organization) controlMailbox(ctx workflow.Context, c MailboxControl, skip bool) (MailboxControlResult, error) {
-	i, err := o.find(ctx, c.Address)
-	if err != nil {
-		return MailboxControlResult{}, err
-	}
-	if i < 0 || i >= o.total {
-		return MailboxControlResult{}, temporal.NewApplicationError(fmt.Sprintf("mailbox %s: inventory index %d is outside 0..%d", c.Address, i, o.total-1), activities.ErrTypeConfig)
-	}
-	p := &o.s.P
-	// find may have waited for an activity: check again what the
-	// validator checked.
-	if o.pastSwitch() || p.Phase.Terminal() || p.RollbackRequested != nil {
-		return MailboxControlResult{}, temporal.NewApplicationError(fmt.Sprintf("organization %s moved on to %s meanwhile: mailbox %s left as it was", o.in.Code, p.Phase, c.Address), "TooLate")
-	}
-	was := o.s.Status[i]
-	res := MailboxControlResult{Address: c.Address, Index: i, Was: statusNames[was]}
-	switch {
-	case skip && was != mbSkipped:
-		if was == mbFailed {
-			p.MailboxesFailed--
-			p.Failures = removeFailure(p.Failures, c.Address)
-		} else if o.s.PassOpen && o.covers(i, p.Pass) && (i >= o.s.Next || o.inFlight(i)) {
-			p.PassTotal-- // it will not finish this pass
-		} else if o.checkingReadiness() && (i >= o.s.Cursor || slices.Contains(o.s.Requeue, i)) {
-			p.PassTotal-- // its readiness will not be booked
-		}
-		o.s.Status[i] = mbSkipped
-		p.MailboxesSkipped++
-		o.cancelInFlight(ctx, func(f flight) bool { return f.Index == i })
-		o.logger.Info("mailbox skipped", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)
-	case !skip && (was == mbFailed || was == mbSkipped):
-		if was == mbFailed {
-			p.MailboxesFailed--
-			p.Failures = removeFailure(p.Failures, c.Address)
-		} else {
-			p.MailboxesSkipped--
-		}
-		o.s.Status[i] = mbActive
-		if o.s.PassOpen && o.covers(i, p.Pass) {
-			p.PassTotal++
-			if i < o.s.Next {
-				o.s.Requeue = append(o.s.Requeue, i)
-			}
-		} else if o.checkingReadiness() {
-			// Checked again before the readiness phase ends.
-			p.PassTotal++
-			// One already waiting (skipped and retried while its check
-			// ran) is checked once.
-			if i < o.s.Cursor && !slices.Contains(o.s.Requeue, i) {
-				o.s.Requeue = append(o.s.Requeue, i)
-			}
-		}
-		o.logger.Info("mailbox retried", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)
-	case !skip:
-		return res, temporal.NewApplicationError(fmt.Sprintf("mailbox %s is %s; only failed or skipped mailboxes can be retried", c.Address, statusNames[was]), "NotRetryable")
-	}
-	res.Now = statusNames[o.s.Status[i]]
+func (o *organization) approveCutover(ctx workflow.Context, a Approval) (Approval, error) {
+	a = o.record(ctx, a, &o.p.Approval, "cutover approved")
 	o.publish(ctx)
-	return res, nil
+	return a, nil
 }
 
-func removeFailure(fs []MailboxFailure, address string) []MailboxFailure {
-	out := fs[:0]
-	for _, f := range fs {
-		if !strings.EqualFold(f.Address, address) {
-			out = append(out, f)
-		}
+func (o *organization) validateApproveCutover(a Approval) error {
+	if err := requirePerson("approver", a.Approver); err != nil {
+		return err
 	}
-	return out
-}
-
-// find returns a mailbox's index: from the input, or by asking an activity
-// to look through the staged inventory.
-func (o *organization) find(ctx workflow.Context, address string) (int, error) {
-	if o.in.Inventory == nil {
-		for i, m := range o.in.Mailboxes {
-			if strings.EqualFold(m.Address, address) {
-				return i, nil
-			}
-		}
-		return 0, temporal.NewApplicationError(fmt.Sprintf("mailbox %s is not in organization %s", address, o.in.Code), activities.ErrTypeNotFound)
+	if o.p.Approval != nil {
+		return refused("cutover already approved by %s", o.p.Approval.Approver)
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable},
+	return o.checkApproval(a, UpdateApproveCutover, PhaseAwaitingCutover, func() error {
+		return refused("organization %s is in phase %s; cutover can only be approved in %s", o.in.Code, o.p.Phase, PhaseAwaitingCutover)
 	})
-	var a *activities.Activities
-	var i int
-	err := workflow.ExecuteActivity(actx, a.FindMailbox, activities.FindMailboxInput{Ref: *o.in.Inventory, Address: address}).Get(ctx, &i)
-	return i, err
+}
+
+func (o *organization) approveSkippedItems(ctx workflow.Context, a Approval) (Approval, error) {
+	return o.record(ctx, a, &o.p.SkippedItemsApproval, "skipped items approved"), nil
+}
+
+func (o *organization) validateApproveSkippedItems(a Approval) error {
+	return o.checkApproval(a, UpdateApproveSkippedItems, PhaseAwaitingSkippedApproval, func() error {
+		return refused("organization %s is in phase %s; skipped items are approved in %s (validation scored Investigate)", o.in.Code, o.p.Phase, PhaseAwaitingSkippedApproval)
+	})
+}
+
+func (o *organization) overrideReadiness(ctx workflow.Context, a Approval) (Approval, error) {
+	return o.record(ctx, a, &o.p.ReadinessOverride, "readiness overridden"), nil
+}
+
+func (o *organization) validateOverrideReadiness(a Approval) error {
+	return o.checkApproval(a, UpdateOverrideReadiness, PhaseReadinessBlocked, func() error {
+		return refused("organization %s is in phase %s; readiness can only be overridden in %s", o.in.Code, o.p.Phase, PhaseReadinessBlocked)
+	})
+}
+
+func (o *organization) rollbackRequested(ctx workflow.Context, a Approval) (Approval, error) {
+	if o.rollingBack() {
+		return *o.p.RollbackRequested, nil // two requests in one task: the first counts
+	}
+	a = o.record(ctx, a, &o.p.RollbackRequested, "rollback requested")
+	o.stopBatch()
+	return a, nil
+}
+
+func (o *organization) validateRollback(a Approval) error {
+	return o.checkApproval(a, UpdateRollback, "", nil)
+}
+
+func (o *organization) setConcurrency(ctx workflow.Context, r ConcurrencyRequest) (int, error) {
+	was := o.p.Concurrency
+	o.p.Concurrency = r.Concurrency
+	o.logger.Info("concurrency changed", "from", was, "to", r.Concurrency, "operator", r.Operator)
+	return was, nil
+}
+
+func (o *organization) validateSetConcurrency(r ConcurrencyRequest) error {
+	if r.Concurrency < 1 || r.Concurrency > MaxConcurrency {
+		return refused("concurrency %d is outside 1..%d", r.Concurrency, MaxConcurrency)
+	}
+	if err := requirePerson("operator", r.Operator); err != nil {
+		return err
+	}
+	return o.notEnded()
 }
 
 // pastSwitch: mail already goes to the target, so mailboxes can no longer
 // be skipped or retried.
 func (o *organization) pastSwitch() bool {
-	p := &o.s.P
-	return o.s.Switched || p.Phase == PhaseValidation || p.Phase == PhaseAwaitingSkippedApproval
+	return o.switched || o.p.Phase == PhaseValidation || o.p.Phase == PhaseAwaitingSkippedApproval
+}
+
+func (o *organization) validateSkipMailbox(c MailboxControl) error {
+	if err := checkMailboxControl(c); err != nil {
+		return err
+	}
+	if o.pastSwitch() {
+		return refused("organization %s is past its routing switch (%s): a mailbox can no longer be skipped; use %s", o.in.Code, o.p.Phase, UpdateRollback)
+	}
+	return o.notEnded()
+}
+
+func (o *organization) validateRetryMailbox(c MailboxControl) error {
+	if err := checkMailboxControl(c); err != nil {
+		return err
+	}
+	if o.pastSwitch() {
+		return refused("organization %s is past its routing switch (%s): a mailbox retried now would miss the cutover", o.in.Code, o.p.Phase)
+	}
+	return o.notEnded()
+}
+
+func checkMailboxControl(c MailboxControl) error {
+	if !strings.Contains(c.Address, "@") {
+		return refused("address %q is not an e-mail address", c.Address)
+	}
+	return requirePerson("operator", c.Operator)
+}
+
+// requirePerson: a control that records who did it needs the person.
+func requirePerson(field, who string) error {
+	if strings.TrimSpace(who) == "" {
+		return refused("%s is required (who does it, for the audit trail)", field)
+	}
+	return nil
+}
+
+func requireReason(control, reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return refused("a reason is required to %s (the change ticket, or why)", strings.ReplaceAll(control, "-", " "))
+	}
+	return nil
+}
+
+// controlTarget finds the mailbox a control names and checks, again, what
+// its validator checked: the lookup may have waited for an activity.
+func (o *organization) controlTarget(ctx workflow.Context, c MailboxControl) (int, MailboxControlResult, error) {
+	i, err := o.table.find(ctx, o.in.Code, c.Address)
+	if err != nil {
+		return 0, MailboxControlResult{}, err
+	}
+	if i < 0 || i >= o.total {
+		return 0, MailboxControlResult{}, configError("mailbox %s: inventory index %d is outside 0..%d", c.Address, i, o.total-1)
+	}
+	if o.pastSwitch() || o.p.Phase.Terminal() || o.rollingBack() {
+		return 0, MailboxControlResult{}, tooLate("organization %s moved on to %s meanwhile: mailbox %s left as it was", o.in.Code, o.p.Phase, c.Address)
+	}
+	return i, MailboxControlResult{Address: c.Address, Index: i, Was: statusNames[o.table.state(i)]}, nil
+}
+
+// skipMailbox takes a mailbox out of the migration, stopping it if it runs.
+func (o *organization) skipMailbox(ctx workflow.Context, c MailboxControl) (MailboxControlResult, error) {
+	i, res, err := o.controlTarget(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	p := &o.p
+	switch was := o.table.state(i); {
+	case was == mbSkipped:
+	case was == mbFailed:
+		p.MailboxesFailed--
+		p.Failures = removeFailure(p.Failures, c.Address)
+	case o.window.isOpen() && o.covers(i, p.Pass) && (o.window.ahead(i) || o.window.running(i)):
+		p.PassTotal-- // it will not finish this pass
+	case o.checkingReadiness() && (i >= o.steps.cursor || o.window.requeued(i)):
+		p.PassTotal-- // its readiness will not be booked
+	}
+	if o.table.state(i) != mbSkipped {
+		o.table.set(i, mbSkipped)
+		p.MailboxesSkipped++
+		o.window.cancel(ctx, func(f flight) bool { return f.Index == i })
+		o.logger.Info("mailbox skipped", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)
+	}
+	res.Now = statusNames[o.table.state(i)]
+	o.publish(ctx)
+	return res, nil
+}
+
+// retryMailbox puts a failed or skipped mailbox back into the current and
+// later passes.
+func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (MailboxControlResult, error) {
+	i, res, err := o.controlTarget(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	p := &o.p
+	switch was := o.table.state(i); was {
+	case mbFailed:
+		p.MailboxesFailed--
+		p.Failures = removeFailure(p.Failures, c.Address)
+	case mbSkipped:
+		p.MailboxesSkipped--
+	default:
+		return res, notRetryable("mailbox %s is %s; only failed or skipped mailboxes can be retried", c.Address, statusNames[was])
+	}
+	o.table.set(i, mbActive)
+	if o.window.isOpen() && o.covers(i, p.Pass) {
+		p.PassTotal++
+		if !o.window.ahead(i) {
+			o.window.reinstate(i)
+		}
+	} else if o.checkingReadiness() {
+		// Checked again before the readiness phase ends.
+		p.PassTotal++
+		// One already waiting (skipped and retried while its check ran) is
+		// checked once.
+		if i < o.steps.cursor && !o.window.requeued(i) {
+			o.window.reinstate(i)
+		}
+	}
+	o.logger.Info("mailbox retried", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)
+	res.Now = statusNames[o.table.state(i)]
+	o.publish(ctx)
+	return res, nil
 }

@@ -31,8 +31,8 @@ func goldenState() OrganizationState {
 			Consistency: Good, ConsistencyCounts: map[Consistency]int{Perfect: 2, Good: 1}, RulesFired: map[string]int{"skipped-items": 1},
 			Findings:             []MailboxFinding{{Address: "a@rxh.example", Consistency: Good, Rules: []string{"1 item skipped"}}},
 			SkippedItemsApproval: approval("carol"), RollbackRequested: approval("dana"),
-			Failures:             []MailboxFailure{{Address: "b@rxh.example", Pass: PassReadiness, Error: "AuthFailed: no"}},
-			Reason:               "waiting", Reports: []string{"reports/RXH/mailboxes.csv"}, ReportError: "none",
+			Failures: []MailboxFailure{{Address: "b@rxh.example", Pass: PassReadiness, Error: "AuthFailed: no"}},
+			Reason:   "waiting", Reports: []string{"reports/RXH/mailboxes.csv"}, ReportError: "none",
 			StartedAt: at.Add(-time.Hour), PhaseStartedAt: at, FinishedAt: at.Add(3 * time.Hour),
 		},
 		Status:      []byte{mbActive, mbFailed, mbSkipped, mbValidated, mbActive, mbActive, mbActive, mbActive, mbActive, mbActive, mbFailed, mbActive},
@@ -81,6 +81,6 @@ func TestCarriedStateIsByteCompatible(t *testing.T) {
 func carryOver(t *testing.T, in OrganizationInput) OrganizationState {
 	t.Helper()
 	o := &organization{in: in}
-	o.s = *in.State
-	return o.s
+	o.load(nil, in.State)
+	return o.carried()
 }

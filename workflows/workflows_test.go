@@ -552,7 +552,7 @@ func TestSkipAndRetryMailbox(t *testing.T) {
 		env.UpdateWorkflow(UpdateSkipMailbox, "unknown", unknown, MailboxControl{Address: "nobody@rxh.example", Operator: "ops"})
 	}, 24*time.Hour)
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(UpdateApproveCutover, "approve", approve, Approval{Approver: "bob"})
+		env.UpdateWorkflow(UpdateApproveCutover, "approve", approve, Approval{Approver: "bob", Reason: "CAB-9"})
 	}, 48*time.Hour)
 	env.ExecuteWorkflow(Organization, in)
 	p := result(t, env)

@@ -1,0 +1,8 @@
+package activities
+
+// Temporary until the activities split lands.
+const (
+	ErrTypeTooLate             = "TooLate"
+	ErrTypeMailboxNotRetryable = "NotRetryable"
+	ErrTypeControlRefused      = "ControlRefused"
+)

@@ -1,0 +1,170 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+)
+
+// runPass runs one Mailbox workflow per mailbox the pass covers through a
+// window of Concurrency; pause and set-concurrency take effect at once. A
+// failed mailbox is recorded and never stops the others.
+func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
+	p := &o.p
+	if o.window.isOpen() && p.Pass != pass {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("pass %s is open; cannot start %s", p.Pass, pass), activities.ErrTypeConfig, nil)
+	}
+	if !o.window.isOpen() {
+		o.window.begin()
+		o.openPass(ctx, pass)
+	}
+	covers := func(i int) bool { return o.covers(i, pass) }
+	for {
+		var next int
+		err := workflow.Await(ctx, func() bool {
+			if o.rollingBack() || o.shouldContinueAsNew(ctx) {
+				return true
+			}
+			next = o.window.nextToStart(o.total, covers)
+			if next < 0 {
+				return o.window.idle()
+			}
+			return !o.paused && o.window.size() < o.p.Concurrency
+		})
+		if err != nil {
+			return err
+		}
+		if o.rollingBack() {
+			return nil
+		}
+		if o.shouldContinueAsNew(ctx) {
+			return errContinueAsNew
+		}
+		if next < 0 {
+			break
+		}
+		if err := o.start(ctx, next, pass); err != nil {
+			return err
+		}
+	}
+	o.window.end()
+	p.Pass = ""
+	return nil
+}
+
+// openPass resets the pass's progress to the mailboxes it covers and
+// shows it.
+func (o *organization) openPass(ctx workflow.Context, pass Pass) {
+	p := &o.p
+	p.Pass, p.PassDone, p.PassTotal = pass, 0, 0
+	for i := range o.total {
+		if o.covers(i, pass) {
+			p.PassTotal++
+		}
+	}
+	o.publish(ctx)
+}
+
+// covers: mailbox i takes part in pass. Direct mailboxes are moved by the
+// post-switch pass alone.
+func (o *organization) covers(i int, pass Pass) bool {
+	if o.table.state(i) != mbActive {
+		return false
+	}
+	switch pass {
+	case PassPreStage, PassDelta, PassFinal, PassImport:
+		return !o.table.isDirect(i)
+	}
+	return true
+}
+
+// start starts mailbox i's pass.
+func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
+	spec, err := o.table.spec(ctx, i)
+	if err != nil {
+		return err
+	}
+	// spec may have run an activity: a skip, pause or rollback may have
+	// come meanwhile. Then the caller decides again.
+	if !o.covers(i, pass) || o.paused || o.rollingBack() || o.window.running(i) {
+		return nil
+	}
+	seq := o.window.take(i, spec.Address)
+	o.p.MailboxesRunning = o.window.size()
+	o.p.MailboxRuns++
+	in := MailboxInput{
+		Mailbox: activities.MailboxRef{
+			Org: o.in.Code, Address: spec.Address,
+			SourceEndpoint: o.in.SourceEndpoint, SourceUser: spec.SourceUser,
+			TargetEndpoint: o.in.TargetEndpoint, TargetUser: spec.TargetUser,
+		},
+		Pass:             pass,
+		Policy:           o.in.Policy,
+		HeartbeatTimeout: o.in.HeartbeatTimeout,
+		RetainDays:       o.in.ArchiveRetainDays,
+		LocalBudget:      o.localBudget(i, pass),
+		Index:            i,
+		Seq:              seq,
+		Chain:            o.chain,
+		ReportByResult:   o.byResult,
+		Validate:         o.lean && pass == PassPostSwitch,
+	}
+	want := MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain}
+	opts := workflow.ChildWorkflowOptions{StaticSummary: fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass)}
+	o.window.launch(ctx, opts, in, o.byResult,
+		func(out MailboxOutcome, err error) {
+			o.drainOutcomes()
+			if o.window.holds(i, seq) {
+				o.onOutcome(o.closedOutcome(want, out, err))
+			}
+		},
+		func(reason string) {
+			want.Error = "start: " + reason
+			o.onOutcome(want)
+		})
+	return nil
+}
+
+// closedOutcome is the outcome of a mailbox pass (want names it) whose
+// workflow closed without reporting by signal: its result, or what its
+// close says. A child that closes without any report (terminated by
+// someone, its signal failed) must not hold its slot forever.
+func (o *organization) closedOutcome(want, out MailboxOutcome, err error) MailboxOutcome {
+	const noReport = "mailbox workflow closed without reporting its pass"
+	switch {
+	case !o.byResult:
+		// A child of the signal-only version whose signal never came.
+		want.Error = noReport
+		if err != nil {
+			want.Error += ": " + rootCause(err)
+		}
+	case err == nil && out.Index == want.Index && out.Seq == want.Seq && out.Address != "":
+		return out
+	case err == nil:
+		want.Error = noReport
+	case temporal.IsCanceledError(err):
+		want.Canceled = true
+	default:
+		want.Error = rootCause(err)
+	}
+	return want
+}
+
+// localBudget is the local attempt a pass gets: readiness always (it only
+// reads, and it is what measures the mailbox), the other passes only for
+// mailboxes readiness found small. A large mailbox would spend the budget
+// and then stop mid-message: its copy goes straight to a regular activity.
+func (o *organization) localBudget(i int, pass Pass) time.Duration {
+	if o.in.LocalPassBudget <= 0 || !o.byResult {
+		return 0
+	}
+	small := o.table.isSmall(i)
+	if pass == PassReadiness || (small && pass != PassArchive && pass != PassImport) {
+		return o.in.LocalPassBudget
+	}
+	return 0
+}

@@ -1,0 +1,29 @@
+package workflows
+
+import "go.temporal.io/sdk/workflow"
+
+// Version ids of changes to the Organization workflow that shipped while
+// runs were in flight (see docs/changing-workflows.md). Each is read once,
+// in setup; the histories recorded before each change are replayed by
+// TestHistoriesOfShippedVersionsReplay (testdata/histories/<version>).
+const (
+	// versionReportByResult marks the change from "every Mailbox workflow
+	// reports by signal" to "report through the result, by signal only when
+	// handed over", together with local first passes.
+	versionReportByResult = "report-by-result"
+
+	// versionLean marks readiness checked in batches (no workflow per
+	// mailbox), validation inside the post-switch pass, and DirectMaxBytes:
+	// together they bring a small mailbox from five Mailbox workflows down
+	// to one or two.
+	versionLean = "lean-lifecycle"
+)
+
+// readVersions reads every version gate once, so the rest of the run asks
+// a field and not the SDK.
+func (o *organization) readVersions(ctx workflow.Context) {
+	// Runs recorded before mailboxes reported through their result keep
+	// replaying as they ran: every child signals, and none runs locally.
+	o.byResult = workflow.GetVersion(ctx, versionReportByResult, workflow.DefaultVersion, 1) >= 1
+	o.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) >= 1
+}
