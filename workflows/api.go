@@ -183,6 +183,7 @@ type MailboxControl struct {
 	Address  string `json:"address"`
 	Operator string `json:"operator"`
 	Reason   string `json:"reason,omitempty"`
+	unknown  []string
 }
 
 // MailboxControlResult says what the control did.
@@ -197,6 +198,7 @@ type MailboxControlResult struct {
 type ConcurrencyRequest struct {
 	Concurrency int    `json:"concurrency"`
 	Operator    string `json:"operator,omitempty"`
+	unknown     []string
 }
 
 // Approval is the argument of approve-cutover, approve-skipped-items,
@@ -205,6 +207,9 @@ type Approval struct {
 	Approver string    `json:"approver"`
 	Reason   string    `json:"reason,omitempty"`
 	At       time.Time `json:"at"`
+	// unknown are the fields a caller sent that Approval does not have;
+	// the validator refuses them (see strictArgs).
+	unknown []string
 }
 
 // MailboxFailure says why a mailbox did not complete.

@@ -45,6 +45,9 @@ func (o *organization) record(ctx workflow.Context, a Approval, slot **Approval,
 // decision belongs to (wrongPhase says why otherwise), an organization
 // still running, and a reason.
 func (o *organization) checkApproval(a Approval, control string, phase Phase, wrongPhase func() error) error {
+	if err := strictArgs(a.unknown, a); err != nil {
+		return err
+	}
 	if err := requirePerson("approver", a.Approver); err != nil {
 		return err
 	}
@@ -76,6 +79,9 @@ func (o *organization) approveCutover(ctx workflow.Context, a Approval) (Approva
 }
 
 func (o *organization) validateApproveCutover(a Approval) error {
+	if err := strictArgs(a.unknown, a); err != nil {
+		return err
+	}
 	if err := requirePerson("approver", a.Approver); err != nil {
 		return err
 	}
@@ -128,6 +134,9 @@ func (o *organization) setConcurrency(ctx workflow.Context, r ConcurrencyRequest
 }
 
 func (o *organization) validateSetConcurrency(r ConcurrencyRequest) error {
+	if err := strictArgs(r.unknown, r); err != nil {
+		return err
+	}
 	if r.Concurrency < 1 || r.Concurrency > MaxConcurrency {
 		return refused("concurrency %d is outside 1..%d", r.Concurrency, MaxConcurrency)
 	}
@@ -164,6 +173,9 @@ func (o *organization) validateRetryMailbox(c MailboxControl) error {
 }
 
 func checkMailboxControl(c MailboxControl) error {
+	if err := strictArgs(c.unknown, c); err != nil {
+		return err
+	}
 	if !strings.Contains(c.Address, "@") {
 		return refused("address %q is not an e-mail address", c.Address)
 	}

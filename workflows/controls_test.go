@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestControlsRefuseWhatTheyCannotRecord(t *testing.T) {
 	require.ErrorContains(t, skipTypo.err, `unknown field "operatr"`)
 	require.ErrorContains(t, unknownField.err, `unknown field "force"`)
 	require.ErrorContains(t, retryActive.err, "only failed or skipped mailboxes can be retried")
-	for name, err := range map[string]error{"no-reason": noReason.err, "no-operator": noOperator.err, "retry-active": retryActive.err} {
+	for name, err := range map[string]error{"no-reason": noReason.err, "no-operator": noOperator.err, "retry-active": retryActive.err, "typo": typo.err, "skip-typo": skipTypo.err} {
 		var app *temporal.ApplicationError
 		require.True(t, errors.As(err, &app), name)
 		require.True(t, app.NonRetryable(), "%s: %v", name, err)
@@ -63,14 +64,18 @@ func TestControlsRefuseWhatTheyCannotRecord(t *testing.T) {
 	require.Zero(t, p.MailboxesSkipped, "the misspelled skip did nothing")
 }
 
-// The strict decoding applies to the arguments only as they are sent: what
-// a run stored before (Progress, histories) decodes as ever.
-func TestControlArgumentsDecodeStrictly(t *testing.T) {
+// Unknown fields are noted, not fatal to decoding: what a run stored before
+// (Progress, histories) decodes as ever, and the validator refuses them.
+func TestControlArgumentsNoteUnknownFields(t *testing.T) {
 	var a Approval
 	require.NoError(t, a.UnmarshalJSON([]byte(`{"approver":"bob","reason":"CAB-1","at":"2026-12-01T10:00:00Z"}`)))
 	require.Equal(t, "bob", a.Approver)
-	err := a.UnmarshalJSON([]byte(`{"approver":"bob","operator":"x"}`))
-	require.ErrorContains(t, err, `unknown field "operator"`)
-	var c MailboxControl
-	require.ErrorContains(t, c.UnmarshalJSON([]byte(`{"address":"a@b.example","operator":"ops"} {}`)), "one JSON object expected")
+	require.Empty(t, a.unknown)
+	require.NoError(t, a.UnmarshalJSON([]byte(`{"approver":"bob","operator":"x","Reason":"y"}`)))
+	require.Equal(t, []string{"operator"}, a.unknown, "field names match as encoding/json matches them")
+	require.Equal(t, "y", a.Reason)
+	require.ErrorContains(t, strictArgs(a.unknown, a), `unknown field "operator" (the fields are: approver, reason, at)`)
+	var p Progress
+	require.NoError(t, json.Unmarshal([]byte(`{"approval":{"approver":"bob","at":"2026-12-01T10:00:00Z"}}`), &p))
+	require.Equal(t, "bob", p.Approval.Approver)
 }

@@ -1,11 +1,11 @@
 package workflows
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -115,42 +115,68 @@ func ValidateCampaignInput(in CampaignInput) error {
 	return nil
 }
 
-// Control arguments are decoded strictly: a misspelled field ("operatr")
-// is refused with its name instead of being dropped, which would leave
-// the control without the person or reason it was meant to record. The
-// SDK refuses an update whose argument does not decode before its
-// validator runs, so nothing reaches history.
+// Control arguments note the fields they do not have, and validators
+// refuse them by name: a misspelled "operatr" must not leave a control
+// without the person it was meant to record. Decoding itself stays
+// lenient, so what a run stored before (Progress, histories) decodes as
+// ever, and the refusal is a validator's: typed and non-retryable.
 
 func (a *Approval) UnmarshalJSON(b []byte) error {
 	type plain Approval
-	return decodeStrict(b, (*plain)(a))
+	var err error
+	a.unknown, err = decodeNoting(b, (*plain)(a))
+	return err
 }
 
 func (c *MailboxControl) UnmarshalJSON(b []byte) error {
 	type plain MailboxControl
-	return decodeStrict(b, (*plain)(c))
+	var err error
+	c.unknown, err = decodeNoting(b, (*plain)(c))
+	return err
 }
 
 func (r *ConcurrencyRequest) UnmarshalJSON(b []byte) error {
 	type plain ConcurrencyRequest
-	return decodeStrict(b, (*plain)(r))
+	var err error
+	r.unknown, err = decodeNoting(b, (*plain)(r))
+	return err
 }
 
-func decodeStrict(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("%w (the fields are: %s)", err, strings.Join(jsonFields(v), ", "))
+// decodeNoting decodes b into v and returns, sorted, the fields of b that
+// v has no field for.
+func decodeNoting(b []byte, v any) ([]string, error) {
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, err
 	}
-	if d.More() {
-		return errors.New("one JSON object expected")
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		return nil, nil // not an object: Unmarshal above took it (null)
 	}
-	return nil
+	known := jsonFields(v)
+	var unknown []string
+	for f := range fields {
+		if !slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, f) }) {
+			unknown = append(unknown, f)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown, nil
+}
+
+// strictArgs refuses a control argument with fields it does not have.
+func strictArgs(unknown []string, v any) error {
+	if len(unknown) == 0 {
+		return nil
+	}
+	return refused("unknown field %q (the fields are: %s)", unknown[0], strings.Join(jsonFields(v), ", "))
 }
 
 // jsonFields lists the JSON names of a struct's fields, for the error.
 func jsonFields(v any) []string {
-	t := reflect.TypeOf(v).Elem()
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	var names []string
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
