@@ -82,11 +82,5 @@ func (c *campaign) setConcurrency(ctx workflow.Context, r ConcurrencyRequest) (i
 }
 
 func (c *campaign) validateSetConcurrency(r ConcurrencyRequest) error {
-	if err := strictArgs(r.unknown, r); err != nil {
-		return err
-	}
-	if r.Concurrency < 1 || r.Concurrency > MaxCampaignRunning {
-		return refused("organizations at once %d is outside 1..%d", r.Concurrency, MaxCampaignRunning)
-	}
-	return requirePerson("operator", r.Operator)
+	return r.check("organizations at once", MaxCampaignRunning)
 }

@@ -134,13 +134,7 @@ func (o *organization) setConcurrency(ctx workflow.Context, r ConcurrencyRequest
 }
 
 func (o *organization) validateSetConcurrency(r ConcurrencyRequest) error {
-	if err := strictArgs(r.unknown, r); err != nil {
-		return err
-	}
-	if r.Concurrency < 1 || r.Concurrency > MaxConcurrency {
-		return refused("concurrency %d is outside 1..%d", r.Concurrency, MaxConcurrency)
-	}
-	if err := requirePerson("operator", r.Operator); err != nil {
+	if err := r.check("concurrency", MaxConcurrency); err != nil {
 		return err
 	}
 	return o.notEnded()
@@ -277,4 +271,16 @@ func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (Mai
 	res.Now = statusNames[o.table.state(i)]
 	o.publish(ctx)
 	return res, nil
+}
+
+// check is what every set-concurrency needs: known fields, a value in
+// 1..most (what names the value in the refusal), and the operator.
+func (r ConcurrencyRequest) check(what string, most int) error {
+	if err := strictArgs(r.unknown, r); err != nil {
+		return err
+	}
+	if r.Concurrency < 1 || r.Concurrency > most {
+		return refused("%s %d is outside 1..%d", what, r.Concurrency, most)
+	}
+	return requirePerson("operator", r.Operator)
 }

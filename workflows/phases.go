@@ -49,10 +49,18 @@ func (o *organization) readiness(ctx workflow.Context) error {
 }
 
 func (o *organization) awaitReadinessOverride(ctx workflow.Context) error {
-	err := workflow.Await(ctx, func() bool { return o.p.ReadinessOverride != nil || o.rollingBack() })
-	if err == nil && !o.rollingBack() {
+	return o.awaitDecision(ctx, &o.p.ReadinessOverride, func() {
 		o.p.Reason = ""
 		o.setPhase(ctx, PhasePreStage)
+	})
+}
+
+// awaitDecision waits for an operator's decision (*slot) or a rollback,
+// and goes on with then once the decision is there.
+func (o *organization) awaitDecision(ctx workflow.Context, slot **Approval, then func()) error {
+	err := workflow.Await(ctx, func() bool { return *slot != nil || o.rollingBack() })
+	if err == nil && !o.rollingBack() {
+		then()
 	}
 	return err
 }
@@ -197,11 +205,7 @@ func (o *organization) validation(ctx workflow.Context) error {
 }
 
 func (o *organization) awaitSkippedItemsApproval(ctx workflow.Context) error {
-	err := workflow.Await(ctx, func() bool { return o.p.SkippedItemsApproval != nil || o.rollingBack() })
-	if err == nil && !o.rollingBack() {
-		o.complete(ctx)
-	}
-	return err
+	return o.awaitDecision(ctx, &o.p.SkippedItemsApproval, func() { o.complete(ctx) })
 }
 
 func (o *organization) complete(ctx workflow.Context) {

@@ -123,44 +123,38 @@ func ValidateCampaignInput(in CampaignInput) error {
 
 func (a *Approval) UnmarshalJSON(b []byte) error {
 	type plain Approval
-	var err error
-	a.unknown, err = decodeNoting(b, (*plain)(a))
-	return err
+	return decodeNoting(b, (*plain)(a), &a.unknown)
 }
 
 func (c *MailboxControl) UnmarshalJSON(b []byte) error {
 	type plain MailboxControl
-	var err error
-	c.unknown, err = decodeNoting(b, (*plain)(c))
-	return err
+	return decodeNoting(b, (*plain)(c), &c.unknown)
 }
 
 func (r *ConcurrencyRequest) UnmarshalJSON(b []byte) error {
 	type plain ConcurrencyRequest
-	var err error
-	r.unknown, err = decodeNoting(b, (*plain)(r))
-	return err
+	return decodeNoting(b, (*plain)(r), &r.unknown)
 }
 
-// decodeNoting decodes b into v and returns, sorted, the fields of b that
-// v has no field for.
-func decodeNoting(b []byte, v any) ([]string, error) {
+// decodeNoting decodes b into v and notes in *unknown, sorted, the fields
+// of b that v has no field for.
+func decodeNoting(b []byte, v any, unknown *[]string) error {
+	*unknown = nil
 	if err := json.Unmarshal(b, v); err != nil {
-		return nil, err
+		return err
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(b, &fields) != nil {
-		return nil, nil // not an object: Unmarshal above took it (null)
+		return nil // not an object: Unmarshal above took it (null)
 	}
 	known := jsonFields(v)
-	var unknown []string
 	for f := range fields {
 		if !slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, f) }) {
-			unknown = append(unknown, f)
+			*unknown = append(*unknown, f)
 		}
 	}
-	slices.Sort(unknown)
-	return unknown, nil
+	slices.Sort(*unknown)
+	return nil
 }
 
 // strictArgs refuses a control argument with fields it does not have.
