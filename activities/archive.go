@@ -49,12 +49,12 @@ func (a *Activities) ArchiveMailbox(ctx context.Context, in ArchiveInput) (Archi
 		activity.RecordHeartbeat(ctx, done)
 	}
 	if _, _, err := transfer.Archive(ctx, src, done, put, progress, a.SpoolDir); err != nil {
-		return res, wrapIMAP("archive "+in.Mailbox.Address, err)
+		return res, temporalError("archive "+in.Mailbox.Address, err)
 	}
 	// The index is what the store holds, so a resumed export lists everything.
 	objs, err := a.Staging.List(ctx, prefix)
 	if err != nil {
-		return res, wrapIMAP("archive "+in.Mailbox.Address, err)
+		return res, temporalError("archive "+in.Mailbox.Address, err)
 	}
 	index := struct {
 		Mailbox     string           `json:"mailbox"`

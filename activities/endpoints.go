@@ -133,7 +133,7 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 	c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
 	if err != nil {
 		<-ep.slots
-		return nil, nil, wrapIMAP(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
+		return nil, nil, temporalError(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
 	}
 	return c, func() { c.Close(); <-ep.slots }, nil
 }

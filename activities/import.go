@@ -51,7 +51,7 @@ func (a *Activities) ImportStagedItems(ctx context.Context, in ImportInput) (Imp
 	}
 	res = ImportResult{Imported: st.Imported, Bytes: st.Bytes, Present: st.Present, Remaining: st.Remaining}
 	if err != nil {
-		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
+		return res, temporalError("mailbox "+in.Mailbox.Address, err)
 	}
 	return res, nil
 }

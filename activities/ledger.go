@@ -20,7 +20,7 @@ func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Chec
 		return cp, nil
 	}
 	if err != nil {
-		return cp, wrapIMAP("ledger "+name, err)
+		return cp, temporalError("ledger "+name, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
@@ -46,7 +46,7 @@ func (a *Activities) saveJSON(ctx context.Context, name string, v any) error {
 		return err
 	}
 	if _, err := a.Staging.Put(ctx, name, bytes.NewReader(b), map[string]string{"kind": "ledger"}); err != nil {
-		return wrapIMAP("staging "+name, err)
+		return temporalError("staging "+name, err)
 	}
 	return nil
 }

@@ -136,7 +136,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	defer release()
 	folders, err := src.Folders()
 	if err != nil {
-		return res, wrapIMAP("mailbox "+m.Address, err)
+		return res, temporalError("mailbox "+m.Address, err)
 	}
 	for _, f := range folders {
 		if f.NoSelect {
@@ -145,7 +145,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		res.Folders++
 		n, bytes, large, err := transfer.Measure(src, f.Name, opts.MaxMessageSize)
 		if err != nil {
-			return res, wrapIMAP("mailbox "+m.Address, err)
+			return res, temporalError("mailbox "+m.Address, err)
 		}
 		res.Messages += n
 		res.Bytes += bytes
@@ -154,7 +154,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	}
 	tf, err := tgt.Folders()
 	if err != nil {
-		return res, wrapIMAP("mailbox "+m.Address, err)
+		return res, temporalError("mailbox "+m.Address, err)
 	}
 	plans, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules)
 	if err != nil {
@@ -166,7 +166,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	}
 	used, limit, known, err := quotaHeadroom(tgt)
 	if err != nil {
-		return res, wrapIMAP("mailbox "+m.Address, err)
+		return res, temporalError("mailbox "+m.Address, err)
 	}
 	if known {
 		res.QuotaUsed, res.QuotaLimit = used, limit

@@ -119,7 +119,7 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		}
 	}
 	if err != nil {
-		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
+		return res, temporalError("mailbox "+in.Mailbox.Address, err)
 	}
 	log.Info("pass done", "copied", st.Copied, "bytes", st.Bytes, "matched", st.Matched, "skipped", res.SkippedTotal, "took", time.Since(start).Round(time.Millisecond))
 	if err := a.saveJSON(ctx, staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, in.Pass), res); err != nil {

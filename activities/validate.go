@@ -26,7 +26,7 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 	v, err := transfer.Validate(ctx, src, tgt, cp, opts.Rules)
 	stop()
 	if err != nil {
-		return res, wrapIMAP("mailbox "+in.Mailbox.Address, err)
+		return res, temporalError("mailbox "+in.Mailbox.Address, err)
 	}
 	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
 	res.Problems = v.Problems
