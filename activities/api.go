@@ -1,7 +1,3 @@
-// Package activities holds the retryable work of a migration: readiness
-// checks, mailbox transfer, validation and routing. Activities receive and
-// return only small summaries; message bytes flow between the IMAP servers
-// and the staging store, never through Temporal.
 package activities
 
 import (
@@ -134,21 +130,6 @@ type RoutingResult struct {
 	Router  string `json:"router"`
 	Changed int    `json:"changed"`
 }
-
-// Error types of non-retryable application errors.
-const (
-	ErrTypeAuth           = "AuthFailed"
-	ErrTypeNotFound       = "MailboxNotFound"
-	ErrTypePolicy         = "PolicyExceeded"
-	ErrTypeConfig         = "ConfigError"
-	ErrTypeOverQuota      = "OverQuota"
-	ErrTypeValidation     = "ValidationFailed"
-	ErrTypeFolderConflict = "FolderConflict"
-	ErrTypeStagingAuth    = "StagingAuthFailed"
-)
-
-// NonRetryable lists the error types a retry cannot fix.
-var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeFolderConflict, ErrTypeStagingAuth}
 
 // ImportInput pushes a mailbox's staged items that now fit the target's
 // limit (Policy.MaxMessageSize) into the target.

@@ -1,11 +1,13 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -115,4 +117,63 @@ func quotaProblem(need, used, limit int64) string {
 		return fmt.Sprintf("%s: the mailbox holds %d bytes; the target has %d of %d bytes free (%.0f%% margin needed)", ProblemQuota, need, max(free, 0), limit, (margin-1)*100)
 	}
 	return ""
+}
+
+// CheckReadiness logs in to both sides and measures the source without
+// changing anything (EXAMINE and FETCH RFC822.SIZE only).
+func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy) (ReadinessResult, error) {
+	var res ReadinessResult
+	opts := a.policy(p)
+	src, tgt, release, err := a.connect(ctx, m)
+	if err != nil {
+		if ae := nonRetryable(err); ae != nil {
+			// A mailbox that cannot log in is not ready; that is an answer, not a fault.
+			res.Problems = append(res.Problems, ProblemLogin+": "+ae.Error())
+			return res, nil
+		}
+		return res, err
+	}
+	defer release()
+	folders, err := src.Folders()
+	if err != nil {
+		return res, temporalError("mailbox "+m.Address, err)
+	}
+	for _, f := range folders {
+		if f.NoSelect {
+			continue
+		}
+		res.Folders++
+		n, bytes, large, err := transfer.Measure(src, f.Name, opts.MaxMessageSize)
+		if err != nil {
+			return res, temporalError("mailbox "+m.Address, err)
+		}
+		res.Messages += n
+		res.Bytes += bytes
+		res.LargeItems += large
+		activity.RecordHeartbeat(ctx, res.Folders)
+	}
+	tf, err := tgt.Folders()
+	if err != nil {
+		return res, temporalError("mailbox "+m.Address, err)
+	}
+	plans, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules)
+	if err != nil {
+		res.Problems = append(res.Problems, ProblemFolders+": "+err.Error())
+	}
+	res.Problems = append(res.Problems, targetFolderProblems(plans, tgt.Delim, p)...)
+	if opts.MaxLargeItems >= 0 && res.LargeItems > opts.MaxLargeItems {
+		res.Problems = append(res.Problems, fmt.Sprintf("%s: %d items over %d bytes exceed the large-item limit %d", ProblemLargeItems, res.LargeItems, opts.MaxMessageSize, opts.MaxLargeItems))
+	}
+	used, limit, known, err := quotaHeadroom(tgt)
+	if err != nil {
+		return res, temporalError("mailbox "+m.Address, err)
+	}
+	if known {
+		res.QuotaUsed, res.QuotaLimit = used, limit
+		if q := quotaProblem(res.Bytes, used, limit); q != "" {
+			res.Problems = append(res.Problems, q)
+		}
+	}
+	res.Ready = len(res.Problems) == 0
+	return res, nil
 }

@@ -2,14 +2,12 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 )
 
 // ReadinessBatchInput asks for the readiness of one page of an
@@ -164,13 +162,4 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 		}
 	}
 	return ReadinessBrief{Address: s.Address, Error: fmt.Sprintf("mailbox %s: readiness check: %v", s.Address, err)}
-}
-
-// nonRetryable returns err's non-retryable application error, or nil.
-func nonRetryable(err error) *temporal.ApplicationError {
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && ae.NonRetryable() {
-		return ae
-	}
-	return nil
 }

@@ -96,7 +96,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 		return nil
 	})
 	if err != nil {
-		return res, wrapIMAP("organization "+in.Org+" report", err)
+		return res, temporalError("organization "+in.Org+" report", err)
 	}
 	for _, o := range outs {
 		if err := o.w.Close(); err != nil {
@@ -107,7 +107,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 		}
 		meta := map[string]string{"kind": "report", "organization": in.Org}
 		if _, err := a.Staging.Put(ctx, o.name, heartbeatReader(ctx, o.file), meta); err != nil {
-			return res, wrapIMAP("staging "+o.name, err)
+			return res, temporalError("staging "+o.name, err)
 		}
 	}
 	a.logger().Info("organization report written", "org", in.Org, "mailboxes", res.Mailboxes, "skipped", res.Skipped, "csv", res.CSV)
@@ -133,7 +133,7 @@ func (a *Activities) reportMailboxes(ctx context.Context, in OrganizationReportI
 	}
 	out, err := report.Discover(ctx, a.Staging, in.Org)
 	if err != nil {
-		return nil, wrapIMAP("organization "+in.Org+" report", err)
+		return nil, temporalError("organization "+in.Org+" report", err)
 	}
 	return out, nil
 }

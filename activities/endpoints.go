@@ -1,0 +1,156 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+)
+
+// Endpoint is a named IMAP server as the activities use it.
+type Endpoint struct {
+	Name    string
+	Addr    imapconn.Address
+	Options imapconn.Options
+	// Login resolves credentials for a user; called only inside activities.
+	Login func(user string) (imapconn.Login, error)
+	// slots bounds concurrent connections to this endpoint across the worker.
+	slots chan struct{}
+}
+
+// NewEndpoint builds an endpoint with a connection limit.
+func NewEndpoint(name string, addr imapconn.Address, maxConns int, opts imapconn.Options, login func(string) (imapconn.Login, error)) *Endpoint {
+	if maxConns <= 0 {
+		maxConns = 8
+	}
+	return &Endpoint{Name: name, Addr: addr, Options: opts, Login: login, slots: make(chan struct{}, maxConns)}
+}
+
+// connect opens source and target connections for a mailbox, waiting for a
+// free connection slot on each endpoint (and heartbeating while it waits).
+func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
+	return a.connectWith(ctx, m, true)
+}
+
+// appender opens a LITERAL+ APPEND pipeline to the mailbox's target, if a
+// connection slot is free now (otherwise the lane appends one at a time).
+func (a *Activities) appender(ctx context.Context, m MailboxRef) (*imapconn.Appender, error) {
+	ep, user, err := a.side(m, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := takeSlot(ctx, ep, false); err != nil {
+		return nil, err
+	}
+	login, err := loginFor(m, ep, user)
+	if err == nil {
+		var app *imapconn.Appender
+		if app, err = imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1)); err == nil {
+			app.OnClose(func() { <-ep.slots })
+			return app, nil
+		}
+	}
+	<-ep.slots
+	return nil, err
+}
+
+// errNoSlot means an endpoint is at its connection limit right now.
+var errNoSlot = errors.New("endpoint at its connection limit")
+
+// connectNow is connect without waiting for a connection slot.
+func (a *Activities) connectNow(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {
+	return a.connectWith(ctx, m, false)
+}
+
+func (a *Activities) connectWith(ctx context.Context, m MailboxRef, wait bool) (src, tgt *imapconn.Conn, release func(), err error) {
+	src, relSrc, err := a.dialSide(ctx, m, true, wait)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tgt, relTgt, err := a.dialSide(ctx, m, false, wait)
+	if err != nil {
+		relSrc()
+		return nil, nil, nil, err
+	}
+	return src, tgt, func() { relTgt(); relSrc() }, nil
+}
+
+// side returns the endpoint and user of the source (or target) of a mailbox.
+func (a *Activities) side(m MailboxRef, source bool) (*Endpoint, string, error) {
+	name, user, which := m.TargetEndpoint, m.TargetUser, "target"
+	if source {
+		name, user, which = m.SourceEndpoint, m.SourceUser, "source"
+	}
+	ep, ok := a.Endpoints[name]
+	if !ok {
+		return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: %s endpoint %q is not configured on this worker", m.Address, which, name), ErrTypeConfig, nil)
+	}
+	return ep, user, nil
+}
+
+// takeSlot reserves one of ep's connections, waiting for one (with
+// heartbeats) or failing at once with errNoSlot.
+func takeSlot(ctx context.Context, ep *Endpoint, wait bool) error {
+	if wait {
+		return acquire(ctx, ep.slots)
+	}
+	select {
+	case ep.slots <- struct{}{}:
+		return nil
+	default:
+		return errNoSlot
+	}
+}
+
+// loginFor resolves a user's credentials on ep; a failure is configuration.
+func loginFor(m MailboxRef, ep *Endpoint, user string) (imapconn.Login, error) {
+	login, err := ep.Login(user)
+	if err != nil {
+		return login, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: credentials for %s on %s: %v", m.Address, user, ep.Name, err), ErrTypeConfig, nil)
+	}
+	return login, nil
+}
+
+// dialSide opens one authenticated connection to the source or the target.
+func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bool) (*imapconn.Conn, func(), error) {
+	ep, user, err := a.side(m, source)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := takeSlot(ctx, ep, wait); err != nil {
+		return nil, nil, err
+	}
+	login, err := loginFor(m, ep, user)
+	if err != nil {
+		<-ep.slots
+		return nil, nil, err
+	}
+	c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
+	if err != nil {
+		<-ep.slots
+		return nil, nil, temporalError(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
+	}
+	return c, func() { c.Close(); <-ep.slots }, nil
+}
+
+func acquire(ctx context.Context, slots chan struct{}) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/staging"
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// TransferMailbox runs one pass (pre-stage, delta or final) over a mailbox.
+// It resumes from the last heartbeat after a retry, or from the ledger in
+// the staging store on a new run; either way the uncertain tail is
+// reconciled against the target before anything is appended again.
+func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
+	if in.Budget <= 0 {
+		return a.transferMailbox(ctx, in)
+	}
+	bctx, cancel := context.WithTimeout(ctx, in.Budget)
+	defer cancel()
+	res, err := a.transferMailbox(bctx, in)
+	if err != nil {
+		res.Incomplete, res.StopReason = true, err.Error()
+		if bctx.Err() != nil && ctx.Err() == nil {
+			res.StopReason = "budget of " + in.Budget.String() + " spent"
+		}
+	}
+	return res, nil
+}
+
+func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
+	var res TransferResult
+	log := a.logger().With("org", in.Mailbox.Org, "mailbox", in.Mailbox.Address, "pass", in.Pass)
+	opts := a.policy(in.Policy)
+	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
+	res.Ledger = ledger
+	// A local attempt the SDK gave up on may still be stopping; two
+	// transfers of one mailbox must never append at once.
+	unlock, err := a.locks.lock(ctx, ledger)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	cp, err := a.loadLedger(ctx, ledger)
+	if err != nil {
+		return res, err
+	}
+	if activity.HasHeartbeatDetails(ctx) {
+		var hb transfer.Checkpoint
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && len(hb.Folders) > 0 {
+			// The heartbeat holds the tallies the previous attempt started
+			// with; the ledger has what that attempt added when it ended.
+			hb.Passes = cp.Passes
+			cp = hb
+			res.Resumed = true
+		}
+	}
+	src, tgt, release, err := a.connect(ctx, in.Mailbox)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	opts.Stage = func(ctx context.Context, item transfer.SkippedItem, body io.Reader) (string, error) {
+		name := staging.ItemName(in.Mailbox.Org, in.Mailbox.Address, item.Folder, item.UIDValidity, item.UID)
+		_, err := a.Staging.Put(ctx, name, heartbeatReader(ctx, body), map[string]string{
+			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": item.Folder,
+			"uid": fmt.Sprint(item.UID), "size": fmt.Sprint(item.Size), "reason": item.Reason,
+			"messageid": item.MessageID, "flags": strings.Join(item.Flags, " "),
+			"internaldate": item.Date, "kind": "large-item",
+		})
+		return name, err
+	}
+	// Flag changes on the source are copied on every pass that runs before
+	// the routing switch (pre-stage, deltas, final).
+	opts.SyncFlags = true
+	opts.Lanes = a.Limits.LanesPerMailbox
+	if a.Limits.AppendWindow > 0 {
+		opts.AppendWindow = a.Limits.AppendWindow
+		opts.Appender = func(ctx context.Context) (*imapconn.Appender, error) {
+			return a.appender(ctx, in.Mailbox)
+		}
+	}
+	opts.Dial = func(ctx context.Context) (*imapconn.Conn, *imapconn.Conn, func(), error) {
+		// Extra lanes never wait for a connection slot: if the endpoint is
+		// busy, the mailbox simply runs on fewer lanes.
+		return a.connectNow(ctx, in.Mailbox)
+	}
+	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
+		activity.RecordHeartbeat(ctx, cp)
+	}
+	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
+	start := time.Now()
+	res.Started = start.UTC()
+	tally := cp.Tally(in.PassID)
+	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
+	res.Finished = time.Now().UTC()
+	if in.PassID != "" {
+		tally.Copied += st.Copied
+		tally.Bytes += st.Bytes
+		cp.SetTally(tally)
+		st.Copied, st.Bytes = tally.Copied, tally.Bytes
+	}
+	// Whatever happened, keep what was settled.
+	if serr := a.saveJSON(context.WithoutCancel(ctx), ledger, cp); serr != nil && err == nil {
+		err = serr
+	}
+	res.Folders, res.Copied, res.Bytes, res.Matched = st.Folders, st.Copied, st.Bytes, st.Matched
+	res.BodiesRead, res.SourceMessages, res.Reconciled = st.BodiesRead, st.SourceTotal, st.Reconciled
+	res.SkippedTotal, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
+	for _, s := range cp.Skipped {
+		if !s.Imported && len(res.Skipped) < MaxReportedItems {
+			res.Skipped = append(res.Skipped, s)
+		}
+	}
+	if err != nil {
+		return res, temporalError("mailbox "+in.Mailbox.Address, err)
+	}
+	log.Info("pass done", "copied", st.Copied, "bytes", st.Bytes, "matched", st.Matched, "skipped", res.SkippedTotal, "took", time.Since(start).Round(time.Millisecond))
+	if err := a.saveJSON(ctx, staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, in.Pass), res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// skippedSummary counts a ledger's skipped items that are still not in the
+// target (imported ones are), by reason, and how many are kept in staging.
+func skippedSummary(items []transfer.SkippedItem) (total int, byReason map[string]int, staged int) {
+	byReason = map[string]int{}
+	for _, s := range items {
+		if s.Imported {
+			continue // staged earlier, in the target now
+		}
+		total++
+		byReason[s.Reason]++
+		if s.StagedAs != "" {
+			staged++
+		}
+	}
+	return total, byReason, staged
+}

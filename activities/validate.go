@@ -1,0 +1,52 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailshift/mailshift/internal/report"
+	"github.com/mailshift/mailshift/internal/staging"
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// ValidateMailbox compares source and target by content hash, flags and dates.
+func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
+	var res ValidateResult
+	opts := a.policy(in.Policy)
+	cp, err := a.loadLedger(ctx, staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address))
+	if err != nil {
+		return res, err
+	}
+	src, tgt, release, err := a.connect(ctx, in.Mailbox)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	stop := keepAlive(ctx)
+	v, err := transfer.Validate(ctx, src, tgt, cp, opts.Rules)
+	stop()
+	if err != nil {
+		return res, temporalError("mailbox "+in.Mailbox.Address, err)
+	}
+	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
+	res.Problems = v.Problems
+	_, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
+	t := v.Totals()
+	res.Skipped, res.Missing, res.Duplicates = t.Skipped, t.Missing, t.Duplicates
+	res.FlagMismatch, res.DateMismatch, res.Extra = t.FlagMismatch, t.DateMismatch, t.Extra
+	for _, f := range v.Folders {
+		if !f.OK() {
+			res.Problems = append(res.Problems, fmt.Sprintf("folder %q -> %q: %d missing, %d duplicates, %d flag and %d date mismatches",
+				f.Source, f.Target, f.Missing, f.Duplicates, f.FlagMismatch, f.DateMismatch))
+		}
+	}
+	if len(res.Problems) > MaxReportedItems {
+		res.Problems = res.Problems[:MaxReportedItems]
+	}
+	res.OK = v.OK()
+	res.Report = staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, report.ValidationPass)
+	if err := a.saveJSON(ctx, res.Report, v); err != nil {
+		return res, err
+	}
+	return res, nil
+}
