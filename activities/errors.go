@@ -43,6 +43,9 @@ const (
 	// ErrTypeMailboxNotRetryable: the retry-mailbox update named a mailbox
 	// that is neither failed nor skipped.
 	ErrTypeMailboxNotRetryable = "NotRetryable"
+	// ErrTypeControlRefused: an operator control's validator refused it
+	// (a missing person or reason, an unknown field, the wrong phase).
+	ErrTypeControlRefused = "ControlRefused"
 )
 
 // NonRetryable lists the error types a retry cannot fix.
