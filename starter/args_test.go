@@ -33,3 +33,27 @@ func TestParseAnyOrder(t *testing.T) {
 		t.Fatal("an unknown flag after the code is still an error")
 	}
 }
+
+func TestControlsNeedThePersonAndTheReasonBeforeDialling(t *testing.T) {
+	for _, c := range []struct{ cmd, who, reason, want string }{
+		{"approve", "alice", "", "approve: --reason is required (the change ticket, or why)"},
+		{"rollback", "alice", " ", "rollback: --reason is required (the change ticket, or why)"},
+		{"set-concurrency", "", "", "set-concurrency: --approver is required (who does it, for the audit trail)"},
+		{"skip-mailbox", "", "leaver", "skip-mailbox: --approver is required (who does it, for the audit trail)"},
+		{"approve", "alice", "CAB-9", ""},
+		{"set-concurrency", "ops", "", ""},
+		{"pause", "", "", ""},
+	} {
+		err := requireDecision(c.cmd, c.who, c.reason)
+		if got := errText(err); got != c.want {
+			t.Errorf("%s who=%q reason=%q: got %q, want %q", c.cmd, c.who, c.reason, got, c.want)
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -336,6 +337,9 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 		return fmt.Errorf("%s: organization code required", cmd)
 	}
 	org := pos[0]
+	if err := requireDecision(cmd, *approver, *reason); err != nil {
+		return err
+	}
 	c, err := dial(*address)
 	if err != nil {
 		return err
@@ -393,6 +397,25 @@ func runControl(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		fmt.Printf("%s: mailbox %s was %s, now %s\n", org, r.Address, r.Was, r.Now)
+	}
+	return nil
+}
+
+// requireDecision checks, before anything is dialled, what the workflow
+// would refuse anyway: a control that records a person needs one, and an
+// approval or rollback needs its reason.
+func requireDecision(cmd, who, reason string) error {
+	if cmd == "pause" || cmd == "resume" {
+		return nil // signals: they record no one
+	}
+	if strings.TrimSpace(who) == "" {
+		return fmt.Errorf("%s: --approver is required (who does it, for the audit trail)", cmd)
+	}
+	switch cmd {
+	case "approve", "approve-skipped", "override-readiness", "rollback":
+		if strings.TrimSpace(reason) == "" {
+			return fmt.Errorf("%s: --reason is required (the change ticket, or why)", cmd)
+		}
 	}
 	return nil
 }

@@ -1,16 +1,21 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/mailshift/mailshift/activities"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
 // registerControls installs the operator updates: each is a handler method
 // with a validator method of its own. Validators run before anything is
 // written to history, so a refused control leaves no trace but its error
-// to the caller. Arguments that do not decode (an unknown field, a wrong
-// type) are refused by the SDK before the validator runs.
+// to the caller. An argument with a field it does not have ("operatr") is
+// refused by the validator, by name (see strictArgs); one that does not
+// decode at all (a wrong type) is refused by the SDK before it.
 func (o *organization) registerControls(ctx workflow.Context) error {
 	updates := []struct {
 		name               string
@@ -196,7 +201,17 @@ func requireReason(control, reason string) error {
 func (o *organization) controlTarget(ctx workflow.Context, c MailboxControl) (int, MailboxControlResult, error) {
 	i, err := o.table.find(ctx, o.in.Code, c.Address)
 	if err != nil {
-		return 0, MailboxControlResult{}, err
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.NonRetryable() {
+			return 0, MailboxControlResult{}, err
+		}
+		// The lookup's own failure (an activity timeout, say) is the
+		// caller's answer, not something to retry as it stands.
+		typ := activities.ErrTypeConfig
+		if app != nil && app.Type() == activities.ErrTypeNotFound {
+			typ = activities.ErrTypeNotFound
+		}
+		return 0, MailboxControlResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: looking it up: %s", c.Address, rootCause(err)), typ, err)
 	}
 	if i < 0 || i >= o.total {
 		return 0, MailboxControlResult{}, configError("mailbox %s: inventory index %d is outside 0..%d", c.Address, i, o.total-1)
@@ -221,7 +236,7 @@ func (o *organization) skipMailbox(ctx workflow.Context, c MailboxControl) (Mail
 		p.Failures = removeFailure(p.Failures, c.Address)
 	case o.window.isOpen() && o.covers(i, p.Pass) && (o.window.ahead(i) || o.window.running(i)):
 		p.PassTotal-- // it will not finish this pass
-	case o.checkingReadiness() && (i >= o.steps.cursor || o.window.requeued(i)):
+	case o.checkingReadiness() && (i >= o.steps.position() || o.window.requeued(i)):
 		p.PassTotal-- // its readiness will not be booked
 	}
 	if o.table.state(i) != mbSkipped {
@@ -263,7 +278,7 @@ func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (Mai
 		p.PassTotal++
 		// One already waiting (skipped and retried while its check ran) is
 		// checked once.
-		if i < o.steps.cursor && !o.window.requeued(i) {
+		if i < o.steps.position() && !o.window.requeued(i) {
 			o.window.reinstate(i)
 		}
 	}

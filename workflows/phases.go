@@ -228,16 +228,14 @@ func (o *organization) rollback(ctx workflow.Context) error {
 	}
 	o.window.end()
 	if o.switched {
-		if o.steps.at != stepRevert {
-			o.steps = steps{at: stepRevert}
-		}
+		o.steps.enter(stepRevert)
 		if err := o.route(ctx, true); err != nil {
 			return err
 		}
 		o.switched = false
 		o.p.RoutingReverted = true
 	}
-	o.steps.at = stepNone
+	o.steps.clear()
 	r := o.p.RollbackRequested
 	o.p.Reason = fmt.Sprintf("rolled back by %s: %s", r.Approver, r.Reason)
 	o.setPhase(ctx, PhaseRolledBack)

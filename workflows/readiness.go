@@ -19,12 +19,11 @@ import (
 // requeue and are checked once every page is done.
 func (o *organization) readinessBatches(ctx workflow.Context) error {
 	p := &o.p
-	if o.steps.at != stepReadiness {
-		o.steps = steps{at: stepReadiness}
+	if o.steps.enter(stepReadiness) {
 		o.window.clearRequeue()
 		o.openPass(ctx, PassReadiness)
 	}
-	for o.steps.cursor < o.total || o.window.anyRequeued() {
+	for o.steps.position() < o.total || o.window.anyRequeued() {
 		if err := workflow.Await(ctx, func() bool { return !o.paused || o.rollingBack() }); err != nil {
 			return err
 		}
@@ -41,7 +40,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 		// The next page, or, once every page is done, the mailboxes an
 		// operator retried meanwhile.
 		var idx []int
-		if cur := o.steps.cursor; cur < o.total {
+		if cur := o.steps.position(); cur < o.total {
 			end := min(cur+inventoryPage, o.total)
 			for i := cur; i < end; i++ {
 				idx = append(idx, i)
@@ -90,14 +89,14 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 			}
 			o.book(out)
 		}
-		if o.steps.cursor < o.total {
-			o.steps.cursor += len(idx)
+		if cur := o.steps.position(); cur < o.total {
+			o.steps.moveTo(cur + len(idx))
 		} else {
 			o.window.dropRequeued(len(idx))
 		}
 	}
 	o.window.clearRequeue()
-	o.steps = steps{}
+	o.steps.clear()
 	p.Pass = ""
 	return nil
 }
@@ -105,7 +104,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 // checkingReadiness: the readiness phase is checking pages (see
 // readinessBatches); skip-mailbox and retry-mailbox adjust to it.
 func (o *organization) checkingReadiness() bool {
-	return o.steps.at == stepReadiness && o.p.Phase == PhaseReadiness
+	return o.steps.in(stepReadiness) && o.p.Phase == PhaseReadiness
 }
 
 // errBatch wraps the error of a readiness batch that failed as a whole.

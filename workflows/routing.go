@@ -43,13 +43,13 @@ func (o *organization) routeWhere(ctx workflow.Context, revert bool, changed *in
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute, RetryPolicy: retry})
 	var a *activities.Activities
-	for o.steps.cursor < o.total {
+	for o.steps.position() < o.total {
 		if o.shouldContinueAsNew(ctx) {
 			return errContinueAsNew
 		}
-		end := min(o.steps.cursor+inventoryPage, o.total)
+		end := min(o.steps.position()+inventoryPage, o.total)
 		var addrs []string
-		for i := o.steps.cursor; i < end; i++ {
+		for i := o.steps.position(); i < end; i++ {
 			if pick(i) {
 				spec, err := o.table.spec(ctx, i)
 				if err != nil {
@@ -65,7 +65,7 @@ func (o *organization) routeWhere(ctx workflow.Context, revert bool, changed *in
 				if revert {
 					return err // a rollback must not end before delivery is back
 				}
-				o.steps.cursor = 0
+				o.steps.moveTo(0)
 				// Addresses switched by earlier pages go back.
 				o.requestRollback(ctx, "routing switch failed: "+rootCause(err))
 				o.switched = true
@@ -77,8 +77,8 @@ func (o *organization) routeWhere(ctx workflow.Context, revert bool, changed *in
 		if !revert {
 			o.switched = true
 		}
-		o.steps.cursor = end
+		o.steps.moveTo(end)
 	}
-	o.steps.cursor = 0
+	o.steps.moveTo(0)
 	return nil
 }

@@ -31,6 +31,29 @@ type steps struct {
 	cursor int
 }
 
+// enter puts the run in step s, at the start of its walk unless it is
+// there already (an earlier run continued as new inside it); fresh says
+// whether it was not.
+func (s *steps) enter(st step) (fresh bool) {
+	if s.at == st {
+		return false
+	}
+	*s = steps{at: st}
+	return true
+}
+
+// in: the run is inside step st.
+func (s *steps) in(st step) bool { return s.at == st }
+
+// clear leaves the step, its walk done.
+func (s *steps) clear() { *s = steps{} }
+
+// position is the next mailbox index the step's walk reaches.
+func (s *steps) position() int { return s.cursor }
+
+// moveTo sets the walk's next mailbox index.
+func (s *steps) moveTo(i int) { s.cursor = i }
+
 // stepFunc is one step of a phase.
 type stepFunc struct {
 	name step
@@ -42,7 +65,7 @@ type stepFunc struct {
 // where it is; the phase then is not done.
 func (o *organization) runSteps(ctx workflow.Context, all ...stepFunc) (done bool, err error) {
 	for i, st := range all {
-		if o.steps.at != stepNone && o.steps.at != st.name {
+		if !o.steps.in(stepNone) && !o.steps.in(st.name) {
 			continue // done by an earlier run
 		}
 		o.steps.at = st.name

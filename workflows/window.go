@@ -136,7 +136,9 @@ func (w *passWindow) requeued(i int) bool { return slices.Contains(w.requeue, i)
 func (w *passWindow) anyRequeued() bool   { return len(w.requeue) > 0 }
 
 // requeuedFirst is up to n mailboxes waiting to start again, in order.
-func (w *passWindow) requeuedFirst(n int) []int { return w.requeue[:min(len(w.requeue), n)] }
+func (w *passWindow) requeuedFirst(n int) []int {
+	return slices.Clone(w.requeue[:min(len(w.requeue), n)])
+}
 
 // dropRequeued forgets the first n requeued mailboxes.
 func (w *passWindow) dropRequeued(n int) { w.requeue = w.requeue[n:] }
