@@ -49,6 +49,7 @@ func runCampaign(ctx context.Context, args []string) error {
 	inlineMax := fs.Int("inline-max", defaultInlineMax, "organizations with more mailboxes have their list staged (needs --config)")
 	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration, for its staging store (default: MAILSHIFT_CONFIG)")
 	dryRun := fs.Bool("dry-run", false, "check and plan, start nothing")
+	workerWait := fs.Duration("worker-wait", control.WorkerWait, "after the start, wait this long for a worker to poll the task queue and warn if none does (0: don't check)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func runCampaign(ctx context.Context, args []string) error {
 	if err := workflows.ValidateCampaignInput(in); err != nil {
 		return fmt.Errorf("campaign: %w", err)
 	}
-	c, err := dial(*address)
+	c, target, err := dialTarget(*address)
 	if err != nil {
 		return err
 	}
@@ -165,6 +166,8 @@ func runCampaign(ctx context.Context, args []string) error {
 		return fmt.Errorf("start campaign %s: %w", *name, err)
 	}
 	fmt.Printf("started campaign %s: workflow %s run %s\nfollow it with: starter campaign-status %s\n", *name, run.GetID(), run.GetRunID(), *name)
+	target.TaskQueue, target.Config = *taskQueue, *cfgPath
+	checkWorker(ctx, c, target, *workerWait, "the campaign is started and runs once one polls")
 	return nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -144,19 +145,27 @@ func runDemo(ctx context.Context, args []string) error {
 
 // dial connects with envconfig's settings, --address overriding the address.
 func dial(address string) (client.Client, error) {
+	c, _, err := dialTarget(address)
+	return c, err
+}
+
+// dialTarget is dial that also tells where it connected: the address and
+// namespace a worker must use (the task queue is the caller's to fill in).
+func dialTarget(address string) (client.Client, control.WorkerTarget, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
-		return nil, fmt.Errorf("temporal client settings: %w", err)
+		return nil, control.WorkerTarget{}, fmt.Errorf("temporal client settings: %w", err)
 	}
 	if address != "" {
 		opts.HostPort = address
 	}
+	t := control.WorkerTarget{Address: orDefault(opts.HostPort, client.DefaultHostPort), Namespace: orDefault(opts.Namespace, client.DefaultNamespace)}
 	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, err := client.Dial(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
+		return nil, t, fmt.Errorf("connect to Temporal at %s: %w", t.Address, err)
 	}
-	return c, nil
+	return c, t, nil
 }
 
 func orDefault(s, d string) string {
@@ -187,6 +196,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
 	inlineMax := fs.Int("inline-max", defaultInlineMax, "organizations with more mailboxes have their list staged in the worker's staging store (needs --config)")
 	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration (for its staging store)")
+	workerWait := fs.Duration("worker-wait", control.WorkerWait, "warn when no worker polls the task queue this long after the start, and every minute after (0: don't check)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -245,11 +255,12 @@ func runMigrate(ctx context.Context, args []string) error {
 	if len(inputs) == 0 {
 		return fmt.Errorf("no organization %q in %s", *only, *invPath)
 	}
-	c, err := dial(*address)
+	c, target, err := dialTarget(*address)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	target.TaskQueue, target.Config = *taskQueue, *cfgPath
 	var codes []string
 	for _, in := range inputs {
 		run, err := control.Start(ctx, c, *taskQueue, in)
@@ -260,14 +271,71 @@ func runMigrate(ctx context.Context, args []string) error {
 		codes = append(codes, in.Code)
 	}
 	if !*wait {
+		checkWorker(ctx, c, target, *workerWait, "the organizations are started and run once one polls")
 		return nil
 	}
-	return watchAndSummarise(ctx, c, codes)
+	board := newSyncBoard()
+	if *workerWait > 0 {
+		// The check runs beside the watch and ends with it.
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			if err := control.WatchWorker(wctx, c, target, *workerWait, control.WorkerHintEvery, board.note); err != nil && wctx.Err() == nil {
+				board.note(fmt.Sprintf("cannot tell whether a worker polls task queue %q: %v", target.TaskQueue, err))
+			}
+		}()
+	}
+	return watchAndSummarise(ctx, c, codes, board)
 }
 
-func watchAndSummarise(ctx context.Context, c client.Client, codes []string) error {
-	board := progress.NewBoard(os.Stdout)
-	ps, err := control.Watch(ctx, c, codes, time.Second, func(ps []workflows.Progress) { board.Draw(ps, time.Now()) })
+// checkWorker is the worker check of a command that does not wait: it
+// looks for up to within and, if no worker polls, prints the hint and then
+// what happens next.
+func checkWorker(ctx context.Context, c client.Client, t control.WorkerTarget, within time.Duration, next string) {
+	if within <= 0 {
+		return
+	}
+	start := time.Now()
+	p, err := control.WaitForWorker(ctx, c, t.TaskQueue, within)
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, control.ErrNoWorker):
+		fmt.Fprintf(os.Stderr, "starter: %s\n  %s\n", t.NoWorkerHint(time.Since(start), p), next)
+	default:
+		fmt.Fprintf(os.Stderr, "starter: cannot tell whether a worker polls task queue %q: %v\n", t.TaskQueue, err)
+	}
+}
+
+// syncBoard is a progress board that notes from another goroutine (the
+// worker check) can interrupt: a note goes to stderr and the board starts
+// again below it, rather than drawing over it.
+type syncBoard struct {
+	mu    sync.Mutex
+	board *progress.Board
+}
+
+func newSyncBoard() *syncBoard { return &syncBoard{board: progress.NewBoard(os.Stdout)} }
+
+func (b *syncBoard) draw(ps []workflows.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.board.Draw(ps, time.Now())
+}
+
+func (b *syncBoard) note(msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintf(os.Stderr, "starter: %s\n", msg)
+	b.board.Break()
+}
+
+func watchAndSummarise(ctx context.Context, c client.Client, codes []string, board *syncBoard) error {
+	if board == nil {
+		board = newSyncBoard()
+	}
+	ps, err := control.Watch(ctx, c, codes, time.Second, board.draw)
 	if err != nil {
 		return err
 	}
@@ -307,7 +375,7 @@ func runStatus(ctx context.Context, args []string) error {
 		return nil
 	}
 	if *watch {
-		return watchAndSummarise(ctx, c, orgs)
+		return watchAndSummarise(ctx, c, orgs, nil)
 	}
 	board := progress.NewBoard(os.Stdout)
 	board.TTY = false

@@ -74,6 +74,11 @@ func (b *Board) Draw(ps []workflows.Progress, now time.Time) {
 	}
 }
 
+// Break lets other output (a warning on stderr, say) stay visible: on a
+// terminal the next Draw starts a new board below it instead of rewriting
+// the lines above.
+func (b *Board) Break() { b.lines = 0 }
+
 // stripRate lets a non-terminal board skip lines where only the rate moved.
 func stripRate(s string) string {
 	if i := strings.Index(s, " MB/s"); i > 0 {
