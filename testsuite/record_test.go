@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -17,18 +19,54 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
-// TestRecordHistories records, when MAILSHIFT_RECORD_HISTORIES names a
-// directory, every run of one organization (continuing as new every 4
-// mailboxes, some of them direct) and every pass of one of its mailboxes,
-// for workflows/TestHistoriesOfShippedVersionsReplay: record before a
-// change to the workflows ships, into
+// Histories are recorded, when MAILSHIFT_RECORD_HISTORIES names a
+// directory, for workflows/TestHistoriesOfShippedVersionsReplay: record
+// before a change to the workflows ships, into
 // workflows/testdata/histories/<version>/.
-func TestRecordHistories(t *testing.T) {
+
+// recordDir is the directory to record into, after skipping the test when
+// MAILSHIFT_RECORD_HISTORIES is unset.
+func recordDir(t *testing.T) string {
+	t.Helper()
 	dir := os.Getenv("MAILSHIFT_RECORD_HISTORIES")
 	if dir == "" {
 		t.Skip("set MAILSHIFT_RECORD_HISTORIES to record histories")
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// saveRuns writes every run of workflow id to dir as <kind>-NN.json
+// (protojson, as the replayer reads it), oldest run first, once the
+// visibility store lists at least wantRuns of them.
+func saveRuns(t *testing.T, ctx context.Context, env *demo.Env, dir, kind, id string, wantRuns int) {
+	t.Helper()
+	var runs []*workflowpb.WorkflowExecutionInfo
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id), PageSize: 1000})
+		require.NoError(t, err)
+		runs = r.Executions
+		if len(runs) >= wantRuns {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%s: %d runs listed, want %d", id, len(runs), wantRuns)
+	}
+	slices.SortFunc(runs, func(a, b *workflowpb.WorkflowExecutionInfo) int {
+		return a.GetStartTime().AsTime().Compare(b.GetStartTime().AsTime())
+	})
+	for k, ex := range runs {
+		b, err := protojson.Marshal(fetchHistory(t, ctx, env, id, ex.GetExecution().GetRunId()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%02d.json", kind, k)), b, 0o644))
+	}
+	t.Logf("%s: %d runs", id, len(runs))
+}
+
+// TestRecordHistories records every run of one organization (continuing
+// as new every 4 mailboxes, some of them direct) and every pass of one of
+// its mailboxes.
+func TestRecordHistories(t *testing.T) {
+	dir := recordDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	env, err := demo.Setup(ctx, demo.Options{Seed: 11, Scale: 0.3, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir(), MaxMessageSize: 512 << 10})
@@ -42,16 +80,41 @@ func TestRecordHistories(t *testing.T) {
 	p, err := control.Result(ctx, env.Client, in.Code)
 	require.NoError(t, err)
 	require.True(t, p.Validated(), "%s %v", p.Phase, p.Failures)
-	save := func(kind, id string) {
-		r, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id), PageSize: 1000})
-		require.NoError(t, err)
-		for k, ex := range r.Executions {
-			b, err := protojson.Marshal(fetchHistory(t, ctx, env, id, ex.GetExecution().GetRunId()))
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%02d.json", kind, k)), b, 0o644))
-		}
-		t.Logf("%s: %d runs", id, len(r.Executions))
+	saveRuns(t, ctx, env, dir, "organization", workflows.OrganizationWorkflowID(in.Code), p.Runs)
+	saveRuns(t, ctx, env, dir, "mailbox", workflows.MailboxWorkflowID(in.Code, in.Mailboxes[0].Address), 1)
+}
+
+// TestRecordCampaignHistories records every run of a campaign of the demo
+// estate's three organizations over two planned days (the calendar starts
+// yesterday, so both have begun) that continues as new after each start:
+// twice while organizations remain to start, once more while the last
+// ones run, and the last run learns of their ends by signal and completes.
+func TestRecordCampaignHistories(t *testing.T) {
+	dir := recordDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := demo.Setup(ctx, demo.Options{Seed: 4, Scale: 0.15, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	defer env.Close()
+	in := workflows.CampaignInput{
+		Name:       "record",
+		Template:   workflows.OrganizationInput{SourceEndpoint: "source", TargetEndpoint: "target", Concurrency: 4},
+		OrgsPerRun: 1,
 	}
-	save("organization", workflows.OrganizationWorkflowID(in.Code))
-	save("mailbox", workflows.MailboxWorkflowID(in.Code, in.Mailboxes[0].Address))
+	for _, org := range env.Inputs {
+		in.Organizations = append(in.Organizations, workflows.CampaignOrg{Code: org.Code, Name: org.Name, Wave: "w1", Mailboxes: len(org.Mailboxes), MailboxList: org.Mailboxes})
+	}
+	require.Len(t, in.Organizations, 3)
+	capacity := in.Organizations[0].Mailboxes + in.Organizations[1].Mailboxes
+	yesterday := time.Now().UTC().AddDate(0, 0, -1)
+	in.Calendar = workflows.CampaignCalendar{WeekdayCapacity: capacity, WeekendCapacity: capacity}
+	in.Calendar.Start.Year, in.Calendar.Start.Month, in.Calendar.Start.Day = yesterday.Year(), yesterday.Month(), yesterday.Day()
+	_, err = control.StartCampaign(ctx, env.Client, workflows.TaskQueue, in)
+	require.NoError(t, err)
+	p, err := control.CampaignResult(ctx, env.Client, in.Name)
+	require.NoError(t, err)
+	require.Equal(t, 2, p.Days)
+	require.Equal(t, len(env.Inputs), p.Completed, "%+v", p)
+	require.Greater(t, p.Runs, 1, "the campaign continued as new")
+	saveRuns(t, ctx, env, dir, "campaign", workflows.CampaignWorkflowID(in.Name), p.Runs)
 }
