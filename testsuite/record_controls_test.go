@@ -2,15 +2,10 @@ package testsuite
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/workflowservice/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/demo"
@@ -25,11 +20,7 @@ import (
 // replay test then checks the update handlers, timers and cancels that the
 // plain recordings never exercise.
 func TestRecordControlHistories(t *testing.T) {
-	dir := os.Getenv("MAILSHIFT_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set MAILSHIFT_RECORD_HISTORIES to record histories")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
+	dir := recordDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	env, err := demo.Setup(ctx, demo.Options{Seed: 11, Scale: 0.3, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir(), MaxMessageSize: 512 << 10})
@@ -88,17 +79,7 @@ func TestRecordControlHistories(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, workflows.PhaseRolledBack, pb.Phase)
 
-	save := func(kind, id string) {
-		r, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id), PageSize: 1000})
-		require.NoError(t, err)
-		for k, ex := range r.Executions {
-			b, err := protojson.Marshal(fetchHistory(t, ctx, env, id, ex.GetExecution().GetRunId()))
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%02d.json", kind, k)), b, 0o644))
-		}
-		t.Logf("%s: %d runs", id, len(r.Executions))
-	}
-	save("controls-organization", workflows.OrganizationWorkflowID(a.Code))
-	save("controls-mailbox", workflows.MailboxWorkflowID(a.Code, skipped))
-	save("rollback-organization", workflows.OrganizationWorkflowID(b.Code))
+	saveRuns(t, ctx, env, dir, "controls-organization", workflows.OrganizationWorkflowID(a.Code), pa.Runs)
+	saveRuns(t, ctx, env, dir, "controls-mailbox", workflows.MailboxWorkflowID(a.Code, skipped), 1)
+	saveRuns(t, ctx, env, dir, "rollback-organization", workflows.OrganizationWorkflowID(b.Code), pb.Runs)
 }
