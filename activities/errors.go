@@ -22,7 +22,9 @@ const (
 	// ErrTypePolicy: the transfer policy's limits were exceeded
 	// (transfer.ErrPolicy).
 	ErrTypePolicy = "PolicyExceeded"
-	// ErrTypeConfig: the worker's configuration or an input is wrong.
+	// ErrTypeConfig: the worker's configuration or an input is wrong
+	// (among others imapconn.KindConfig: plaintext to a host that is not
+	// loopback refused, a server certificate that does not verify).
 	ErrTypeConfig = "ConfigError"
 	// ErrTypeOverQuota: the target refused for want of quota (IMAP
 	// imapconn.KindOverQuota).
@@ -66,6 +68,8 @@ func temporalError(prefix string, err error) error {
 		switch ie.Kind {
 		case imapconn.KindAuth:
 			typ = ErrTypeAuth
+		case imapconn.KindConfig:
+			typ = ErrTypeConfig
 		case imapconn.KindNonExistent:
 			typ = ErrTypeNotFound
 		case imapconn.KindOverQuota:

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,8 +53,21 @@ type Endpoint struct {
 	MasterPassword  secrets.Ref `yaml:"master_password"`
 	MasterSeparator string      `yaml:"master_separator"`
 	MaxConnections  int         `yaml:"max_connections"`
-	// TLSInsecureSkipVerify is for lab servers with self-signed certificates.
+	// TLSCAFile is a PEM bundle of CA certificates (an absolute path) that
+	// the worker trusts for this endpoint in addition to the system's roots:
+	// a private CA. It is read when the worker starts.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSServerName is the name the server's certificate must carry when
+	// the URL's host is not it (an IP address, an internal alias).
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSInsecureSkipVerify accepts any server certificate: for lab servers
+	// with self-signed certificates only (the worker warns at start).
 	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
+	// AllowPlaintext lets an imap:// endpoint that is not loopback be used
+	// without TLS when its server does not offer STARTTLS (a trusted
+	// network; the worker warns at start). Without it such a server is
+	// refused before any credential is sent.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // Staging selects the staging store.
@@ -316,7 +328,7 @@ func (r *Routing) validateWebhook() []error {
 		errs = append(errs, errors.New("routing.url: must not carry a query or fragment (put a bearer token in token_file)"))
 	case u.Host == "" || u.Scheme != "https" && u.Scheme != "http":
 		errs = append(errs, fmt.Errorf("routing.url: %q: want https://host/path", r.URL))
-	case u.Scheme == "http" && !loopback(u.Hostname()):
+	case u.Scheme == "http" && !imapconn.IsLoopback(u.Hostname()):
 		errs = append(errs, fmt.Errorf("routing.url: %q: plain http only to a loopback address; use https", r.URL))
 	}
 	if r.TokenFile != "" && !filepath.IsAbs(r.TokenFile) {
@@ -335,14 +347,6 @@ func (r *Routing) validateWebhook() []error {
 		errs = append(errs, fmt.Errorf("routing.batch: %d is outside 1..%d", r.Batch, MaxRoutingBatch))
 	}
 	return errs
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // validContainerName applies Azure's container naming rules.
@@ -370,8 +374,21 @@ func (c *Config) EndpointNames() []string {
 
 func (ep *Endpoint) validate() []error {
 	var errs []error
-	if _, err := imapconn.ParseAddress(ep.URL); err != nil {
+	addr, err := imapconn.ParseAddress(ep.URL)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
+	}
+	if ep.AllowPlaintext && err == nil && addr.TLS {
+		errs = append(errs, errors.New("allow_plaintext: only applies to imap:// URLs (imaps:// is always TLS)"))
+	}
+	if ep.TLSCAFile != "" && !filepath.IsAbs(ep.TLSCAFile) {
+		errs = append(errs, fmt.Errorf("tls_ca_file: %q: want an absolute path", ep.TLSCAFile))
+	}
+	if ep.TLSCAFile != "" && ep.TLSInsecureSkipVerify {
+		errs = append(errs, errors.New("tls_ca_file: has no effect with tls_insecure_skip_verify; set only one of them"))
+	}
+	if strings.ContainsFunc(ep.TLSServerName, func(r rune) bool { return unicode.IsSpace(r) || r == '/' }) {
+		errs = append(errs, fmt.Errorf("tls_server_name: %q: want a host name", ep.TLSServerName))
 	}
 	if ep.MaxConnections == 0 {
 		ep.MaxConnections = DefaultMaxConnections
@@ -399,6 +416,53 @@ func (ep *Endpoint) validate() []error {
 		errs = append(errs, fmt.Errorf("auth: %q is not one of password, master, master-login", ep.Auth))
 	}
 	return errs
+}
+
+// IMAPOptions are the connection options of this endpoint; it reads
+// tls_ca_file, so the worker calls it once at start.
+func (ep Endpoint) IMAPOptions() (imapconn.Options, error) {
+	o := imapconn.Options{
+		TLSServerName:         ep.TLSServerName,
+		TLSInsecureSkipVerify: ep.TLSInsecureSkipVerify,
+		AllowPlaintext:        ep.AllowPlaintext,
+	}
+	if ep.TLSCAFile != "" {
+		pool, err := imapconn.LoadCAFile(ep.TLSCAFile)
+		if err != nil {
+			return o, fmt.Errorf("tls_ca_file: %w", err)
+		}
+		o.RootCAs = pool
+	}
+	return o, nil
+}
+
+// Warnings lists the endpoint settings that weaken its transport security,
+// one sentence each, for the worker to log when it starts.
+func (ep Endpoint) Warnings() []string {
+	var w []string
+	addr, err := imapconn.ParseAddress(ep.URL)
+	if err != nil {
+		return nil
+	}
+	if ep.AllowPlaintext && !addr.TLS && !imapconn.IsLoopback(addr.Host) {
+		w = append(w, fmt.Sprintf("allow_plaintext: if %s does not offer STARTTLS, passwords and mail cross the network in clear text", addr))
+	}
+	if ep.TLSInsecureSkipVerify {
+		w = append(w, fmt.Sprintf("tls_insecure_skip_verify: the certificate of %s is not verified, so anyone on the path can pose as the server and read the passwords (lab use only)", addr))
+	}
+	return w
+}
+
+// Warnings lists every endpoint's Warnings, each prefixed with
+// "endpoints.NAME: ".
+func (c *Config) Warnings() []string {
+	var w []string
+	for _, name := range c.EndpointNames() {
+		for _, s := range c.Endpoints[name].Warnings() {
+			w = append(w, "endpoints."+name+": "+s)
+		}
+	}
+	return w
 }
 
 // Login resolves the credentials for one user of this endpoint. It is called

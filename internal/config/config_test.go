@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/dovecottest"
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/secrets"
 )
@@ -117,6 +118,14 @@ func TestParseErrorsNameTheirField(t *testing.T) {
 			[]string{"stagging"}, ""},
 		{"unknown endpoint key", base("    url: imap://imap.example\n    passwords: env:PW\n    pasword: env:X\n"),
 			[]string{"endpoints.src.pasword", "line 5"}, ""},
+		{"relative tls_ca_file", base("    url: imaps://imap.example\n    passwords: env:PW\n    tls_ca_file: ca.pem\n"),
+			[]string{"endpoints.src: tls_ca_file:", "absolute"}, ""},
+		{"tls_ca_file and skip verify", base("    url: imaps://imap.example\n    passwords: env:PW\n    tls_ca_file: /etc/ssl/ca.pem\n    tls_insecure_skip_verify: true\n"),
+			[]string{"endpoints.src: tls_ca_file:", "tls_insecure_skip_verify"}, ""},
+		{"allow_plaintext on imaps", base("    url: imaps://imap.example\n    passwords: env:PW\n    allow_plaintext: true\n"),
+			[]string{"endpoints.src: allow_plaintext:", "imap://"}, ""},
+		{"tls_server_name", base("    url: imaps://10.0.0.5\n    passwords: env:PW\n    tls_server_name: imap example\n"),
+			[]string{"endpoints.src: tls_server_name:"}, ""},
 		{"no endpoints", "task_queue: x\n", []string{"endpoints:"}, ""},
 		{"empty file", "", []string{"endpoints:"}, ""},
 		{"staging kind", base("    url: imap://h\n    passwords: env:PW\n") + "staging:\n  kind: s3\n",
@@ -306,4 +315,69 @@ func TestDeployExample(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TLS settings: imap:// to a host that is not loopback is valid without
+// allow_plaintext (STARTTLS is then required when connecting); the worker
+// reads tls_ca_file when it starts and warns about weakening settings.
+func TestEndpointTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := dovecottest.NewPKI(dir, "config")
+	require.NoError(t, err)
+	c, err := config.Parse([]byte(`
+endpoints:
+  strict:
+    url: imap://10.255.255.1:143
+    passwords: env:PW
+  private:
+    url: imaps://10.255.255.2
+    passwords: env:PW
+    tls_ca_file: `+pki.CAFile+`
+    tls_server_name: imap.internal.example
+  legacy:
+    url: imap://10.255.255.3
+    passwords: env:PW
+    allow_plaintext: true
+  lab:
+    url: imaps://lab.example
+    passwords: env:PW
+    tls_insecure_skip_verify: true
+  local:
+    url: imap://127.0.0.1:1143
+    passwords: env:PW
+    allow_plaintext: true
+`), "tls.yaml")
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"endpoints.lab: tls_insecure_skip_verify: the certificate of imaps://lab.example:993 is not verified, so anyone on the path can pose as the server and read the passwords (lab use only)",
+		"endpoints.legacy: allow_plaintext: if imap://10.255.255.3:143 does not offer STARTTLS, passwords and mail cross the network in clear text",
+	}, c.Warnings(), "strict, private and local (loopback) need no warning")
+
+	o, err := c.Endpoints["strict"].IMAPOptions()
+	require.NoError(t, err)
+	require.Equal(t, imapconn.Options{}, o, "system roots, STARTTLS required")
+	o, err = c.Endpoints["private"].IMAPOptions()
+	require.NoError(t, err)
+	require.NotNil(t, o.RootCAs)
+	require.Equal(t, "imap.internal.example", o.TLSServerName)
+	want, err := imapconn.LoadCAFile(pki.CAFile)
+	require.NoError(t, err)
+	require.True(t, o.RootCAs.Equal(want))
+	o, err = c.Endpoints["legacy"].IMAPOptions()
+	require.NoError(t, err)
+	require.True(t, o.AllowPlaintext)
+	o, err = c.Endpoints["lab"].IMAPOptions()
+	require.NoError(t, err)
+	require.True(t, o.TLSInsecureSkipVerify)
+
+	// A missing or wrong CA file is found when the worker starts, not when
+	// the file is parsed (the starter reads the same file elsewhere).
+	ep := c.Endpoints["private"]
+	ep.TLSCAFile = filepath.Join(dir, "missing.pem")
+	_, err = ep.IMAPOptions()
+	require.ErrorContains(t, err, "tls_ca_file: ")
+	require.ErrorContains(t, err, "missing.pem")
+	ep.TLSCAFile = pki.KeyFile
+	_, err = ep.IMAPOptions()
+	require.ErrorContains(t, err, "PRIVATE KEY")
 }

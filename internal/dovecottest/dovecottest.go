@@ -3,6 +3,9 @@
 // instance_name, maildir root, log file and free loopback port, and never
 // touches a system Dovecot.
 //
+// With Options.TLS an instance also speaks TLS (STARTTLS and imaps) with a
+// certificate from a test CA generated for it (PKI).
+//
 // Pitfalls it takes care of (Dovecot 2.3.19 on Debian 12):
 //   - Dovecot refuses mail access as uid 0 ("userdb returned 0 as uid"), so
 //     when running as root the static userdb uses uid/gid 65534 and the
@@ -77,7 +80,10 @@ type Options struct {
 	// QuotaStorage, if > 0, is every user's storage quota in bytes; an APPEND
 	// over it is answered NO [OVERQUOTA].
 	QuotaStorage int64
-	// Port is the IMAP port on 127.0.0.1; 0 picks a free one.
+	// Host is the loopback IPv4 address the listeners bind to: "" means
+	// 127.0.0.1, or 127.0.0.2 with TLSRequired (see there).
+	Host string
+	// Port is the IMAP port on Host; 0 picks a free one.
 	Port int
 	// Dir is the instance directory; "" means a fresh temporary directory
 	// that Stop removes.
@@ -86,6 +92,21 @@ type Options struct {
 	Debug bool
 	// ExtraConfig is appended verbatim to dovecot.conf.
 	ExtraConfig string
+	// TLS turns SSL on (ssl = yes) with a server certificate for Host,
+	// 127.0.0.1, ::1 and localhost from a CA generated for the instance (PKI): the
+	// imap listener offers STARTTLS, and an imaps listener (implicit TLS)
+	// opens on a second free loopback port (TLSAddr, TLSURL). Plaintext
+	// logins stay allowed.
+	TLS bool
+	// TLSRequired is TLS with ssl = required and disable_plaintext_auth =
+	// yes: the imap listener advertises LOGINDISABLED and refuses any login
+	// before STARTTLS. Dovecot counts a connection whose remote address is
+	// its local address as secured and lets it log in in plaintext all the
+	// same, so with TLSRequired Host defaults to 127.0.0.2, which clients
+	// reach from 127.0.0.1.
+	TLSRequired bool
+	// TLSPort is the imaps port when TLS is on; 0 picks a free one.
+	TLSPort int
 }
 
 // Instance is one running Dovecot.
@@ -99,6 +120,8 @@ type Instance struct {
 	logPath  string
 	baseDir  string
 	port     int
+	tlsPort  int
+	pki      *PKI
 	uid, gid int
 	dovecot  string
 	doveadm  string
@@ -181,6 +204,18 @@ func Start(opts Options) (*Instance, error) {
 	if opts.Name == "" {
 		opts.Name = "dovecot"
 	}
+	if opts.TLSRequired {
+		opts.TLS = true
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+		if opts.TLSRequired {
+			opts.Host = "127.0.0.2"
+		}
+	}
+	if ip := net.ParseIP(opts.Host); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("dovecottest: host %q: use a loopback IPv4 address", opts.Host)
+	}
 	inst := &Instance{opts: opts, dovecot: dovecot, doveadm: doveadm, users: map[string]string{}}
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "dc-")
@@ -201,9 +236,15 @@ func Start(opts Options) (*Instance, error) {
 	}
 	// A free port can be taken between picking and binding: retry.
 	for attempt := 0; ; attempt++ {
-		inst.port = opts.Port
+		inst.port, inst.tlsPort = opts.Port, opts.TLSPort
 		if inst.port == 0 {
-			if inst.port, err = freePort(); err != nil {
+			if inst.port, err = freePort(opts.Host); err != nil {
+				inst.cleanup()
+				return nil, err
+			}
+		}
+		if opts.TLS && inst.tlsPort == 0 {
+			if inst.tlsPort, err = freePort(opts.Host); err != nil {
 				inst.cleanup()
 				return nil, err
 			}
@@ -212,15 +253,16 @@ func Start(opts Options) (*Instance, error) {
 		if err == nil {
 			return inst, nil
 		}
-		if opts.Port != 0 || attempt == 4 || !strings.Contains(err.Error(), "in use") {
+		fixed := opts.Port != 0 && (!opts.TLS || opts.TLSPort != 0)
+		if fixed || attempt == 4 || !strings.Contains(err.Error(), "in use") {
 			inst.cleanup()
 			return nil, err
 		}
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
@@ -232,6 +274,13 @@ func (inst *Instance) prepare() error {
 	// Other users (the mail uid) must traverse the instance directory.
 	if err := os.Chmod(inst.dir, 0o755); err != nil {
 		return err
+	}
+	if inst.opts.TLS {
+		pki, err := NewPKI(filepath.Join(inst.dir, "tls"), inst.opts.Name, inst.opts.Host)
+		if err != nil {
+			return err
+		}
+		inst.pki = pki
 	}
 	inst.baseDir = filepath.Join(inst.dir, "run")
 	inst.mailRoot = filepath.Join(inst.dir, "mail")
@@ -276,9 +325,22 @@ func (inst *Instance) config() string {
 	p("info_log_path = %s", inst.logPath)
 	p("debug_log_path = %s", inst.logPath)
 	p("protocols = imap")
-	p("listen = 127.0.0.1")
-	p("ssl = no")
-	p("disable_plaintext_auth = no")
+	p("listen = %s", o.Host)
+	switch {
+	case o.TLSRequired:
+		p("ssl = required")
+		p("disable_plaintext_auth = yes")
+	case o.TLS:
+		p("ssl = yes")
+		p("disable_plaintext_auth = no")
+	default:
+		p("ssl = no")
+		p("disable_plaintext_auth = no")
+	}
+	if o.TLS {
+		p("ssl_cert = <%s", inst.pki.CertFile)
+		p("ssl_key = <%s", inst.pki.KeyFile)
+	}
 	p("auth_mechanisms = plain login")
 	p("auth_failure_delay = 0")
 	p("first_valid_uid = 1")
@@ -319,11 +381,17 @@ func (inst *Instance) config() string {
 	p("}")
 	p("service imap-login {")
 	p("  inet_listener imap {")
-	p("    address = 127.0.0.1")
+	p("    address = %s", o.Host)
 	p("    port = %d", inst.port)
 	p("  }")
 	p("  inet_listener imaps {")
-	p("    port = 0")
+	if o.TLS {
+		p("    address = %s", o.Host)
+		p("    port = %d", inst.tlsPort)
+		p("    ssl = yes")
+	} else {
+		p("    port = 0")
+	}
 	p("  }")
 	if os.Getuid() != 0 {
 		p("  chroot =")
@@ -471,13 +539,34 @@ func greet(addr string) error {
 }
 
 // Addr is host:port of the IMAP listener.
-func (inst *Instance) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.port)) }
+func (inst *Instance) Addr() string { return net.JoinHostPort(inst.opts.Host, strconv.Itoa(inst.port)) }
 
 // URL is the imap:// URL of the listener.
 func (inst *Instance) URL() string { return "imap://" + inst.Addr() }
 
 // Port is the IMAP port.
 func (inst *Instance) Port() int { return inst.port }
+
+// TLSAddr is host:port of the imaps listener (implicit TLS), or "" when
+// Options.TLS is off.
+func (inst *Instance) TLSAddr() string {
+	if !inst.opts.TLS {
+		return ""
+	}
+	return net.JoinHostPort(inst.opts.Host, strconv.Itoa(inst.tlsPort))
+}
+
+// TLSURL is the imaps:// URL of the imaps listener, or "" when Options.TLS
+// is off.
+func (inst *Instance) TLSURL() string {
+	if !inst.opts.TLS {
+		return ""
+	}
+	return "imaps://" + inst.TLSAddr()
+}
+
+// PKI is the test CA and server certificate of a TLS instance, or nil.
+func (inst *Instance) PKI() *PKI { return inst.pki }
 
 // Separator is the hierarchy separator.
 func (inst *Instance) Separator() rune { return inst.opts.Separator }

@@ -2,6 +2,8 @@ package dovecottest_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"os"
 	"strings"
@@ -204,5 +206,66 @@ func TestLoadEstate(t *testing.T) {
 		if !rep.OK() {
 			t.Errorf("%s: %s", mb.User, rep)
 		}
+	}
+}
+
+// TestTLSInstance: a TLSRequired instance refuses a login before STARTTLS,
+// and accepts one after STARTTLS and on its imaps listener, with a
+// certificate that its own test CA verifies (and another CA does not).
+func TestTLSInstance(t *testing.T) {
+	inst := dovecottest.StartT(t, dovecottest.Options{TLSRequired: true, MailFsync: "never"})
+	if err := inst.AddUser("ann@example.org", "pw1"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(inst.TLSURL(), "imaps://127.0.0.2:") || inst.TLSAddr() == inst.Addr() {
+		t.Fatalf("TLS URL %q, plain address %q", inst.TLSURL(), inst.Addr())
+	}
+	pki := inst.PKI()
+	if pki == nil {
+		t.Fatal("no PKI")
+	}
+	for _, f := range []string{pki.CAFile, pki.CertFile, pki.KeyFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Plaintext: STARTTLS and LOGINDISABLED are advertised, LOGIN is refused.
+	c, err := imapclient.DialInsecure(inst.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := c.Caps()
+	if !caps.Has(imap.CapStartTLS) || !caps.Has(imap.CapLoginDisabled) {
+		t.Errorf("plaintext capabilities %v: want STARTTLS and LOGINDISABLED", caps)
+	}
+	if err := c.Login("ann@example.org", "pw1").Wait(); err == nil {
+		t.Error("LOGIN before STARTTLS succeeded")
+	}
+	c.Close()
+
+	trusted := &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pki.CertPool()}}
+	for name, dial := range map[string]func() (*imapclient.Client, error){
+		"STARTTLS": func() (*imapclient.Client, error) { return imapclient.DialStartTLS(inst.Addr(), trusted) },
+		"imaps":    func() (*imapclient.Client, error) { return imapclient.DialTLS(inst.TLSAddr(), trusted) },
+	} {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Login("ann@example.org", "pw1").Wait(); err != nil {
+			t.Errorf("%s: LOGIN: %v", name, err)
+		}
+		c.Close()
+	}
+
+	other, err := dovecottest.NewPKI(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = imapclient.DialTLS(inst.TLSAddr(), &imapclient.Options{TLSConfig: &tls.Config{RootCAs: other.CertPool()}})
+	var uae x509.UnknownAuthorityError
+	if !errors.As(err, &uae) {
+		t.Errorf("imaps with another CA: %v, want an unknown authority error", err)
 	}
 }

@@ -3,7 +3,6 @@ package imapconn
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -57,23 +56,15 @@ type AppendResult struct {
 // ordinary client instead.
 var ErrNoLiteralPlus = errors.New("server does not offer LITERAL+")
 
-// DialAppender connects and logs in. window bounds the answers buffered.
+// DialAppender connects as Dial does (TLS, STARTTLS or plaintext by the
+// same policy) and logs in. window bounds the answers buffered.
 func DialAppender(ctx context.Context, addr Address, login Login, opts Options, window int) (*Appender, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 30 * time.Second
 	}
-	d := &net.Dialer{Timeout: opts.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr.HostPort())
+	conn, _, _, err := connect(ctx, addr, opts)
 	if err != nil {
-		return nil, &Error{Kind: KindUnavailable, Op: "dial " + addr.String(), Err: err}
-	}
-	if addr.TLS {
-		tc := tls.Client(conn, &tls.Config{ServerName: addr.Host, InsecureSkipVerify: opts.TLSInsecureSkipVerify, MinVersion: tls.VersionTLS12})
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, &Error{Kind: KindUnavailable, Op: "tls " + addr.String(), Err: err}
-		}
-		conn = tc
+		return nil, err
 	}
 	a := &Appender{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), br: bufio.NewReaderSize(conn, 16<<10),
 		results: make(chan AppendResult, window+4), done: make(chan struct{})}

@@ -6,6 +6,7 @@ package imapconn
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -19,8 +20,9 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// Address is a parsed endpoint URL: imap://host:143 (STARTTLS when offered is
-// not attempted; use imaps:// for TLS) or imaps://host:993.
+// Address is a parsed endpoint URL: imap://host:143 (STARTTLS whenever the
+// server offers it, and required unless the host is loopback or the endpoint
+// allows plaintext: see ChooseSecurity) or imaps://host:993 (implicit TLS).
 type Address struct {
 	Host string
 	Port int
@@ -102,18 +104,41 @@ func (l Login) mailboxUser() string {
 
 // Options tune a connection.
 type Options struct {
+	// RootCAs verifies server certificates; nil means the system's roots
+	// (LoadCAFile adds a private CA to them).
+	RootCAs *x509.CertPool
+	// TLSServerName is the name the server's certificate must carry (and
+	// the SNI sent); "" means the URL's host.
+	TLSServerName string
+	// TLSInsecureSkipVerify accepts any certificate: lab servers only.
 	TLSInsecureSkipVerify bool
-	DialTimeout           time.Duration
+	// AllowPlaintext lets an imap:// connection to a host that is not
+	// loopback go on without TLS when the server does not offer STARTTLS.
+	AllowPlaintext bool
+	// DialTimeout bounds the TCP connect, and the greeting, STARTTLS and
+	// TLS handshake that follow (default 30s).
+	DialTimeout time.Duration
+
+	// dial replaces the TCP dialer in tests.
+	dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Conn is one authenticated IMAP connection.
 type Conn struct {
-	C     *imapclient.Client
-	Addr  Address
-	User  string
-	Delim rune
-	caps  imap.CapSet
+	C        *imapclient.Client
+	Addr     Address
+	User     string
+	Delim    rune
+	caps     imap.CapSet
+	security Security
+	tlsState *tls.ConnectionState
 }
+
+// Security is how the connection is protected.
+func (c *Conn) Security() Security { return c.security }
+
+// TLSState is the connection's TLS state, or nil for plaintext.
+func (c *Conn) TLSState() *tls.ConnectionState { return c.tlsState }
 
 // Fault kinds, used as Temporal application error types by the activities.
 const (
@@ -123,6 +148,10 @@ const (
 	KindOverQuota   = "OverQuota"
 	KindRejected    = "Rejected"
 	KindUnavailable = "Unavailable"
+	// KindConfig: the endpoint's configuration does not let the connection
+	// go on (plaintext refused, a certificate that does not verify); a
+	// retry cannot help.
+	KindConfig = "ConfigError"
 )
 
 // Error is an IMAP fault with a kind and whether a retry can help.
@@ -166,29 +195,18 @@ func Classify(op string, err error) error {
 	return &Error{Kind: KindUnavailable, Op: op, Err: err}
 }
 
-// Dial connects, authenticates and learns the hierarchy delimiter.
+// Dial connects (see ChooseSecurity for when TLS is used or required),
+// authenticates and learns the hierarchy delimiter.
 func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, error) {
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 30 * time.Second
-	}
-	d := &net.Dialer{Timeout: opts.DialTimeout}
-	raw, err := d.DialContext(ctx, "tcp", addr.HostPort())
+	raw, sec, st, err := connect(ctx, addr, opts)
 	if err != nil {
-		return nil, &Error{Kind: KindUnavailable, Op: "dial " + addr.String(), Err: err}
-	}
-	if addr.TLS {
-		tc := tls.Client(raw, &tls.Config{ServerName: addr.Host, InsecureSkipVerify: opts.TLSInsecureSkipVerify, MinVersion: tls.VersionTLS12})
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, &Error{Kind: KindUnavailable, Op: "tls " + addr.String(), Err: err}
-		}
-		raw = tc
+		return nil, err
 	}
 	c := imapclient.New(raw, &imapclient.Options{})
 	// The client has no context support: closing the connection is how a
 	// cancelled activity unblocks a stuck command.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser()}
+	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser(), security: sec, tlsState: st}
 	fail := func(op string, err error) (*Conn, error) {
 		stop()
 		c.Close()

@@ -39,8 +39,19 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 		if err != nil {
 			return nil, fmt.Errorf("endpoints.%s.url: %w", name, err)
 		}
-		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections,
-			imapconn.Options{TLSInsecureSkipVerify: ep.TLSInsecureSkipVerify}, ep.Login)
+		opts, err := ep.IMAPOptions()
+		if err != nil {
+			return nil, fmt.Errorf("endpoints.%s.%w", name, err)
+		}
+		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections, opts, ep.Login)
+	}
+	// Once per worker start: settings that weaken an endpoint's security.
+	warn := logger
+	if warn == nil {
+		warn = slog.Default()
+	}
+	for _, w := range cfg.Warnings() {
+		warn.Warn("insecure endpoint setting: " + w)
 	}
 	st, err := NewStaging(context.Background(), cfg.Staging)
 	if err != nil {

@@ -1,0 +1,69 @@
+package workerapp
+
+import (
+	"bytes"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/dovecottest"
+)
+
+// Build hands each endpoint its TLS options (the CA file read at start) and
+// logs one warning per endpoint setting that weakens transport security.
+func TestBuildEndpointTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := dovecottest.NewPKI(filepath.Join(dir, "pki"), "workerapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := `
+endpoints:
+  source:
+    url: imap://10.255.255.1
+    passwords: env:PW
+    allow_plaintext: true
+  target:
+    url: imaps://10.255.255.2
+    passwords: env:PW
+    tls_ca_file: ` + pki.CAFile + `
+  lab:
+    url: imaps://lab.example
+    passwords: env:PW
+    tls_insecure_skip_verify: true
+staging:
+  kind: local
+  path: ` + filepath.Join(dir, "staging") + `
+`
+	cfg, err := config.Parse([]byte(yaml), "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	a, err := Build(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Endpoints["source"].Options.AllowPlaintext || a.Endpoints["target"].Options.RootCAs == nil || !a.Endpoints["lab"].Options.TLSInsecureSkipVerify {
+		t.Errorf("endpoint options not passed on: %+v %+v %+v", a.Endpoints["source"].Options, a.Endpoints["target"].Options, a.Endpoints["lab"].Options)
+	}
+	out := logs.String()
+	for _, want := range []string{"endpoints.source: allow_plaintext: if imap://10.255.255.1:143 does not offer STARTTLS", "endpoints.lab: tls_insecure_skip_verify:"} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("want one warning %q in:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, out)
+	}
+
+	// An unreadable CA file stops the worker, naming the endpoint.
+	ep := cfg.Endpoints["target"]
+	ep.TLSCAFile = filepath.Join(dir, "missing.pem")
+	cfg.Endpoints["target"] = ep
+	if _, err := Build(cfg, nil); err == nil || !strings.Contains(err.Error(), "endpoints.target.tls_ca_file: ") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+}
