@@ -3,7 +3,8 @@
 //
 //	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
 //	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]
-//	starter status | approve ORG | approve-skipped ORG | override-readiness ORG
+//	starter status [ORG...] [--phase P] [--wave W] [--watch[=N]] [--output text|json]
+//	starter approve ORG | approve-skipped ORG | override-readiness ORG
 //	starter pause ORG | resume ORG | set-concurrency ORG N | rollback ORG
 //	starter skip-mailbox ORG ADDRESS | retry-mailbox ORG ADDRESS
 //	starter plan --inventory inventory.csv [--start DATE] [--weekday-capacity N] [--weekend-capacity N] [--tz ZONE] [--holidays DATES] [--window SPEC]
@@ -48,7 +49,8 @@ const usage = `usage: starter <command> [flags]
 commands:
   demo              run a whole migration on this machine (embedded Temporal, Web UI, IMAP servers)
   migrate           start one Organization workflow per organization of an inventory and watch them
-  status            show progress of every running organization
+  status [ORG...]   every organization (running and finished) and campaign: [--phase P] [--wave W]
+                    [--campaigns=false] [--watch[=N]] [--output text|json]
   approve ORG       approve an organization's cutover (update approve-cutover)
   approve-skipped ORG
                     accept the skipped items of an organization scored Investigate (update approve-skipped-items)
@@ -274,7 +276,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		checkWorker(ctx, c, target, *workerWait, "the organizations are started and run once one polls")
 		return nil
 	}
-	board := newSyncBoard()
+	board := newSyncBoard(*address)
 	if *workerWait > 0 {
 		// The check runs beside the watch and ends with it.
 		wctx, cancel := context.WithCancel(ctx)
@@ -316,7 +318,13 @@ type syncBoard struct {
 	board *progress.Board
 }
 
-func newSyncBoard() *syncBoard { return &syncBoard{board: progress.NewBoard(os.Stdout)} }
+// newSyncBoard draws on stdout; address (the --address flag, if any) goes
+// into its hints.
+func newSyncBoard(address string) *syncBoard {
+	b := progress.NewBoard(os.Stdout)
+	b.Address = address
+	return &syncBoard{board: b}
+}
 
 func (b *syncBoard) draw(ps []workflows.Progress) {
 	b.mu.Lock()
@@ -332,9 +340,6 @@ func (b *syncBoard) note(msg string) {
 }
 
 func watchAndSummarise(ctx context.Context, c client.Client, codes []string, board *syncBoard) error {
-	if board == nil {
-		board = newSyncBoard()
-	}
 	ps, err := control.Watch(ctx, c, codes, time.Second, board.draw)
 	if err != nil {
 		return err
@@ -349,46 +354,6 @@ func watchAndSummarise(ctx context.Context, c client.Client, codes []string, boa
 	if bad > 0 {
 		return fmt.Errorf("%d of %d organizations did not validate", bad, len(ps))
 	}
-	return nil
-}
-
-func runStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	address := fs.String("address", "", "Temporal address")
-	watch := fs.Bool("watch", false, "keep watching until they finish")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c, err := dial(*address)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	orgs := fs.Args()
-	if len(orgs) == 0 {
-		if orgs, err = control.Running(ctx, c); err != nil {
-			return err
-		}
-	}
-	if len(orgs) == 0 {
-		fmt.Println("no organization is running")
-		return nil
-	}
-	if *watch {
-		return watchAndSummarise(ctx, c, orgs, nil)
-	}
-	board := progress.NewBoard(os.Stdout)
-	board.TTY = false
-	board.Every = 0
-	var ps []workflows.Progress
-	for _, o := range orgs {
-		p, err := control.Progress(ctx, c, o)
-		if err != nil {
-			return err
-		}
-		ps = append(ps, p)
-	}
-	board.Draw(ps, time.Now())
 	return nil
 }
 

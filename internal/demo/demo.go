@@ -203,6 +203,7 @@ func (e *Env) Migrate(ctx context.Context, out io.Writer) ([]workflows.Progress,
 	var draw func([]workflows.Progress)
 	if out != nil {
 		board := progress.NewBoard(out)
+		board.Address = e.Server.FrontendAddr()
 		draw = func(ps []workflows.Progress) { board.Draw(ps, time.Now()) }
 	}
 	return control.Watch(ctx, e.Client, codes, 250*time.Millisecond, draw)
@@ -228,7 +229,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		len(env.Estate.Orgs), mbs, msgs, float64(bytes)/1e6, o.Seed, float64(env.Config.Limits.MaxMessageSize)/1e6)
 	fmt.Fprintf(out, "Temporal %s  Web UI %s  staging %s\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()), env.Activities.Staging.Describe())
 	if o.Approval == workflows.ApprovalManual {
-		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./starter approve --address %s --approver \"$USER\" --reason \"<change ticket>\" <ORG>\n", env.Server.FrontendAddr())
+		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", os.Getenv("USER"), env.Server.FrontendAddr()))
 	}
 	fmt.Fprintln(out)
 	ps, err := env.Migrate(ctx, out)

@@ -20,6 +20,10 @@ type Board struct {
 	W     io.Writer
 	TTY   bool
 	Every time.Duration
+	// Approver and Address go into the hints (see ApproveCommand), so a
+	// hint can be pasted as it is.
+	Approver string
+	Address  string
 
 	lines    int
 	last     map[string]string
@@ -41,14 +45,27 @@ func NewBoard(w io.Writer) *Board {
 			tty = true
 		}
 	}
-	return &Board{W: w, TTY: tty, Every: 5 * time.Second, last: map[string]string{}, prevByte: map[string]sample{}}
+	return &Board{W: w, TTY: tty, Every: 5 * time.Second, Approver: os.Getenv("USER"), last: map[string]string{}, prevByte: map[string]sample{}}
+}
+
+// Lines renders one line per organization without writing them; the
+// transfer rate is measured between calls.
+func (b *Board) Lines(ps []workflows.Progress, now time.Time) []string {
+	if b.prevByte == nil {
+		b.prevByte = map[string]sample{}
+	}
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = b.line(p, now)
+	}
+	return lines
 }
 
 // Draw shows the current state.
 func (b *Board) Draw(ps []workflows.Progress, now time.Time) {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = b.line(p, now)
+	lines := b.Lines(ps, now)
+	if b.last == nil {
+		b.last = map[string]string{}
 	}
 	if b.TTY {
 		if b.lines > 0 {
@@ -89,27 +106,23 @@ func stripRate(s string) string {
 	return s
 }
 
+// barWidth is the width of a progress bar, in characters.
+const barWidth = 24
+
+// Bar draws done of total as barWidth characters, '#' for done and '.'
+// for the rest: the same numbers as the "done/total mailboxes" counter
+// beside it, so 0/24 is an empty bar and 12/24 a half one. How far the
+// pass under way is shows as text ("pass 12/24"), not in the bar.
+func Bar(done, total int) string {
+	fill := 0
+	if total > 0 {
+		fill = min(max(barWidth*done/total, 0), barWidth)
+	}
+	return strings.Repeat("#", fill) + strings.Repeat(".", barWidth-fill)
+}
+
 func (b *Board) line(p workflows.Progress, now time.Time) string {
-	const width = 24
-	total := max(p.MailboxesTotal, 1)
-	done := p.MailboxesDone + p.MailboxesFailed
-	fill := width * done / total
-	// Within a pass, show how far that pass is.
-	passFill := 0
-	if p.PassTotal > 0 && !p.Phase.Terminal() {
-		passFill = width * p.PassDone / p.PassTotal
-	}
-	bar := make([]byte, width)
-	for i := range bar {
-		switch {
-		case i < fill:
-			bar[i] = '#'
-		case i < passFill:
-			bar[i] = '='
-		default:
-			bar[i] = '.'
-		}
-	}
+	bar := Bar(p.MailboxesDone, p.MailboxesTotal)
 	s := b.prevByte[p.Organization]
 	if !s.at.IsZero() && now.Sub(s.at) > 500*time.Millisecond {
 		inst := float64(p.Bytes-s.bytes) / now.Sub(s.at).Seconds()
@@ -124,7 +137,7 @@ func (b *Board) line(p workflows.Progress, now time.Time) string {
 		phase += " (paused)"
 	}
 	if p.Phase == workflows.PhaseAwaitingCutover && p.Approval == nil {
-		phase += " — approve with: starter approve " + p.Organization
+		phase += " — approve with: " + ApproveCommand(p.Organization, b.Approver, b.Address)
 	}
 	pass := ""
 	if p.PassTotal > 0 && !p.Phase.Terminal() {
@@ -132,6 +145,33 @@ func (b *Board) line(p workflows.Progress, now time.Time) string {
 	}
 	return fmt.Sprintf("%-5s [%s] %3d/%-3d mailboxes %s%6d msgs %8.1f MB %6.1f MB/s  %s%s",
 		p.Organization, bar, p.MailboxesDone, p.MailboxesTotal, failed(p), p.Messages, mb(p.Bytes), s.rate/1e6, phase, pass)
+}
+
+// ApproveCommand is the starter command that approves org's cutover, ready
+// to paste: approver is who runs it ("<name>" when unknown, e.g. USER
+// unset), the reason a placeholder for the change ticket, and --address
+// only when one was given.
+func ApproveCommand(org, approver, address string) string {
+	if strings.TrimSpace(approver) == "" {
+		approver = "<name>"
+	}
+	s := "starter approve " + ShellQuote(org) + " --approver " + ShellQuote(approver) + ` --reason "<change ticket>"`
+	if address != "" {
+		s += " --address " + ShellQuote(address)
+	}
+	return s
+}
+
+// ShellQuote quotes s for a POSIX shell: in double quotes when nothing in
+// it expands there, in single quotes otherwise. Plain words stay bare.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+=,") == "" {
+		return s
+	}
+	if !strings.ContainsAny(s, "\"$`\\!") {
+		return `"` + s + `"`
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func failed(p workflows.Progress) string {
