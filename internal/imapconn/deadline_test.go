@@ -117,6 +117,7 @@ func TestIdleTimeoutEndsStalledCommand(t *testing.T) {
 
 	start := time.Now()
 	_, err = c.Select("INBOX", true)
+	t.Log(err)
 	require.GreaterOrEqual(t, time.Since(start), idle)
 	require.Less(t, time.Since(start), 3*time.Second)
 	var ie *imapconn.Error
@@ -246,6 +247,7 @@ func TestIdleTimeoutLetsSteadyStreamThrough(t *testing.T) {
 	go func() { _, err := fetchBody(c2, ad.UID); done <- err }()
 	select {
 	case err := <-done:
+		t.Log(err)
 		var ie *imapconn.Error
 		require.ErrorAs(t, err, &ie)
 		require.Equal(t, imapconn.KindUnavailable, ie.Kind)

@@ -124,7 +124,8 @@ type Options struct {
 	// its answer while no byte moves, either way, for this long (default
 	// DefaultIdleTimeout, 60s). Bytes that keep moving push it back, so a
 	// large message that streams slowly is not cut; a connection with no
-	// command outstanding may stay quiet for ever.
+	// command outstanding may stay quiet for ever (an IDLE command would
+	// be cut; mailshift sends none).
 	IdleTimeout time.Duration
 
 	// dial replaces the TCP dialer in tests.
