@@ -71,6 +71,10 @@ func runReport(ctx context.Context, args []string) error {
 		}
 	} else if mailboxes, err = report.Discover(ctx, store, org); err != nil {
 		return err
+	} else if len(mailboxes) == 0 {
+		// An organization never started (or a mistyped code) has no
+		// ledger and no report: say so rather than print an empty report.
+		return fmt.Errorf("report %s: no organization %q in %s: no mailbox of it has a ledger or a report (check the code; an organization that has not started yet has none)", org, org, store.Describe())
 	}
 
 	var w io.Writer = os.Stdout

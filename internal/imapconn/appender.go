@@ -59,9 +59,6 @@ var ErrNoLiteralPlus = errors.New("server does not offer LITERAL+")
 // DialAppender connects as Dial does (TLS, STARTTLS or plaintext by the
 // same policy) and logs in. window bounds the answers buffered.
 func DialAppender(ctx context.Context, addr Address, login Login, opts Options, window int) (*Appender, error) {
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 30 * time.Second
-	}
 	conn, _, _, err := connect(ctx, addr, opts)
 	if err != nil {
 		return nil, err
@@ -69,15 +66,19 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	a := &Appender{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), br: bufio.NewReaderSize(conn, 16<<10),
 		results: make(chan AppendResult, window+4), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// step names, in "no ... within", what the dial timeout ends.
+	step := "greeting"
 	fail := func(err error) (*Appender, error) {
 		stop()
 		conn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if conn.timedOut() {
+			return nil, notWithin(addr, step, opts.dialTimeout())
+		}
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(opts.DialTimeout))
 	greeting, err := a.line()
 	if err != nil {
 		return fail(&Error{Kind: KindUnavailable, Op: "greeting " + addr.String(), Err: err})
@@ -89,6 +90,7 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	if login.AuthzID != "" {
 		ir := base64.StdEncoding.EncodeToString([]byte(login.AuthzID + "\x00" + login.Username + "\x00" + login.Password))
 		cmd = "AUTHENTICATE PLAIN " + ir
+		step = "answer to AUTHENTICATE"
 	} else {
 		u, err1 := quote(login.Username)
 		p, err2 := quote(login.Password)
@@ -96,6 +98,7 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 			return fail(err)
 		}
 		cmd = "LOGIN " + u + " " + p
+		step = "answer to LOGIN"
 	}
 	if _, err := a.command(cmd, nil); err != nil {
 		e := Classify("login "+addr.String()+" as "+login.mailboxUser(), err)
@@ -108,6 +111,7 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	// Servers may extend their capabilities after login (go-imap's server
 	// offers LITERAL+ only then), so ask now.
 	var caps string
+	step = "answer to CAPABILITY"
 	if _, err := a.command("CAPABILITY", func(l string) {
 		if strings.HasPrefix(strings.ToUpper(l), "* CAPABILITY ") {
 			caps = strings.ToUpper(l)
@@ -118,7 +122,7 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	if !strings.Contains(caps+" ", " LITERAL+ ") {
 		return fail(ErrNoLiteralPlus)
 	}
-	conn.SetDeadline(time.Time{})
+	conn.ready(opts.idleTimeout())
 	stop()
 	context.AfterFunc(ctx, func() { conn.Close() })
 	go a.readLoop()

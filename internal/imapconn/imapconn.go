@@ -115,9 +115,18 @@ type Options struct {
 	// AllowPlaintext lets an imap:// connection to a host that is not
 	// loopback go on without TLS when the server does not offer STARTTLS.
 	AllowPlaintext bool
-	// DialTimeout bounds the TCP connect, and the greeting, STARTTLS and
-	// TLS handshake that follow (default 30s).
+	// DialTimeout bounds, all together, every step before a connection
+	// is ready: TCP connect, greeting, CAPABILITY, STARTTLS and TLS
+	// handshake, LOGIN or AUTHENTICATE, and what Dial asks after login
+	// (default DefaultDialTimeout, 30s).
 	DialTimeout time.Duration
+	// IdleTimeout fails a ready connection on which a command waits for
+	// its answer while no byte moves, either way, for this long (default
+	// DefaultIdleTimeout, 60s). Bytes that keep moving push it back, so a
+	// large message that streams slowly is not cut; a connection with no
+	// command outstanding may stay quiet for ever (an IDLE command would
+	// be cut; mailshift sends none).
+	IdleTimeout time.Duration
 
 	// dial replaces the TCP dialer in tests.
 	dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -207,18 +216,25 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 	// cancelled activity unblocks a stuck command.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser(), security: sec, tlsState: st}
-	fail := func(op string, err error) (*Conn, error) {
+	// fail reports step op; what names it in "no ... within" when the dial
+	// timeout ends it.
+	fail := func(op, what string, err error) (*Conn, error) {
 		stop()
 		c.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if raw.timedOut() {
+			return nil, notWithin(addr, what, opts.dialTimeout())
+		}
 		return nil, Classify(op+" "+addr.String()+" as "+conn.User, err)
 	}
 	if err := c.WaitGreeting(); err != nil {
-		return fail("greeting", err)
+		return fail("greeting", "greeting", err)
 	}
+	step := "answer to LOGIN"
 	if login.AuthzID != "" {
+		step = "answer to AUTHENTICATE"
 		err = c.Authenticate(sasl.NewPlainClient(login.AuthzID, login.Username, login.Password))
 	} else {
 		err = c.Login(login.Username, login.Password).Wait()
@@ -230,22 +246,23 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 		if errors.As(e, &ce) && ce.Kind == KindRejected {
 			ce.Kind = KindAuth
 		}
-		return fail("login", e)
+		return fail("login", step, e)
 	}
 	caps, err := c.Capability().Wait()
 	if err != nil {
-		return fail("capability", err)
+		return fail("capability", "answer to CAPABILITY", err)
 	}
 	conn.caps = caps
 	// LIST "" "" returns the delimiter without listing anything.
 	l, err := c.List("", "", nil).Collect()
 	if err != nil {
-		return fail("list", err)
+		return fail("list", "answer to LIST", err)
 	}
 	conn.Delim = '/'
 	if len(l) > 0 && l[0].Delim != 0 {
 		conn.Delim = l[0].Delim
 	}
+	raw.ready(opts.idleTimeout())
 	stop()
 	// Re-arm cancellation for the life of the connection.
 	context.AfterFunc(ctx, func() { c.Close() })

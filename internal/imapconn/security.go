@@ -146,51 +146,63 @@ const maxPreTLSLine = 16 << 10
 // STARTTLS, the server's greeting text without its pre-TLS response code,
 // so that a client asks for the capabilities again over TLS (RFC 3501
 // 6.2.1). The TLS state is nil for plaintext.
-func connect(ctx context.Context, addr Address, opts Options) (net.Conn, Security, *tls.ConnectionState, error) {
-	timeout := opts.DialTimeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
+//
+// One deadline, the dial timeout from now, bounds every step here and
+// stays on the connection for the caller's login: call ready on the
+// connection once logged in.
+func connect(ctx context.Context, addr Address, opts Options) (*timedConn, Security, *tls.ConnectionState, error) {
+	timeout := opts.dialTimeout()
+	deadline := time.Now().Add(timeout)
 	dial := opts.dial
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: timeout}).DialContext
+		dial = (&net.Dialer{Deadline: deadline}).DialContext
 	}
 	raw, err := dial(ctx, "tcp", addr.HostPort())
 	if err != nil {
+		if ctx.Err() == nil && isTimeout(err) {
+			return nil, "", nil, notWithin(addr, "TCP connection", timeout)
+		}
 		return nil, "", nil, &Error{Kind: KindUnavailable, Op: "dial " + addr.String(), Err: err}
 	}
+	raw.SetDeadline(deadline)
 	if addr.TLS {
 		tc := tls.Client(raw, opts.tlsConfig(addr))
-		hctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := tc.HandshakeContext(hctx); err != nil {
+		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
+			if ctx.Err() != nil {
+				return nil, "", nil, ctx.Err()
+			}
+			if isTimeout(err) {
+				return nil, "", nil, notWithin(addr, "TLS handshake", timeout)
+			}
 			return nil, "", nil, tlsError("tls", addr, err)
 		}
 		st := tc.ConnectionState()
-		return tc, SecurityTLS, &st, nil
+		return newTimedConn(tc, nil, addr), SecurityTLS, &st, nil
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	fail := func(err error) (net.Conn, Security, *tls.ConnectionState, error) {
+	fail := func(err error) (*timedConn, Security, *tls.ConnectionState, error) {
 		raw.Close()
 		if ctx.Err() != nil {
 			return nil, "", nil, ctx.Err()
 		}
 		return nil, "", nil, err
 	}
-	unavailable := func(op string, err error) (net.Conn, Security, *tls.ConnectionState, error) {
+	unavailable := func(op, what string, err error) (*timedConn, Security, *tls.ConnectionState, error) {
+		if isTimeout(err) {
+			return fail(notWithin(addr, what, timeout))
+		}
 		return fail(&Error{Kind: KindUnavailable, Op: op + " " + addr.String(), Err: err})
 	}
-	raw.SetDeadline(time.Now().Add(timeout))
 	br := bufio.NewReaderSize(raw, 4096)
 	greeting, err := readLine(br)
 	if err != nil {
-		return unavailable("greeting", err)
+		return unavailable("greeting", "greeting", err)
 	}
 	status, code, text := parseGreeting(greeting)
 	if status != "OK" && status != "PREAUTH" {
-		return unavailable("greeting", errors.New(strings.TrimRight(greeting, "\r\n")))
+		return unavailable("greeting", "greeting", errors.New(strings.TrimRight(greeting, "\r\n")))
 	}
 	// STARTTLS is possible only before authentication (not after PREAUTH).
 	offered := false
@@ -198,10 +210,10 @@ func connect(ctx context.Context, addr Address, opts Options) (net.Conn, Securit
 		caps, known := capsOf(code)
 		if !known {
 			if _, err := raw.Write([]byte("M0 CAPABILITY\r\n")); err != nil {
-				return unavailable("capability", err)
+				return unavailable("capability", "answer to CAPABILITY", err)
 			}
 			if caps, err = preTLSCommand(br, "M0"); err != nil {
-				return unavailable("capability", err)
+				return unavailable("capability", "answer to CAPABILITY", err)
 			}
 		}
 		offered = caps["STARTTLS"]
@@ -211,43 +223,47 @@ func connect(ctx context.Context, addr Address, opts Options) (net.Conn, Securit
 		return fail(err)
 	}
 	if sec == SecurityPlain {
-		raw.SetDeadline(time.Time{})
-		return &replayConn{Conn: raw, r: io.MultiReader(strings.NewReader(greeting), br)}, SecurityPlain, nil, nil
+		return newTimedConn(raw, io.MultiReader(strings.NewReader(greeting), br), addr), SecurityPlain, nil, nil
 	}
 	if _, err := raw.Write([]byte("M1 STARTTLS\r\n")); err != nil {
-		return unavailable("starttls", err)
+		return unavailable("starttls", "answer to STARTTLS", err)
 	}
 	if _, err := preTLSCommand(br, "M1"); err != nil {
-		return unavailable("starttls", err)
+		return unavailable("starttls", "answer to STARTTLS", err)
 	}
 	// Anything the server sent after its OK and before the handshake would
 	// be read as if it came over TLS (the STARTTLS command injection flaw).
 	if br.Buffered() > 0 {
-		return unavailable("starttls", errors.New("the server sent data after its STARTTLS answer, before TLS"))
+		return unavailable("starttls", "", errors.New("the server sent data after its STARTTLS answer, before TLS"))
 	}
 	tc := tls.Client(raw, opts.tlsConfig(addr))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if ctx.Err() != nil {
 			return fail(ctx.Err())
 		}
+		if isTimeout(err) {
+			return fail(notWithin(addr, "TLS handshake", timeout))
+		}
 		return fail(tlsError("starttls", addr, err))
 	}
-	raw.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
 	if text == "" {
 		text = "TLS established"
 	}
-	return &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader("* OK "+text+"\r\n"), tc)}, SecuritySTARTTLS, &st, nil
+	return newTimedConn(tc, io.MultiReader(strings.NewReader("* OK "+text+"\r\n"), tc), addr), SecuritySTARTTLS, &st, nil
 }
 
-// replayConn is a connection whose first reads return bytes already read
-// from it (or put in their place).
-type replayConn struct {
-	net.Conn
-	r io.Reader
+// notWithin is the transient fault of a pre-login step that did not end
+// before the dial timeout: "imap://host:143: no greeting within 30s".
+func notWithin(addr Address, what string, timeout time.Duration) *Error {
+	return &Error{Kind: KindUnavailable, Op: addr.String(), Err: fmt.Errorf("no %s within %s", what, timeout)}
 }
 
-func (c *replayConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
 
 // readLine reads one CRLF-terminated line, at most maxPreTLSLine long.
 func readLine(br *bufio.Reader) (string, error) {
