@@ -1,7 +1,6 @@
 package testsuite
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -19,14 +18,8 @@ import (
 // have begun and everything runs now. Each organization reports its end to
 // the campaign, which completes once all have.
 func TestCampaignRunsItsOrganizationsOnTheEmbeddedServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded Temporal server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 4, Scale: 0.15, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, 3*time.Minute, demo.Options{Seed: 4, Scale: 0.15})
+	var err error
 
 	in := workflows.CampaignInput{
 		Name:     "e2e",

@@ -1,7 +1,6 @@
 package testsuite
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -21,11 +20,8 @@ import (
 // plain recordings never exercise.
 func TestRecordControlHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 11, Scale: 0.3, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir(), MaxMessageSize: 512 << 10})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, 5*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10})
+	var err error
 	c := env.Client
 	waitFor := func(code, what string, ok func(workflows.Progress) bool) workflows.Progress {
 		t.Helper()

@@ -67,11 +67,8 @@ func saveRuns(t *testing.T, ctx context.Context, env *demo.Env, dir, kind, id st
 // its mailboxes.
 func TestRecordHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 11, Scale: 0.3, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir(), MaxMessageSize: 512 << 10})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, 4*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10})
+	var err error
 	in := env.Inputs[0]
 	in.MailboxesPerRun = 4
 	in.DirectMaxBytes = 1 << 20
@@ -91,11 +88,8 @@ func TestRecordHistories(t *testing.T) {
 // ones run, and the last run learns of their ends by signal and completes.
 func TestRecordCampaignHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 4, Scale: 0.15, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, 3*time.Minute, demo.Options{Seed: 4, Scale: 0.15})
+	var err error
 	in := workflows.CampaignInput{
 		Name:       "record",
 		Template:   workflows.OrganizationInput{SourceEndpoint: "source", TargetEndpoint: "target", Concurrency: 4},

@@ -2,7 +2,6 @@ package testsuite
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -19,14 +18,7 @@ import (
 // end and lists it the way `starter status --output json` does
 // (control.ListStatus, then progress.WriteStatusJSON), with filters.
 func TestStatusListsFinishedOrganizations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded Temporal server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 5, Scale: 0.1, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, 90*time.Second, demo.Options{Seed: 5, Scale: 0.1})
 	env.Inputs = env.Inputs[:1]
 	org := env.Inputs[0].Code
 	ps, err := env.Migrate(ctx, nil)

@@ -1,7 +1,6 @@
 package testsuite
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -21,14 +20,8 @@ import (
 // the repeat interval, then one "now polling" line when a worker starts
 // there; an organization on the demo worker's queue gets no hint at all.
 func TestNoWorkerHintOnTheEmbeddedServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an embedded Temporal server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	env, err := demo.Setup(ctx, demo.Options{Seed: 4, Scale: 0.15, TemporalAddr: "127.0.0.1:0", UIAddr: "off", WorkDir: t.TempDir()})
-	require.NoError(t, err)
-	defer env.Close()
+	ctx, env := startDemo(t, time.Minute, demo.Options{Seed: 4, Scale: 0.15})
+	var err error
 	require.GreaterOrEqual(t, len(env.Inputs), 2)
 	target := control.WorkerTarget{Address: env.Server.FrontendAddr(), Namespace: env.Server.Namespace()}
 	const within, every = 2 * time.Second, 3 * time.Second
