@@ -20,8 +20,9 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    # Wait for another apt or dpkg run (an unattended upgrade) instead of failing at once.
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends \
       $(printf '%s\n' "${need_pkgs[@]}" | sort -u)
   else
     echo "install-test-deps: apt-get not found; install ${need_pkgs[*]} by hand (Dovecot tests will skip)" >&2
