@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/internal/progress"
+	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/secrets"
 	"github.com/mailshift/mailshift/internal/workerapp"
 	"github.com/mailshift/mailshift/workflows"
@@ -62,8 +64,10 @@ type Env struct {
 	Activities     *activities.Activities
 	Config         *config.Config
 	WorkDir        string
-	Inputs         []workflows.OrganizationInput
-	stops          []func()
+	// Notice says what Setup did to a work directory a previous run left.
+	Notice string
+	Inputs []workflows.OrganizationInput
+	stops  []func()
 }
 
 // Close stops everything in reverse order.
@@ -102,6 +106,9 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		}
 	}
 	env.WorkDir = o.WorkDir
+	if env.Notice, err = prepareWorkDir(o.WorkDir); err != nil {
+		return nil, err
+	}
 	spec := estate.DefaultSpec(o.Seed)
 	if o.Scale != 1 {
 		spec = spec.Scale(o.Scale)
@@ -224,6 +231,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	defer env.Close()
+	if env.Notice != "" {
+		fmt.Fprintln(out, env.Notice)
+	}
 	mbs, msgs, bytes := env.Estate.Totals()
 	fmt.Fprintf(out, "estate: %d organizations, %d mailboxes, %d messages, %.1f MB (seed %d); target limit %.1f MB\n",
 		len(env.Estate.Orgs), mbs, msgs, float64(bytes)/1e6, o.Seed, float64(env.Config.Limits.MaxMessageSize)/1e6)
@@ -275,4 +285,30 @@ func orOff(s string) string {
 		return "(off)"
 	}
 	return s
+}
+
+// prepareWorkDir creates the work directory if it is missing, and clears
+// what a previous demo run left in it: its staging store (ledgers, staged
+// items, reports) and its transport map. The demo's mail servers live in
+// memory and start afresh from the seed, so a ledger saying the mail was
+// copied would be false; kept, it made every organization roll back.
+func prepareWorkDir(dir string) (notice string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("work directory: %w", err)
+	}
+	var cleared []string
+	for _, name := range []string{"staging", "transport", "transport" + routing.PrevSuffix} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return "", fmt.Errorf("work directory: clearing a previous run's %s: %w", name, err)
+		}
+		cleared = append(cleared, name)
+	}
+	if len(cleared) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("work directory %s held a previous demo run (%s): cleared, because the demo's mail servers start empty each run", dir, strings.Join(cleared, ", ")), nil
 }
