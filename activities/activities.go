@@ -29,6 +29,7 @@ package activities
 import (
 	"log/slog"
 
+	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -55,6 +56,8 @@ type Activities struct {
 	Logger    *slog.Logger
 	// SpoolDir holds rare out-of-order FETCH bodies; "" = os.TempDir().
 	SpoolDir string
+	// Metrics receives mailshift's own metrics; nil records nothing.
+	Metrics *metrics.Metrics
 
 	locks mailboxLocks
 }

@@ -36,7 +36,7 @@ func (a *Activities) ArchiveMailbox(ctx context.Context, in ArchiveInput) (Archi
 	prefix := staging.Name(in.Mailbox.Org, in.Mailbox.Address, "archive") + "/"
 	put := func(ctx context.Context, it transfer.ArchiveItem, body io.Reader) error {
 		name := prefix + staging.Name(it.Folder, fmt.Sprint(it.UIDValidity), fmt.Sprintf("%d.eml", it.UID))
-		_, err := a.Staging.Put(ctx, name, heartbeatReader(ctx, body), map[string]string{
+		_, err := a.putStaging(ctx, name, heartbeatReader(ctx, body), map[string]string{
 			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": it.Folder,
 			"uid": fmt.Sprint(it.UID), "uidvalidity": fmt.Sprint(it.UIDValidity), "size": fmt.Sprint(it.Size),
 			"messageid": it.MessageID, "flags": strings.Join(it.Flags, " "), "internaldate": it.Date.Format(time.RFC3339),

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/metrics"
 )
 
 // Endpoint is a named IMAP server as the activities use it.
@@ -44,18 +45,21 @@ func (a *Activities) appender(ctx context.Context, m MailboxRef) (*imapconn.Appe
 	if err != nil {
 		return nil, err
 	}
-	if err := takeSlot(ctx, ep, false); err != nil {
+	if err := a.takeSlot(ctx, ep, false); err != nil {
 		return nil, err
 	}
 	login, err := loginFor(m, ep, user)
 	if err == nil {
 		var app *imapconn.Appender
 		if app, err = imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1)); err == nil {
-			app.OnClose(func() { <-ep.slots })
+			app.OnClose(func() { a.releaseSlot(ep) })
 			return app, nil
 		}
+		if ctx.Err() == nil {
+			a.Metrics.IMAPError(ep.Name, faultKind(err))
+		}
 	}
-	<-ep.slots
+	a.releaseSlot(ep)
 	return nil, err
 }
 
@@ -94,17 +98,36 @@ func (a *Activities) side(m MailboxRef, source bool) (*Endpoint, string, error) 
 }
 
 // takeSlot reserves one of ep's connections, waiting for one (with
-// heartbeats) or failing at once with errNoSlot.
-func takeSlot(ctx context.Context, ep *Endpoint, wait bool) error {
+// heartbeats) or failing at once with errNoSlot; releaseSlot gives it back.
+func (a *Activities) takeSlot(ctx context.Context, ep *Endpoint, wait bool) error {
 	if wait {
-		return acquire(ctx, ep.slots)
+		if err := acquire(ctx, ep.slots); err != nil {
+			return err
+		}
+	} else {
+		select {
+		case ep.slots <- struct{}{}:
+		default:
+			return errNoSlot
+		}
 	}
-	select {
-	case ep.slots <- struct{}{}:
-		return nil
-	default:
-		return errNoSlot
+	a.Metrics.ConnOpened(ep.Name)
+	return nil
+}
+
+func (a *Activities) releaseSlot(ep *Endpoint) {
+	<-ep.slots
+	a.Metrics.ConnClosed(ep.Name)
+}
+
+// faultKind is the metrics kind of a failed connection or login: the IMAP
+// fault kind, or metrics.KindNetwork for anything else.
+func faultKind(err error) string {
+	var ie *imapconn.Error
+	if errors.As(err, &ie) && ie.Kind != "" {
+		return ie.Kind
 	}
+	return metrics.KindNetwork
 }
 
 // loginFor resolves a user's credentials on ep; a failure is configuration.
@@ -122,20 +145,23 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := takeSlot(ctx, ep, wait); err != nil {
+	if err := a.takeSlot(ctx, ep, wait); err != nil {
 		return nil, nil, err
 	}
 	login, err := loginFor(m, ep, user)
 	if err != nil {
-		<-ep.slots
+		a.releaseSlot(ep)
 		return nil, nil, err
 	}
 	c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
 	if err != nil {
-		<-ep.slots
+		a.releaseSlot(ep)
+		if ctx.Err() == nil {
+			a.Metrics.IMAPError(ep.Name, faultKind(err))
+		}
 		return nil, nil, temporalError(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
 	}
-	return c, func() { c.Close(); <-ep.slots }, nil
+	return c, func() { c.Close(); a.releaseSlot(ep) }, nil
 }
 
 func acquire(ctx context.Context, slots chan struct{}) error {

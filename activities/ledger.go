@@ -45,8 +45,30 @@ func (a *Activities) saveJSON(ctx context.Context, name string, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.Staging.Put(ctx, name, bytes.NewReader(b), map[string]string{"kind": "ledger"}); err != nil {
+	if _, err := a.putStaging(ctx, name, bytes.NewReader(b), map[string]string{"kind": "ledger"}); err != nil {
 		return temporalError("staging "+name, err)
 	}
 	return nil
+}
+
+// putStaging writes an object to the staging store, counting the bytes
+// written in the metrics.
+func (a *Activities) putStaging(ctx context.Context, name string, r io.Reader, meta map[string]string) (staging.Object, error) {
+	cr := &countingReader{r: r}
+	obj, err := a.Staging.Put(ctx, name, cr, meta)
+	if err == nil {
+		a.Metrics.StagingWritten(cr.n)
+	}
+	return obj, err
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -106,7 +106,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 			return res, err
 		}
 		meta := map[string]string{"kind": "report", "organization": in.Org}
-		if _, err := a.Staging.Put(ctx, o.name, heartbeatReader(ctx, o.file), meta); err != nil {
+		if _, err := a.putStaging(ctx, o.name, heartbeatReader(ctx, o.file), meta); err != nil {
 			return res, temporalError("staging "+o.name, err)
 		}
 	}

@@ -68,7 +68,7 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	defer release()
 	opts.Stage = func(ctx context.Context, item transfer.SkippedItem, body io.Reader) (string, error) {
 		name := staging.ItemName(in.Mailbox.Org, in.Mailbox.Address, item.Folder, item.UIDValidity, item.UID)
-		_, err := a.Staging.Put(ctx, name, heartbeatReader(ctx, body), map[string]string{
+		_, err := a.putStaging(ctx, name, heartbeatReader(ctx, body), map[string]string{
 			"organization": in.Mailbox.Org, "mailbox": in.Mailbox.Address, "folder": item.Folder,
 			"uid": fmt.Sprint(item.UID), "size": fmt.Sprint(item.Size), "reason": item.Reason,
 			"messageid": item.MessageID, "flags": strings.Join(item.Flags, " "),
@@ -91,15 +91,28 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		// busy, the mailbox simply runs on fewer lanes.
 		return a.connectNow(ctx, in.Mailbox)
 	}
+	// The copy counters move as messages settle, not only when a pass ends:
+	// Progress hands over this run's running totals, counted adds the news.
+	var counted transfer.Stats
+	count := func(st transfer.Stats) {
+		a.Metrics.Copied(in.Mailbox.Org, st.Copied-counted.Copied, st.Bytes-counted.Bytes)
+		counted.Copied, counted.Bytes = max(counted.Copied, st.Copied), max(counted.Bytes, st.Bytes)
+	}
 	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
+		count(st)
 		activity.RecordHeartbeat(ctx, cp)
 	}
 	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
 	start := time.Now()
 	res.Started = start.UTC()
 	tally := cp.Tally(in.PassID)
+	skippedBefore := skippedByReason(cp.Skipped)
 	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
 	res.Finished = time.Now().UTC()
+	count(st)
+	for reason, n := range skippedByReason(cp.Skipped) {
+		a.Metrics.Skipped(in.Mailbox.Org, reason, n-skippedBefore[reason])
+	}
 	if in.PassID != "" {
 		tally.Copied += st.Copied
 		tally.Bytes += st.Bytes
@@ -143,4 +156,14 @@ func skippedSummary(items []transfer.SkippedItem) (total int, byReason map[strin
 		}
 	}
 	return total, byReason, staged
+}
+
+// skippedByReason counts a ledger's skipped items by reason, imported or
+// not: the items a transfer recorded as skipped, for the metrics.
+func skippedByReason(items []transfer.SkippedItem) map[string]int {
+	n := map[string]int{}
+	for _, s := range items {
+		n[s.Reason]++
+	}
+	return n
 }

@@ -118,7 +118,7 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	startWorker := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "TEMPORAL_NAMESPACE=default",
-			"MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn")
+			"MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn", "MAILSHIFT_METRICS_ADDR=127.0.0.1:0")
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
 		return cmd

@@ -104,7 +104,7 @@ func TestWorkerMemoryStaysBoundedWithEight150MBMessages(t *testing.T) {
 	srv, c := embeddedServer(t, ctx)
 
 	w := exec.Command(bin)
-	w.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn")
+	w.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn", "MAILSHIFT_METRICS_ADDR=127.0.0.1:0")
 	w.Stderr = os.Stderr
 	require.NoError(t, w.Start())
 	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()

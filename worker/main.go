@@ -5,7 +5,8 @@
 // Temporal client settings come from the environment or a TOML profile
 // (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY,
 // TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE). mailshift's own settings come from
-// the YAML file named by MAILSHIFT_CONFIG.
+// the YAML file named by MAILSHIFT_CONFIG. Prometheus metrics are served at
+// MAILSHIFT_METRICS_ADDR (default 127.0.0.1:9464, "off" to disable).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/workerapp"
 )
 
@@ -61,11 +63,23 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Prometheus metrics: mailshift's own and the Temporal SDK's.
+	reg := metrics.New()
+	workerapp.UseMetrics(acts, reg)
+	srv, err := metrics.Serve(metrics.AddrFromEnv(os.Getenv("MAILSHIFT_METRICS_ADDR")), reg)
+	if err != nil {
+		return fmt.Errorf("MAILSHIFT_METRICS_ADDR: %w", err)
+	}
+	if srv != nil {
+		defer srv.Close()
+		logger.Info("metrics endpoint", "url", "http://"+srv.Addr()+"/metrics")
+	}
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return fmt.Errorf("temporal client settings: %w", err)
 	}
 	opts.Logger = sdklog.NewStructuredLogger(logger)
+	opts.MetricsHandler = reg.SDKHandler()
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %q: %w", opts.HostPort, err)

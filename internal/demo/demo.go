@@ -25,6 +25,7 @@ import (
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/secrets"
@@ -52,6 +53,10 @@ type Options struct {
 	// adds workflows and activities to it before it starts.
 	Worker   worker.Options
 	Register func(worker.Worker)
+	// Metrics, when set, receives the worker's metrics (mailshift's and,
+	// through the client, the Temporal SDK's); serving them is the
+	// caller's.
+	Metrics *metrics.Metrics
 }
 
 // Env is a running demo environment; tests use it directly.
@@ -161,6 +166,9 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 	if env.Activities, err = workerapp.Build(cfg, o.Logger); err != nil {
 		return nil, err
 	}
+	if o.Metrics != nil {
+		workerapp.UseMetrics(env.Activities, o.Metrics)
+	}
 
 	if env.Server, err = devserver.Start(ctx, devserver.Options{
 		FrontendAddr: o.TemporalAddr, UIAddr: o.UIAddr, DBPath: o.DBPath,
@@ -169,7 +177,7 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	env.stops = append(env.stops, func() { env.Server.Stop() })
-	if env.Client, err = env.Server.Client(ctx, client.Options{Logger: sdklog.NewStructuredLogger(o.Logger)}); err != nil {
+	if env.Client, err = env.Server.Client(ctx, client.Options{Logger: sdklog.NewStructuredLogger(o.Logger), MetricsHandler: o.Metrics.SDKHandler()}); err != nil {
 		return nil, err
 	}
 	env.stops = append(env.stops, env.Client.Close)

@@ -16,6 +16,7 @@ import (
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -69,6 +70,15 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 	}
 	a.SpoolDir = os.TempDir()
 	return a, nil
+}
+
+// UseMetrics gives the activities a metrics registry and creates every
+// configured endpoint's series, so dashboards list idle endpoints too.
+func UseMetrics(a *activities.Activities, m *metrics.Metrics) {
+	a.Metrics = m
+	for name := range a.Endpoints {
+		m.Endpoint(name)
+	}
 }
 
 func limitOr(p *int, def int) int {
