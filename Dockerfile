@@ -4,7 +4,8 @@
 #   docker build -t mailshift-worker .
 # The worker reads its settings from the environment (TEMPORAL_ADDRESS,
 # TEMPORAL_NAMESPACE, MAILSHIFT_TASK_QUEUE, MAILSHIFT_CONFIG, ...); see
-# docker-compose.yml for a complete stack.
+# docker-compose.yml for a complete stack. Prometheus metrics: set
+# MAILSHIFT_METRICS_ADDR=:9464 to serve them beyond the container's loopback.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -25,4 +26,5 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/mailshift-worker /usr/local/bin/mailshift-worker
 USER 65532:65532
+EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/mailshift-worker"]

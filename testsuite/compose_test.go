@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -587,4 +588,98 @@ volumes: ["./a:/b:ro", "named:/data"]
 
 	_, err := composeInitService(composeFile{Services: map[string]composeService{"x": {}}})
 	assert.Error(t, err)
+}
+
+// composeMount returns the host path (relative to root) of svc's volume
+// mounted at target, or "".
+func composeMount(svc composeService, target string) string {
+	for _, v := range svc.Volumes {
+		if v.Target == target && (strings.HasPrefix(v.Source, ".") || strings.HasPrefix(v.Source, "/")) {
+			return v.Source
+		}
+	}
+	return ""
+}
+
+// The prometheus service scrapes every worker replica at the port its
+// MAILSHIFT_METRICS_ADDR listens on; grafana gets the Prometheus
+// datasource and the dashboard from provisioning files in deploy/.
+func TestComposeMetricsStack(t *testing.T) {
+	root, cf := composeLoad(t)
+	w := cf.Services["worker"]
+	host, port, err := net.SplitHostPort(w.Environment["MAILSHIFT_METRICS_ADDR"])
+	require.NoError(t, err, "worker needs MAILSHIFT_METRICS_ADDR")
+	assert.Contains(t, []string{"", "0.0.0.0", "::"}, host, "the worker must listen beyond loopback for the prometheus service")
+
+	prom, ok := cf.Services["prometheus"]
+	require.True(t, ok, "service prometheus missing")
+	assert.True(t, composePublishes(prom, "9090", "9090"), "prometheus must publish 9090")
+	assert.Contains(t, prom.DependsOn, "worker")
+	promCfg := composeMount(prom, "/etc/prometheus/prometheus.yml")
+	require.NotEmpty(t, promCfg, "prometheus must mount its configuration from the repository")
+	assert.Contains(t, prom.Command.Text, "--config.file=/etc/prometheus/prometheus.yml")
+	data, err := os.ReadFile(filepath.Join(root, promCfg))
+	require.NoError(t, err)
+	var pc struct {
+		ScrapeConfigs []struct {
+			JobName     string `yaml:"job_name"`
+			MetricsPath string `yaml:"metrics_path"`
+			DNSSD       []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &pc), "%s does not parse", promCfg)
+	scrapesWorkers := false
+	for _, sc := range pc.ScrapeConfigs {
+		for _, d := range sc.DNSSD {
+			// Docker's DNS gives one A record per replica of a service.
+			if slices.Contains(d.Names, "worker") && d.Type == "A" && fmt.Sprint(d.Port) == port &&
+				(sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
+				scrapesWorkers = true
+			}
+		}
+	}
+	assert.True(t, scrapesWorkers, "%s must scrape every worker replica (dns_sd_configs names [worker], type A, port %s)", promCfg, port)
+
+	g, ok := cf.Services["grafana"]
+	require.True(t, ok, "service grafana missing")
+	assert.True(t, composePublishes(g, "3000", "3000"), "grafana must publish 3000")
+	assert.Contains(t, g.DependsOn, "prometheus")
+	prov := composeMount(g, "/etc/grafana/provisioning")
+	require.NotEmpty(t, prov, "grafana must mount its provisioning directory from the repository")
+
+	var ds struct {
+		Datasources []struct {
+			UID, Type, URL string
+		} `yaml:"datasources"`
+	}
+	data, err = os.ReadFile(filepath.Join(root, prov, "datasources", "prometheus.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(data, &ds))
+	require.Len(t, ds.Datasources, 1)
+	assert.Equal(t, "prometheus", ds.Datasources[0].Type)
+	assert.Equal(t, "http://prometheus:9090", ds.Datasources[0].URL, "the datasource must be the prometheus service")
+
+	var dp struct {
+		Providers []struct {
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	data, err = os.ReadFile(filepath.Join(root, prov, "dashboards", "mailshift.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(data, &dp))
+	require.Len(t, dp.Providers, 1)
+	assert.Equal(t, "file", dp.Providers[0].Type)
+	dashDir := composeMount(g, dp.Providers[0].Options.Path)
+	require.NotEmpty(t, dashDir, "grafana must mount the dashboards at the provider's path %s", dp.Providers[0].Options.Path)
+	dash := composeDashboard(t, filepath.Join(root, dashDir, "mailshift.json"))
+	for _, uid := range dash.datasourceUIDs {
+		assert.Equal(t, ds.Datasources[0].UID, uid, "the dashboard must use the provisioned datasource")
+	}
 }

@@ -136,6 +136,18 @@ wait:
 	require.Equal(t, dto.MetricType_HISTOGRAM, fams["temporal_activity_execution_latency"].GetType())
 	require.Positive(t, total(sumBy(fams["temporal_activity_execution_latency"], "activity_type")))
 
+	// The labels the dashboard groups the SDK's metrics by.
+	for name, label := range map[string]string{
+		"temporal_request": "operation", "temporal_request_latency": "operation",
+		"temporal_activity_execution_latency": "activity_type", "temporal_activity_succeed_endtoend_latency": "activity_type",
+		"temporal_workflow_completed": "workflow_type", "temporal_workflow_endtoend_latency": "workflow_type",
+		"temporal_worker_task_slots_used": "worker_type", "temporal_worker_task_slots_available": "worker_type",
+	} {
+		require.NotEmpty(t, sumBy(fams[name], label), name)
+		_, unlabelled := sumBy(fams[name], label)[""]
+		require.False(t, unlabelled, "%s has series without %s", name, label)
+	}
+
 	// Bounded labels: no mailbox address anywhere.
 	for name, f := range fams {
 		for _, m := range f.Metric {
