@@ -124,6 +124,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.Float64Var(&o.Scale, "scale", 1, "estate size factor (1 = 3 organizations, 33 mailboxes, ~3,100 messages)")
 	fs.StringVar(&o.TemporalAddr, "temporal-addr", "127.0.0.1:7233", "embedded Temporal frontend address")
 	fs.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", `embedded Web UI address ("off" to disable)`)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "off", `serve the worker's Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464; "off" to disable)`)
 	fs.StringVar(&o.DBPath, "db", "", "SQLite file for the embedded server (default: in memory)")
 	fs.StringVar(&o.WorkDir, "workdir", "", "directory for staging, ledgers, password files and the transport map (default: temporary)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the server and Web UI running after the migration until Ctrl-C")

@@ -57,6 +57,8 @@ type Options struct {
 	// through the client, the Temporal SDK's); serving them is the
 	// caller's.
 	Metrics *metrics.Metrics
+	// MetricsAddr, for Run: serve /metrics there ("" or "off": not at all).
+	MetricsAddr string
 }
 
 // Env is a running demo environment; tests use it directly.
@@ -234,11 +236,22 @@ func (e *Env) Verify(ctx context.Context) (estate.Report, error) {
 func Run(ctx context.Context, o Options, out io.Writer) error {
 	start := time.Now()
 	fmt.Fprintln(out, "mailshift demo: starting embedded Temporal server, Web UI, worker and IMAP servers…")
+	if o.MetricsAddr != "" && o.MetricsAddr != "off" && o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
 	env, err := Setup(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	msrv, err := metrics.Serve(o.MetricsAddr, o.Metrics)
+	if err != nil {
+		return fmt.Errorf("metrics address: %w", err)
+	}
+	if msrv != nil {
+		defer msrv.Close()
+		fmt.Fprintf(out, "Prometheus metrics: http://%s/metrics\n", msrv.Addr())
+	}
 	if env.Notice != "" {
 		fmt.Fprintln(out, env.Notice)
 	}
