@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -121,13 +122,19 @@ func (a *Activities) releaseSlot(ep *Endpoint) {
 }
 
 // faultKind is the metrics kind of a failed connection or login: the IMAP
-// fault kind, or metrics.KindNetwork for anything else.
+// fault kind, except that a fault that is no answer of the server (refused,
+// reset, timed out; imapconn classifies those Unavailable too) is
+// metrics.KindNetwork.
 func faultKind(err error) string {
 	var ie *imapconn.Error
-	if errors.As(err, &ie) && ie.Kind != "" {
-		return ie.Kind
+	if !errors.As(err, &ie) || ie.Kind == "" {
+		return metrics.KindNetwork
 	}
-	return metrics.KindNetwork
+	var answer *imap.Error
+	if ie.Kind == imapconn.KindUnavailable && !errors.As(err, &answer) {
+		return metrics.KindNetwork
+	}
+	return ie.Kind
 }
 
 // loginFor resolves a user's credentials on ep; a failure is configuration.

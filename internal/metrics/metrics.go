@@ -49,8 +49,8 @@ const (
 	LabelKind     = "kind"
 )
 
-// KindNetwork is the IMAPErrors kind of a fault that is not an IMAP answer
-// (a refused connection, a timeout, a TLS failure).
+// KindNetwork is the IMAPErrors kind of a fault that is no answer of the
+// server (a refused or reset connection, a timeout).
 const KindNetwork = "Network"
 
 // DefaultAddr is where the production worker serves /metrics by default.
