@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,28 +54,11 @@ func TestDialNoGreetingTimesOut(t *testing.T) {
 // reads what comes and never answers.
 func startQuiet(t *testing.T, greeting string) imapconn.Address {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(guard))
-				conn.Write([]byte(greeting))
-				io.Copy(io.Discard, conn) // until the client hangs up
-			}()
-		}
-	}()
+	ln := serveLoopback(t, func(conn net.Conn) {
+		conn.SetDeadline(time.Now().Add(guard))
+		conn.Write([]byte(greeting))
+		io.Copy(io.Discard, conn) // until the client hangs up
+	})
 	return addr(t, ln.Addr().String())
 }
 
@@ -132,62 +114,37 @@ func TestIdleTimeoutEndsStalledCommand(t *testing.T) {
 // keeping the connection open) after stallAfter bytes if that is > 0.
 func throttle(t *testing.T, target string, step int, tick time.Duration, stallAfter int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	ln := serveLoopback(t, func(client net.Conn) {
+		server, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", target)
-			if err != nil {
-				client.Close()
-				return
-			}
-			mu.Lock()
-			conns = append(conns, client, server)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(server, client) }()
-			go func() {
-				defer wg.Done()
-				defer client.Close()
-				tk := time.NewTicker(tick)
-				defer tk.Stop()
-				buf := make([]byte, step)
-				sent := 0
-				for stallAfter <= 0 || sent < stallAfter {
-					n, err := server.Read(buf)
-					if n > 0 {
-						if _, werr := client.Write(buf[:n]); werr != nil {
-							return
-						}
-						sent += n
-					}
-					if err != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(tick)
+			defer tk.Stop()
+			buf := make([]byte, step)
+			sent := 0
+			for stallAfter <= 0 || sent < stallAfter {
+				n, err := server.Read(buf)
+				if n > 0 {
+					if _, werr := client.Write(buf[:n]); werr != nil {
 						return
 					}
-					<-tk.C
+					sent += n
 				}
-				io.Copy(io.Discard, server) // stalled: hold on until closed
-			}()
-		}
-	}()
+				if err != nil {
+					return
+				}
+				<-tk.C
+			}
+			io.Copy(io.Discard, server) // stalled: hold on until closed
+		}()
+		io.Copy(server, client) // until the client hangs up or the test ends
+		server.Close()
+		<-done
+	})
 	return ln.Addr().String()
 }
 

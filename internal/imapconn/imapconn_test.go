@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -259,44 +258,12 @@ type fakeServer struct {
 	delim    string
 	reply    func(cmd, args string) []string
 	received chan string // every command name, as it arrives
-	wg       sync.WaitGroup
 }
 
 func startFake(t *testing.T, greet bool, delim string, reply func(cmd, args string) []string) *fakeServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f := &fakeServer{ln: ln, greet: greet, delim: delim, reply: reply, received: make(chan string, 64)}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		f.wg.Wait()
-	})
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			f.wg.Add(1)
-			go func() {
-				defer f.wg.Done()
-				defer conn.Close()
-				f.serve(conn)
-			}()
-		}
-	}()
+	f := &fakeServer{greet: greet, delim: delim, reply: reply, received: make(chan string, 64)}
+	f.ln = serveLoopback(t, f.serve)
 	return f
 }
 

@@ -83,32 +83,15 @@ type recorder struct {
 	starttls string // answer to STARTTLS; "" means BAD
 	mu       sync.Mutex
 	got      strings.Builder
-	wg       sync.WaitGroup
 }
 
 func startRecorder(t *testing.T, greeting string) *recorder {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	r := &recorder{ln: ln, greeting: greeting}
-	t.Cleanup(func() { ln.Close(); r.wg.Wait() })
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(guard))
-				r.serve(conn)
-			}()
-		}
-	}()
+	r := &recorder{greeting: greeting}
+	r.ln = serveLoopback(t, func(conn net.Conn) {
+		conn.SetDeadline(time.Now().Add(guard))
+		r.serve(conn)
+	})
 	return r
 }
 
