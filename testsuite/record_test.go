@@ -89,21 +89,9 @@ func TestRecordHistories(t *testing.T) {
 func TestRecordCampaignHistories(t *testing.T) {
 	dir := recordDir(t)
 	ctx, env := startDemo(t, 3*time.Minute, demo.Options{Seed: 4, Scale: 0.15})
-	var err error
-	in := workflows.CampaignInput{
-		Name:       "record",
-		Template:   workflows.OrganizationInput{SourceEndpoint: "source", TargetEndpoint: "target", Concurrency: 4},
-		OrgsPerRun: 1,
-	}
-	for _, org := range env.Inputs {
-		in.Organizations = append(in.Organizations, workflows.CampaignOrg{Code: org.Code, Name: org.Name, Wave: "w1", Mailboxes: len(org.Mailboxes), MailboxList: org.Mailboxes})
-	}
-	require.Len(t, in.Organizations, 3)
-	capacity := in.Organizations[0].Mailboxes + in.Organizations[1].Mailboxes
-	yesterday := time.Now().UTC().AddDate(0, 0, -1)
-	in.Calendar = workflows.CampaignCalendar{WeekdayCapacity: capacity, WeekendCapacity: capacity}
-	in.Calendar.Start.Year, in.Calendar.Start.Month, in.Calendar.Start.Day = yesterday.Year(), yesterday.Month(), yesterday.Day()
-	_, err = control.StartCampaign(ctx, env.Client, workflows.TaskQueue, in)
+	in := twoDayCampaign(t, env, "record")
+	in.OrgsPerRun = 1
+	_, err := control.StartCampaign(ctx, env.Client, workflows.TaskQueue, in)
 	require.NoError(t, err)
 	p, err := control.CampaignResult(ctx, env.Client, in.Name)
 	require.NoError(t, err)
