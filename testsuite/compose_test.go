@@ -618,8 +618,6 @@ func TestComposeMetricsStack(t *testing.T) {
 	promCfg := composeMount(prom, "/etc/prometheus/prometheus.yml")
 	require.NotEmpty(t, promCfg, "prometheus must mount its configuration from the repository")
 	assert.Contains(t, prom.Command.Text, "--config.file=/etc/prometheus/prometheus.yml")
-	data, err := os.ReadFile(filepath.Join(root, promCfg))
-	require.NoError(t, err)
 	var pc struct {
 		ScrapeConfigs []struct {
 			JobName     string `yaml:"job_name"`
@@ -631,7 +629,7 @@ func TestComposeMetricsStack(t *testing.T) {
 			} `yaml:"dns_sd_configs"`
 		} `yaml:"scrape_configs"`
 	}
-	require.NoError(t, yaml.Unmarshal(data, &pc), "%s does not parse", promCfg)
+	readYAML(t, filepath.Join(root, promCfg), &pc)
 	scrapesWorkers := false
 	for _, sc := range pc.ScrapeConfigs {
 		for _, d := range sc.DNSSD {
@@ -656,9 +654,7 @@ func TestComposeMetricsStack(t *testing.T) {
 			UID, Type, URL string
 		} `yaml:"datasources"`
 	}
-	data, err = os.ReadFile(filepath.Join(root, prov, "datasources", "prometheus.yaml"))
-	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(data, &ds))
+	readYAML(t, filepath.Join(root, prov, "datasources", "prometheus.yaml"), &ds)
 	require.Len(t, ds.Datasources, 1)
 	assert.Equal(t, "prometheus", ds.Datasources[0].Type)
 	assert.Equal(t, "http://prometheus:9090", ds.Datasources[0].URL, "the datasource must be the prometheus service")
@@ -671,9 +667,7 @@ func TestComposeMetricsStack(t *testing.T) {
 			} `yaml:"options"`
 		} `yaml:"providers"`
 	}
-	data, err = os.ReadFile(filepath.Join(root, prov, "dashboards", "mailshift.yaml"))
-	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(data, &dp))
+	readYAML(t, filepath.Join(root, prov, "dashboards", "mailshift.yaml"), &dp)
 	require.Len(t, dp.Providers, 1)
 	assert.Equal(t, "file", dp.Providers[0].Type)
 	dashDir := composeMount(g, dp.Providers[0].Options.Path)
@@ -682,4 +676,12 @@ func TestComposeMetricsStack(t *testing.T) {
 	for _, uid := range dash.datasourceUIDs {
 		assert.Equal(t, ds.Datasources[0].UID, uid, "the dashboard must use the provisioned datasource")
 	}
+}
+
+// readYAML parses a file of the repository into v.
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(data, v), "%s does not parse", path)
 }
