@@ -197,8 +197,8 @@ func runMigrate(ctx context.Context, args []string) error {
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")
 	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
-	inlineMax := fs.Int("inline-max", defaultInlineMax, "organizations with more mailboxes have their list staged in the worker's staging store (needs --config)")
-	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration (for its staging store)")
+	inlineMax := fs.Int("inline-max", defaultInlineMax, "with no --config, the largest organization whose mailbox list may travel in its workflow input; with one, every list is staged in the worker's staging store")
+	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration, whose staging store holds the mailbox lists (default: $MAILSHIFT_CONFIG, else that of the starter demo or serve at --address)")
 	workerWait := fs.Duration("worker-wait", control.WorkerWait, "warn when no worker polls the task queue this long after the start, and every minute after (0: don't check)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -222,6 +222,12 @@ func runMigrate(ctx context.Context, args []string) error {
 			return fmt.Errorf("--max-message-size: %w", err)
 		}
 	}
+	if *cfgPath == "" {
+		if s, ok := embeddedSession(*address); ok {
+			*cfgPath = s.Config
+			fmt.Fprintf(os.Stderr, "migrate: using the worker configuration of the starter %s at %s: %s\n", s.Kind, s.Address, s.Config)
+		}
+	}
 	var inputs []workflows.OrganizationInput
 	var store staging.Store
 	for _, o := range inv.Orgs {
@@ -239,9 +245,12 @@ func runMigrate(ctx context.Context, args []string) error {
 		if err := workflows.ValidateOrganizationInput(in); err != nil {
 			return err
 		}
-		if len(in.Mailboxes) > *inlineMax {
-			// A workflow input is limited to a few MB: the list goes to the
-			// staging store, where the worker reads it a page at a time.
+		// With a staging store known, every list is staged: the workflow
+		// input (the first thing the Web UI shows of an organization) then
+		// holds a summary, not a directory of addresses. Without one, only
+		// lists within --inline-max may travel in the input, which is
+		// limited to a few MB.
+		if *cfgPath != "" || len(in.Mailboxes) > *inlineMax {
 			if store == nil {
 				if store, err = openStaging(ctx, *cfgPath); err != nil {
 					return fmt.Errorf("migrate: organization %s has %d mailboxes, over --inline-max %d, so its list must be staged: %w", o.Code, len(in.Mailboxes), *inlineMax, err)

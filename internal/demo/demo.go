@@ -212,6 +212,13 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 func (e *Env) Migrate(ctx context.Context, out io.Writer) ([]workflows.Progress, error) {
 	var codes []string
 	for _, in := range e.Inputs {
+		// Staged as `starter migrate --config` stages it, so the Web UI
+		// opens an organization on its summary, not on its address list.
+		ref, err := activities.StageInventory(ctx, e.Activities.Staging, in.Code, in.Mailboxes)
+		if err != nil {
+			return nil, fmt.Errorf("stage the mailbox list of %s: %w", in.Code, err)
+		}
+		in.Mailboxes, in.Inventory = nil, &ref
 		if _, err := control.Start(ctx, e.Client, workflows.TaskQueue, in); err != nil {
 			return nil, fmt.Errorf("start %s: %w", in.Code, err)
 		}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Screenshots of the Temporal Web UI as an operator sees it during a
+# mailshift migration, for docs/img/. It runs the demo (embedded Temporal and
+# Web UI) on loopback ports of its own, waits until every organization has
+# ended, and photographs the organizations list and one organization's page
+# with headless Chromium (Debian's `chromium`, installed if missing).
+#
+#   scripts/screenshots.sh [OUTDIR]        (default docs/img)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs/img}
+mkdir -p "$out"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends chromium
+fi
+
+work=$(mktemp -d)
+frontend=127.0.0.1:17233
+ui=127.0.0.1:18233
+log=$work/demo.log
+go build -o "$work/starter" ./starter
+"$work/starter" demo --keep --workdir "$work/demo" --temporal-addr "$frontend" --ui-addr "$ui" \
+  --concurrency 4 >"$log" 2>&1 &
+demo=$!
+trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$work"' EXIT
+
+# The demo prints "--keep:" once every organization has ended.
+for _ in $(seq 1 600); do
+  grep -q -- '--keep:' "$log" && break
+  kill -0 $demo 2>/dev/null || { cat "$log"; echo "screenshots: the demo exited early" >&2; exit 1; }
+  sleep 1
+done
+grep -q -- '--keep:' "$log" || { tail -20 "$log"; echo "screenshots: the demo did not finish in 10 minutes" >&2; exit 1; }
+org=$(awk '/^ *[A-Z][A-Z0-9]+ /{print $1; exit}' "$log")
+[ -n "$org" ] || org=$(grep -o 'org/[A-Z0-9]*' "$log" | head -1 | cut -d/ -f2)
+
+shoot() { # URL FILE
+  chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$work/chrome" --hide-scrollbars --window-size=1440,1000 \
+    --virtual-time-budget=20000 --screenshot="$2" "$1" >/dev/null 2>&1
+  echo "screenshots: $2 ($(stat -c %s "$2") bytes) from $1"
+}
+shoot "http://$ui/namespaces/default/workflows?query=WorkflowType%3D%22Organization%22" "$out/ui-organizations.png"
+shoot "http://$ui/namespaces/default/workflows/org%2F$org" "$out/ui-organization.png"
