@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"time"
 
@@ -44,9 +45,11 @@ func (a *Activities) ArchiveMailbox(ctx context.Context, in ArchiveInput) (Archi
 		})
 		return err
 	}
+	beats := startPulse(ctx)
+	defer beats.stop()
 	progress := func(folder string, uv, last uint32) {
 		done[folder] = [2]uint32{uv, last}
-		activity.RecordHeartbeat(ctx, done)
+		beats.beat(maps.Clone(done)) // the pulse repeats it; done changes on
 	}
 	if _, _, err := transfer.Archive(ctx, src, done, put, progress, a.SpoolDir); err != nil {
 		return res, temporalError("archive "+in.Mailbox.Address, err)

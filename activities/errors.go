@@ -48,6 +48,10 @@ const (
 	// ErrTypeControlRefused: an operator control's validator refused it
 	// (a missing person or reason, an unknown field, the wrong phase).
 	ErrTypeControlRefused = "ControlRefused"
+	// ErrTypeHandedBack: the worker was stopping (SIGTERM), so the activity
+	// stopped at its checkpoint and gave its work back to be retried at
+	// once, on another worker or on this one when it returns. Retryable.
+	ErrTypeHandedBack = "HandedBack"
 )
 
 // NonRetryable lists the error types a retry cannot fix.

@@ -2,36 +2,105 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 )
 
-// keepAlive heartbeats every few seconds until stop is called, for an
-// activity whose work has no natural progress points (validation digests
-// whole folders): a pause or rollback then reaches it within seconds, and
-// a dead worker is noticed.
-func keepAlive(ctx context.Context) (stop func()) {
+// pulseEvery is how often a running activity heartbeats when it has no
+// news of its own. The default heartbeat timeout (20 s, workflows) is four
+// pulses, so a live worker is never taken for a dead one however long a
+// message takes, while a dead worker's mailbox is retried within seconds.
+const pulseEvery = 5 * time.Second
+
+// pulse heartbeats every pulseEvery with the latest details given to beat,
+// until stop. Heartbeat details replace the previous ones on the server, so
+// a pulse without details would erase a transfer's checkpoint: the pulse
+// repeats the last details it was given (which must not change afterwards;
+// transfer checkpoints are clones).
+type pulse struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	details []any
+	done    chan struct{}
+	once    sync.Once
+}
+
+func startPulse(ctx context.Context) *pulse {
+	p := &pulse{ctx: ctx, done: make(chan struct{})}
 	if !activity.IsActivity(ctx) {
-		return func() {}
+		return p
 	}
-	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(pulseEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-p.done:
 				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				p.mu.Lock()
+				d := p.details
+				p.mu.Unlock()
+				activity.RecordHeartbeat(ctx, d...)
 			}
 		}
 	}()
-	return func() { close(done) }
+	return p
+}
+
+// beat heartbeats now with details and keeps them for the next pulses.
+func (p *pulse) beat(details ...any) {
+	if !activity.IsActivity(p.ctx) {
+		return
+	}
+	p.mu.Lock()
+	p.details = details
+	p.mu.Unlock()
+	activity.RecordHeartbeat(p.ctx, details...)
+}
+
+func (p *pulse) stop() { p.once.Do(func() { close(p.done) }) }
+
+// keepAlive heartbeats every few seconds until stop is called, for an
+// activity whose work has no natural progress points (validation digests
+// whole folders): a pause or rollback then reaches it within seconds, and
+// a dead worker is noticed.
+func keepAlive(ctx context.Context) (stop func()) { return startPulse(ctx).stop }
+
+// errHandedBack is the cause of an activity context cancelled because its
+// worker is stopping.
+var errHandedBack = errors.New("worker stopping")
+
+// handBackOnStop returns ctx cancelled (cause errHandedBack) as soon as the
+// worker starts a graceful stop (SIGTERM), so a long transfer stops at its
+// next checkpoint and its failure reaches the server while the worker
+// still waits for its activities (WorkerStopTimeout): the retry starts on
+// another worker at once instead of after the heartbeat timeout.
+func handBackOnStop(ctx context.Context) (context.Context, func()) {
+	if !activity.IsActivity(ctx) {
+		return ctx, func() {}
+	}
+	hctx, cancel := context.WithCancelCause(ctx)
+	stop := activity.GetWorkerStopChannel(ctx)
+	go func() {
+		select {
+		case <-stop:
+			cancel(errHandedBack)
+		case <-hctx.Done():
+		}
+	}()
+	return hctx, func() { cancel(nil) }
+}
+
+// handedBack reports whether ctx ended because the worker is stopping.
+func handedBack(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errHandedBack)
 }
 
 // heartbeatReader heartbeats while a large body streams to staging, so a

@@ -134,6 +134,9 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		return res, err
 	}
 	defer release()
+	// Measuring a folder of a million messages can outlast the heartbeat
+	// timeout; the pulse keeps a live check from looking dead.
+	defer keepAlive(ctx)()
 	folders, err := src.Folders()
 	if err != nil {
 		return res, temporalError("mailbox "+m.Address, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/staging"
@@ -47,6 +48,10 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		return res, err
 	}
 	defer unlock()
+	ctx, stopHandBack := handBackOnStop(ctx)
+	defer stopHandBack()
+	beats := startPulse(ctx)
+	defer beats.stop()
 	cp, err := a.loadLedger(ctx, ledger)
 	if err != nil {
 		return res, err
@@ -100,7 +105,7 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	}
 	opts.Progress = func(cp transfer.Checkpoint, st transfer.Stats) {
 		count(st)
-		activity.RecordHeartbeat(ctx, cp)
+		beats.beat(cp)
 	}
 	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
 	start := time.Now()
@@ -130,6 +135,10 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		if !s.Imported && len(res.Skipped) < MaxReportedItems {
 			res.Skipped = append(res.Skipped, s)
 		}
+	}
+	if err != nil && handedBack(ctx) {
+		log.Info("worker stopping: pass handed back at its checkpoint", "copied", st.Copied, "took", time.Since(start).Round(time.Millisecond))
+		return res, temporal.NewApplicationError(fmt.Sprintf("mailbox %s: worker stopping: handed back at its checkpoint after %d messages", in.Mailbox.Address, st.Copied), ErrTypeHandedBack)
 	}
 	if err != nil {
 		return res, temporalError("mailbox "+in.Mailbox.Address, err)

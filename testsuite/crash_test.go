@@ -115,14 +115,7 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	cfgPath := workerConfig(t, est, servers.srcURL, servers.tgtURL, 8, "")
 	srv, c := embeddedServer(t, ctx)
 
-	startWorker := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.FrontendAddr(), "TEMPORAL_NAMESPACE=default",
-			"MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn", "MAILSHIFT_METRICS_ADDR=127.0.0.1:0")
-		cmd.Stderr = os.Stderr
-		require.NoError(t, cmd.Start())
-		return cmd
-	}
+	startWorker := workerProcess(t, bin, srv.FrontendAddr(), cfgPath)
 
 	var codes []string
 	for _, org := range est.Orgs {
@@ -174,6 +167,26 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	require.True(t, rep.OK(), rep.String())
 	_, total, _ := est.Totals()
 	require.Equal(t, total, rep.Messages)
+}
+
+// workerProcess returns a function that starts the production worker
+// binary against the Temporal server at address with the configuration at
+// cfgPath; every process it starts is killed when the test ends.
+func workerProcess(t *testing.T, bin, address, cfgPath string) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+address, "TEMPORAL_NAMESPACE=default",
+			"MAILSHIFT_CONFIG="+cfgPath, "MAILSHIFT_LOG_LEVEL=warn", "MAILSHIFT_METRICS_ADDR=127.0.0.1:0")
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
+		return cmd
+	}
 }
 
 // workerConfig writes an owner-only password file for est's users and a

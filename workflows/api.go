@@ -58,7 +58,7 @@ type OrganizationInput struct {
 	// run's history far below Temporal's limits (default 500).
 	MailboxesPerRun int `json:"mailboxes_per_run,omitempty"`
 	// HeartbeatTimeout is how soon a transfer on a dead worker is retried
-	// elsewhere (default 2 minutes).
+	// elsewhere (default 20 s).
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// LocalPassBudget is how long each pass of a mailbox first runs as a
 	// local activity (see Mailbox); default DefaultLocalPassBudget, negative

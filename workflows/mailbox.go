@@ -77,14 +77,19 @@ func mailboxRetry() *temporal.RetryPolicy {
 	}
 }
 
-// heartbeatOrDefault is an organization's heartbeat timeout, 2 minutes
-// unless set.
+// heartbeatOrDefault is an organization's heartbeat timeout, 20 s unless
+// set: a killed worker's mailbox is retried on another within half a
+// minute. Running activities heartbeat every 5 s whatever they are doing
+// (activities.pulseEvery), so a slow message is not taken for a death.
 func heartbeatOrDefault(d time.Duration) time.Duration {
 	if d <= 0 {
-		return 2 * time.Minute
+		return DefaultHeartbeatTimeout
 	}
 	return d
 }
+
+// DefaultHeartbeatTimeout is heartbeatOrDefault's default.
+const DefaultHeartbeatTimeout = 20 * time.Second
 
 func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 	res := MailboxResult{Address: in.Mailbox.Address, Pass: in.Pass}

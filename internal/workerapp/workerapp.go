@@ -103,6 +103,14 @@ func Register(w worker.Registry, a *activities.Activities) {
 // At 5 s, 1,000 transfers at once send 200 heartbeats a second.
 const HeartbeatThrottle = 5 * time.Second
 
+// StopTimeout is how long a stopping worker (SIGTERM) waits for its running
+// activities. Transfers stop at their next checkpoint as soon as the stop
+// begins and report that they handed the mailbox back, which takes well
+// under a second; the server then retries them at once. With the SDK's
+// default of 0 the worker would exit before reporting, and every mailbox
+// it held would wait out its heartbeat timeout.
+const StopTimeout = 15 * time.Second
+
 // WorkerOptions fills in what mailshift's workers need on top of o.
 func WorkerOptions(o worker.Options) worker.Options {
 	if o.MaxHeartbeatThrottleInterval == 0 {
@@ -110,6 +118,9 @@ func WorkerOptions(o worker.Options) worker.Options {
 	}
 	if o.DefaultHeartbeatThrottleInterval == 0 {
 		o.DefaultHeartbeatThrottleInterval = HeartbeatThrottle
+	}
+	if o.WorkerStopTimeout == 0 {
+		o.WorkerStopTimeout = StopTimeout
 	}
 	return o
 }
