@@ -48,6 +48,12 @@ const (
 	// ErrTypeControlRefused: an operator control's validator refused it
 	// (a missing person or reason, an unknown field, the wrong phase).
 	ErrTypeControlRefused = "ControlRefused"
+	// ErrTypeOrganizationRolledBack and ErrTypeOrganizationFailed end an
+	// Organization workflow that rolled back or failed (its Progress is the
+	// error's details, see workflows.OrganizationEnded), so the Web UI
+	// lists it as Failed and never as a green Completed.
+	ErrTypeOrganizationRolledBack = "OrganizationRolledBack"
+	ErrTypeOrganizationFailed     = "OrganizationFailed"
 )
 
 // NonRetryable lists the error types a retry cannot fix.
