@@ -72,13 +72,18 @@ func (o *organization) publish(ctx workflow.Context) {
 // history event), the search attributes when one of them changed and the
 // last upsert is liveUpsertEvery old. A change inside that interval is
 // upserted with the next pass booked after it, or the next phase change,
-// pause or approval; a timer to catch it would cost events of its own.
+// pause or approval, or when a pause has stopped the last running mailbox;
+// a timer to catch it would cost events of its own.
 // Runs before versionLiveProgress showed progress only at phase changes.
 func (o *organization) progressed(ctx workflow.Context) {
 	if !o.live {
 		return
 	}
-	if l := o.listedNow(); l != o.listed && !workflow.Now(ctx).Before(o.listedAt.Add(liveUpsertEvery)) {
+	// A paused organization whose last running mailbox just reported will
+	// not change again until it is resumed: what the list shows now is
+	// what it shows for the whole pause, so it must be the truth.
+	settled := o.paused && o.window.size() == 0
+	if l := o.listedNow(); l != o.listed && (settled || !workflow.Now(ctx).Before(o.listedAt.Add(liveUpsertEvery))) {
 		o.publish(ctx)
 		return
 	}
