@@ -52,6 +52,12 @@ const (
 	// stopped at its checkpoint and gave its work back to be retried at
 	// once, on another worker or on this one when it returns. Retryable.
 	ErrTypeHandedBack = "HandedBack"
+	// ErrTypeOrganizationRolledBack and ErrTypeOrganizationFailed end an
+	// Organization workflow that rolled back or failed (its Progress is the
+	// error's details, see workflows.OrganizationEnded), so the Web UI
+	// lists it as Failed and never as a green Completed.
+	ErrTypeOrganizationRolledBack = "OrganizationRolledBack"
+	ErrTypeOrganizationFailed     = "OrganizationFailed"
 )
 
 // NonRetryable lists the error types a retry cannot fix.

@@ -66,9 +66,24 @@ func Progress(ctx context.Context, c client.Client, org string) (workflows.Progr
 	return query[workflows.Progress](ctx, c, workflows.OrganizationWorkflowID(org))
 }
 
-// Result waits for (or reads) an organization's final progress.
+// Result waits for (or reads) an organization's final progress. An
+// organization that rolled back or failed ends its workflow as failed
+// with the Progress in the error (from versionLiveProgress on; older runs
+// completed with it as their result): both give the Progress and no
+// error. The error is for a workflow that failed on its own account (a
+// refused input, a termination, a timeout).
 func Result(ctx context.Context, c client.Client, org string) (workflows.Progress, error) {
-	return result[workflows.Progress](ctx, c, workflows.OrganizationWorkflowID(org))
+	return organizationResult(ctx, c, workflows.OrganizationWorkflowID(org), "")
+}
+
+// organizationResult is Result of one run of an organization's workflow.
+func organizationResult(ctx context.Context, c client.Client, id, run string) (workflows.Progress, error) {
+	var p workflows.Progress
+	err := c.GetWorkflow(ctx, id, run).Get(ctx, &p)
+	if ended, ok := workflows.OrganizationEnded(err); ok {
+		return ended, nil
+	}
+	return p, err
 }
 
 // query asks a workflow (organization or campaign) for its progress.

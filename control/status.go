@@ -134,7 +134,7 @@ func orgStatus(ctx context.Context, c client.Client, e *workflowpb.WorkflowExecu
 		p, err = query[workflows.Progress](qctx, c, id)
 		cancel()
 	} else {
-		err = c.GetWorkflow(ctx, id, run).Get(ctx, &p)
+		p, err = organizationResult(ctx, c, id, run)
 	}
 	if err == nil && p.Organization != "" {
 		fillTimes(&p.StartedAt, &p.FinishedAt, e)

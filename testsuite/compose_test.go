@@ -28,7 +28,7 @@ import (
 var composeSearchAttributeNames = []string{
 	"OrganizationCode", "MigrationPhase", "Wave",
 	"MailboxesTotal", "MailboxesDone", "MailboxesFailed", "BytesCopied",
-	"CutoverApprovedBy", "Consistency",
+	"CutoverApprovedBy", "Consistency", "MigrationPaused",
 }
 
 // composeCLITypes maps index types to `temporal operator search-attribute

@@ -118,6 +118,33 @@ wait:
 		require.Equal(t, float64(p.Skipped), skipped[p.Organization], "%s skipped items", p.Organization)
 	}
 	require.LessOrEqual(t, during, total(bytes))
+
+	// The workflows' own metrics, through the SDK's workflow metrics
+	// handler: passes by outcome, and each organization's mailboxes in the
+	// phase it ended in.
+	passes := sumBy(fams[metrics.MailboxPasses], metrics.LabelOrg)
+	byPhase := map[string]float64{}
+	if f := fams[metrics.OrganizationMailboxes]; f != nil {
+		for _, m := range f.Metric {
+			var org, phase string
+			for _, l := range m.Label {
+				switch l.GetName() {
+				case metrics.LabelOrg:
+					org = l.GetValue()
+				case metrics.LabelPhase:
+					phase = l.GetValue()
+				}
+			}
+			byPhase[org+"/"+phase] += m.Gauge.GetValue()
+		}
+	}
+	for _, p := range res.ps {
+		require.Positive(t, passes[p.Organization], "%s mailbox passes", p.Organization)
+		require.Equal(t, float64(p.MailboxesTotal), byPhase[p.Organization+"/"+string(workflows.PhaseCompleted)], "%s mailboxes in Completed", p.Organization)
+		require.Zero(t, byPhase[p.Organization+"/"+string(workflows.PhasePreStage)], "%s left PreStage", p.Organization)
+	}
+	require.Positive(t, sumBy(fams[metrics.MailboxPasses], metrics.LabelOutcome)[metrics.OutcomeOK])
+	require.Positive(t, sumBy(fams[metrics.MailboxPasses], metrics.LabelPass)[string(workflows.PassPreStage)])
 	require.Positive(t, total(sumBy(fams[metrics.SkippedItems], metrics.LabelReason)), "the demo estate has large items")
 	require.Positive(t, total(sumBy(fams[metrics.StagingWrittenBytes], "")))
 	conns := sumBy(fams[metrics.ConnectionsInUse], metrics.LabelEndpoint)

@@ -2,6 +2,7 @@ package testsuite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -10,7 +11,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/stretchr/testify/require"
+	enums "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/demo"
 	"github.com/mailshift/mailshift/internal/estate"
@@ -82,6 +86,31 @@ func TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched(t *testing.T)
 		}
 	}
 	require.Equal(t, []string{victim.Address}, poor)
+
+	// The list cannot mistake it for a success: the workflow failed, with
+	// the error type saying why and the final Progress as its details.
+	id := workflows.OrganizationWorkflowID(in.Code)
+	l := describeListed(ctx, t, env.Client, id)
+	require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_FAILED, l.status)
+	var out workflows.Progress
+	werr := env.Client.GetWorkflow(ctx, id, "").Get(ctx, &out)
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, werr, &app)
+	require.Equal(t, activities.ErrTypeOrganizationRolledBack, app.Type())
+	require.True(t, app.NonRetryable())
+	ended, ok := workflows.OrganizationEnded(werr)
+	require.True(t, ok)
+	require.Equal(t, p.Reason, ended.Reason)
+	// MailboxesFailed is the report's failed mailboxes, in the Progress and
+	// in the list.
+	require.Equal(t, 1, p.MailboxesFailed, "the mailbox validation scored Poor")
+	require.Len(t, p.Reports, 3)
+	require.Equal(t, p.MailboxesFailed, reportStates(ctx, t, env, p.Reports[2])["Failed"], "report %s", p.Reports[2])
+	pollUntil(ctx, t, "the final search attributes", func() (bool, string) {
+		l = describeListed(ctx, t, env.Client, id)
+		return l.sa[workflows.SAMigrationPhase.GetName()] != nil && l.int(workflows.SAMailboxesFailed.GetName()) == int64(p.MailboxesFailed), fmt.Sprint(l.sa)
+	})
+	require.Equal(t, int64(p.MailboxesDone), l.int(workflows.SAMailboxesDone.GetName()))
 
 	// The routing map is byte for byte what it was.
 	got, err := os.ReadFile(env.Config.Routing.Path)

@@ -4,7 +4,11 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/activities"
 )
@@ -233,6 +237,10 @@ type Progress struct {
 	MailboxesFailed  int `json:"mailboxes_failed"`
 	MailboxesSkipped int `json:"mailboxes_skipped"` // taken out by an operator
 	MailboxesRunning int `json:"mailboxes_running"`
+	// MailboxesCopied counts mailboxes copied to the target by at least
+	// one pass and not failed or skipped since (validated ones included);
+	// counted from versionLiveProgress on, so 0 in older runs.
+	MailboxesCopied int `json:"mailboxes_copied,omitempty"`
 	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
 	Pass        Pass `json:"pass,omitempty"`
 	PassDone    int  `json:"pass_done"`
@@ -296,6 +304,47 @@ type Progress struct {
 // migrated and verified.
 func (p Progress) Validated() bool {
 	return p.Phase == PhaseCompleted && p.MailboxesFailed == 0 && p.MailboxesDone == p.MailboxesTotal-p.MailboxesSkipped
+}
+
+// OrganizationEnded reads the final Progress out of the error an
+// Organization workflow ends with when it rolled back or failed (from
+// versionLiveProgress on; runs before completed with the Progress as their
+// result). err is what a client's or a parent's Get returned: a
+// WorkflowExecutionError or ChildWorkflowExecutionError wrapping the
+// ApplicationError of type ErrTypeOrganizationRolledBack or
+// ErrTypeOrganizationFailed. ok is false for any other error, which is a
+// failure of the workflow itself (a bad input, a termination).
+func OrganizationEnded(err error) (p Progress, ok bool) {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || (app.Type() != activities.ErrTypeOrganizationRolledBack && app.Type() != activities.ErrTypeOrganizationFailed) {
+		return p, false
+	}
+	if !app.HasDetails() || app.Details(&p) != nil {
+		return Progress{}, false
+	}
+	return p, true
+}
+
+// endedError is how a live-progress organization that rolled back or
+// failed ends its workflow: a non-retryable application error carrying
+// its Progress, so the Web UI's list shows it Failed, in red, and not as
+// a green Completed. nil for the phases that completed (with failures or
+// not).
+func endedError(p Progress) error {
+	var typ string
+	switch p.Phase {
+	case PhaseRolledBack:
+		typ = activities.ErrTypeOrganizationRolledBack
+	case PhaseFailed:
+		typ = activities.ErrTypeOrganizationFailed
+	default:
+		return nil
+	}
+	msg := fmt.Sprintf("organization %s %s: %d of %d mailboxes validated, %d failed", p.Organization, p.Phase, p.MailboxesDone, p.MailboxesTotal, p.MailboxesFailed)
+	if p.Reason != "" {
+		msg += "; " + p.Reason
+	}
+	return temporal.NewNonRetryableApplicationError(msg, typ, nil, p)
 }
 
 // MaxReportedFailures bounds the failures carried in Progress; every failure

@@ -3,12 +3,15 @@ package workflows
 import (
 	"strings"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
-// onOutcome takes a mailbox's reported pass out of the window and books it.
-func (o *organization) onOutcome(out MailboxOutcome) {
+// onOutcome takes a mailbox's reported pass out of the window, books it
+// and shows the progress.
+func (o *organization) onOutcome(ctx workflow.Context, out MailboxOutcome) {
 	if out.Chain != "" && out.Chain != o.chain {
 		return // a mailbox workflow of an earlier, abandoned organization run chain
 	}
@@ -24,9 +27,17 @@ func (o *organization) onOutcome(out MailboxOutcome) {
 		if o.table.state(i) == mbActive {
 			o.window.reinstate(i)
 		}
+		o.countPass(ctx, out.Pass, outcomeCanceled)
+		o.progressed(ctx)
 		return
 	}
 	o.book(out)
+	if out.Error != "" {
+		o.countPass(ctx, out.Pass, outcomeFailed)
+	} else {
+		o.countPass(ctx, out.Pass, outcomeOK)
+	}
+	o.progressed(ctx)
 }
 
 // book records a mailbox's finished pass.
@@ -44,6 +55,7 @@ func (o *organization) book(out MailboxOutcome) {
 	case PassPreStage, PassDelta, PassFinal, PassPostSwitch:
 		p.Messages += out.Copied
 		p.Bytes += out.Bytes
+		o.markCopied(i)
 		o.setSkips(i, skipCount{Total: out.Skipped, ByReason: out.SkippedByReason, Staged: out.Staged})
 		if out.Consistency != "" { // validated in the same workflow
 			o.bookValidation(out)
@@ -119,6 +131,11 @@ func (o *organization) bookValidation(out MailboxOutcome) {
 	if out.Consistency != Poor {
 		o.table.set(i, mbValidated)
 		p.MailboxesDone++
+	} else if o.live {
+		// The per-mailbox report lists it as Failed (messages missing or
+		// duplicated); MailboxesFailed says so too, and the rollback that
+		// follows leaves it counted.
+		o.fail(i, out.Address, out.Pass, "validation scored Poor: "+ruleIDs(out.Rules))
 	}
 	if out.Consistency != Perfect && len(p.Findings) < MaxReportedFailures {
 		var texts []string
@@ -158,11 +175,38 @@ func (o *organization) fail(i int, address string, pass Pass, msg string) {
 		return // already failed, or skipped by an operator meanwhile
 	}
 	o.table.set(i, mbFailed)
+	o.uncopy(i)
 	p := &o.p
 	p.MailboxesFailed++
 	if len(p.Failures) < MaxReportedFailures {
 		p.Failures = append(p.Failures, MailboxFailure{Address: address, Pass: pass, Error: msg})
 	}
+}
+
+// markCopied counts mailbox i in MailboxesCopied, once (live runs).
+func (o *organization) markCopied(i int) {
+	if o.live && !o.table.isCopied(i) {
+		o.table.markCopied(i)
+		o.p.MailboxesCopied++
+	}
+}
+
+// uncopy takes a failed or skipped mailbox out of MailboxesCopied; a
+// retried one counts again after its next copy.
+func (o *organization) uncopy(i int) {
+	if o.table.isCopied(i) {
+		o.table.unmarkCopied(i)
+		o.p.MailboxesCopied--
+	}
+}
+
+// ruleIDs lists the ids of the rules that fired, worst first.
+func ruleIDs(rules []Rule) string {
+	ids := make([]string, 0, len(rules))
+	for _, r := range rules {
+		ids = append(ids, r.ID)
+	}
+	return strings.Join(ids, ", ")
 }
 
 func removeFailure(fs []MailboxFailure, address string) []MailboxFailure {

@@ -49,6 +49,14 @@ func (c *campaign) start(ctx workflow.Context, a schedule.Assignment) {
 		c.onStarted(ctx, o.Code, o.Mailboxes)
 		var p Progress
 		err = f.Get(ctx, &p)
+		if ended, ok := OrganizationEnded(err); ok {
+			// A rolled-back or failed organization (versionLiveProgress)
+			// fails its workflow with its Progress as the error's details:
+			// the same end as an older one's result, booked the same way.
+			// Decoding the recorded failure is deterministic, and old
+			// campaign histories never see this branch.
+			p, err = ended, nil
+		}
 		c.onDone(ctx, organizationDone(o.Code, p, err))
 	})
 }

@@ -32,6 +32,9 @@ type fakeOrgs struct {
 	linger  time.Duration
 	outcome map[string]Phase
 	fail    map[string]bool
+	// endedAsError: a RolledBack or Failed organization ends as a
+	// live-progress one does, with its Progress in the workflow's error.
+	endedAsError bool
 
 	mu         sync.Mutex
 	started    map[string]time.Time
@@ -81,6 +84,9 @@ func (f *fakeOrgs) run(ctx workflow.Context, in OrganizationInput) (Progress, er
 		if f.linger > 0 {
 			_ = workflow.Sleep(ctx, f.linger)
 		}
+	}
+	if err == nil && f.endedAsError {
+		err = endedError(p)
 	}
 	return p, err
 }
@@ -227,6 +233,37 @@ func TestCampaignStartsEachOrganizationOnItsPlannedDay(t *testing.T) {
 	require.Contains(t, byCode["B2"].Reason, "source unreachable")
 	require.Equal(t, string(PhaseCompleted), byCode["B6"].Status)
 	require.Equal(t, schedule.MustParseDate("2026-03-07"), byCode["B6"].Day)
+}
+
+// TestCampaignBooksOrganizationEndsFromResultsOfEitherForm: a campaign
+// learns an organization's end from the child's result when it gets no
+// signal. An organization from before versionLiveProgress returns its
+// Progress as the result; a later one that rolled back or failed fails
+// with the Progress in the error. Both are booked by their phase, and a
+// failure that carries no Progress stays a failure.
+func TestCampaignBooksOrganizationEndsFromResultsOfEitherForm(t *testing.T) {
+	for _, asError := range []bool{false, true} {
+		t.Run(fmt.Sprintf("endedAsError=%v", asError), func(t *testing.T) {
+			f := &fakeOrgs{delay: 5 * time.Hour, endedAsError: asError,
+				outcome: map[string]Phase{"A3": PhaseRolledBack, "A4": PhaseFailed, "B1": PhaseCompletedWithFailures},
+				fail:    map[string]bool{"B2": true}}
+			env := newCampaignEnv(t, f)
+			env.ExecuteWorkflow(CampaignWorkflowName, campaignInput())
+			p := campaignResult(t, env)
+			require.Equal(t, 1, p.RolledBack)
+			require.Equal(t, 2, p.Failed, "A4 failed, B2 failed without a Progress")
+			require.Equal(t, 8, p.Completed)
+			require.Equal(t, 1, p.CompletedWithFailures)
+			byCode := map[string]CampaignOrgStatus{}
+			for _, o := range p.Orgs {
+				byCode[o.Code] = o
+			}
+			require.Equal(t, string(PhaseRolledBack), byCode["A3"].Status)
+			require.Equal(t, string(PhaseFailed), byCode["A4"].Status)
+			require.Equal(t, CampaignOrgFailed, byCode["B2"].Status)
+			require.Contains(t, byCode["B2"].Reason, "source unreachable")
+		})
+	}
 }
 
 func day(t *testing.T, loc *time.Location, s string) time.Time {

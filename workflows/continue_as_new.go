@@ -11,7 +11,7 @@ func (o *organization) listen(ctx workflow.Context) {
 		sel.AddReceive(o.outcomes, func(c workflow.ReceiveChannel, _ bool) {
 			var out MailboxOutcome
 			c.Receive(ctx, &out)
-			o.onOutcome(out)
+			o.onOutcome(ctx, out)
 		})
 		sel.AddReceive(pause, func(c workflow.ReceiveChannel, _ bool) {
 			c.Receive(ctx, nil)
@@ -19,7 +19,7 @@ func (o *organization) listen(ctx workflow.Context) {
 		})
 		sel.AddReceive(resume, func(c workflow.ReceiveChannel, _ bool) {
 			c.Receive(ctx, nil)
-			o.paused, o.p.Paused = false, false
+			o.resume(ctx)
 		})
 	})
 }
@@ -32,6 +32,25 @@ func (o *organization) pause(ctx workflow.Context) {
 		o.logger.Info("paused: stopping running mailboxes at their next checkpoint")
 		o.window.cancel(ctx, func(flight) bool { return true })
 		o.stopBatch()
+		o.showPause(ctx)
+	}
+}
+
+// resume lifts a pause.
+func (o *organization) resume(ctx workflow.Context) {
+	was := o.paused
+	o.paused, o.p.Paused = false, false
+	if was {
+		o.showPause(ctx)
+	}
+}
+
+// showPause puts a pause or resume in the list (MigrationPaused) and the
+// details at once; runs before versionLiveProgress showed it only with
+// the next phase change.
+func (o *organization) showPause(ctx workflow.Context) {
+	if o.live {
+		o.publish(ctx)
 	}
 }
 
@@ -54,7 +73,7 @@ func (o *organization) prepareContinueAsNew(ctx workflow.Context) error {
 	}
 	o.stopListening(ctx)
 	o.drainSignals(ctx)
-	o.drainOutcomes()
+	o.drainOutcomes(ctx)
 	o.p.Paused = o.paused
 	o.logger.Info("continuing as new", "run", o.runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "in_flight", o.window.size())
 	return nil
@@ -71,7 +90,7 @@ func (o *organization) drainSignals(ctx workflow.Context) {
 	for o.resumeCh.ReceiveAsync(nil) {
 	}
 	if resumed {
-		o.paused, o.p.Paused = false, false
+		o.resume(ctx)
 	}
 	if paused {
 		o.pause(ctx)
@@ -80,12 +99,12 @@ func (o *organization) drainSignals(ctx workflow.Context) {
 
 // drainOutcomes handles outcomes already delivered; a run calls it before
 // it continues as new, or they would be lost with the run.
-func (o *organization) drainOutcomes() {
+func (o *organization) drainOutcomes(ctx workflow.Context) {
 	for {
 		var out MailboxOutcome
 		if !o.outcomes.ReceiveAsync(&out) {
 			return
 		}
-		o.onOutcome(out)
+		o.onOutcome(ctx, out)
 	}
 }

@@ -241,6 +241,7 @@ func (o *organization) skipMailbox(ctx workflow.Context, c MailboxControl) (Mail
 	}
 	if o.table.state(i) != mbSkipped {
 		o.table.set(i, mbSkipped)
+		o.uncopy(i)
 		p.MailboxesSkipped++
 		o.window.cancel(ctx, func(f flight) bool { return f.Index == i })
 		o.logger.Info("mailbox skipped", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)

@@ -103,6 +103,10 @@ var (
 	// MySQL, SQLite) offer only three custom Int columns per namespace, and
 	// the three mailbox counters take them. A float64 is exact to 9 PB.
 	SABytesCopied = temporal.NewSearchAttributeKeyFloat64("BytesCopied")
+	// MigrationPaused is true while an operator's pause holds the
+	// organization (runs from versionLiveProgress on), so the list can show
+	// the paused ones: MigrationPaused = true.
+	SAMigrationPaused = temporal.NewSearchAttributeKeyBool("MigrationPaused")
 )
 
 // SearchAttributeTypes lists every search attribute with its type, for
@@ -118,6 +122,7 @@ func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 		SACutoverApprovedBy.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SAConsistency.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SABytesCopied.GetName():       enumspb.INDEXED_VALUE_TYPE_DOUBLE,
+		SAMigrationPaused.GetName():   enumspb.INDEXED_VALUE_TYPE_BOOL,
 	}
 }
 

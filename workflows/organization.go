@@ -58,6 +58,11 @@ func Organization(ctx workflow.Context, in OrganizationInput) (Progress, error) 
 		return p, workflow.NewContinueAsNewError(ctx, OrganizationWorkflowName, next)
 	}
 	notifyCampaign(ctx, p, err)
+	if err == nil && o.live {
+		// After the campaign heard the phase: it reads the same Progress
+		// either way (campaign_orgs.go decodes this error).
+		err = endedError(p)
+	}
 	return p, err
 }
 
@@ -89,8 +94,13 @@ type organization struct {
 	cutoverWindow     *cutoverWindow
 
 	// byResult: this run's mailboxes report through their result and may
-	// run locally first (versionReportByResult). lean: versionLean.
-	byResult, lean bool
+	// run locally first (versionReportByResult). lean: versionLean. live:
+	// versionLiveProgress.
+	byResult, lean, live bool
+	// listed is what the search attributes last said and listedAt when
+	// (workflow time), so progress upserts them at a bounded rate (live).
+	listed   listedValues
+	listedAt time.Time
 	// cancelBatch stops the readiness batch under way (pause, rollback).
 	cancelBatch workflow.CancelFunc
 	// chain is the first run id of this organization's continue-as-new
@@ -119,6 +129,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.p.Runs = o.runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
 	o.readVersions(ctx)
+	o.gaugePhase(ctx) // this run's worker may not be the last one's
 	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.p, nil }); err != nil {
 		return err

@@ -116,15 +116,15 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 	want := MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain}
 	opts := workflow.ChildWorkflowOptions{StaticSummary: fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass)}
 	o.window.launch(ctx, opts, in, o.byResult,
-		func(out MailboxOutcome, err error) {
-			o.drainOutcomes()
+		func(ctx workflow.Context, out MailboxOutcome, err error) {
+			o.drainOutcomes(ctx)
 			if o.window.holds(i, seq) {
-				o.onOutcome(o.closedOutcome(want, out, err))
+				o.onOutcome(ctx, o.closedOutcome(want, out, err))
 			}
 		},
-		func(reason string) {
+		func(ctx workflow.Context, reason string) {
 			want.Error = "start: " + reason
-			o.onOutcome(want)
+			o.onOutcome(ctx, want)
 		})
 	return nil
 }

@@ -89,6 +89,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 			}
 			o.book(out)
 		}
+		o.progressed(ctx)
 		if cur := o.steps.position(); cur < o.total {
 			o.steps.moveTo(cur + len(idx))
 		} else {

@@ -23,6 +23,9 @@ type OrganizationState struct {
 	// Direct has a bit per mailbox moved in the post-switch pass alone
 	// (see DirectMaxBytes).
 	Direct []byte `json:"direct,omitempty"`
+	// Copied has a bit per mailbox counted in Progress.MailboxesCopied
+	// (versionLiveProgress), so a failure or skip takes it out once.
+	Copied []byte `json:"copied,omitempty"`
 	// The current pass: its sequence number (outcomes of older passes are
 	// ignored), the next mailbox index to start, mailboxes to start again
 	// first (paused, retried), and those started and not yet reported.

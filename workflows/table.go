@@ -34,6 +34,7 @@ type mailboxTable struct {
 	status     []byte
 	small      []byte
 	direct     []byte
+	copied     []byte
 	skipCounts []byte
 
 	inline    []MailboxSpec
@@ -46,7 +47,7 @@ type mailboxTable struct {
 func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable {
 	t := &mailboxTable{inline: in.Mailboxes, inventory: in.Inventory}
 	if st != nil {
-		t.status, t.small, t.direct, t.skipCounts = st.Status, st.Small, st.Direct, st.SkipCounts
+		t.status, t.small, t.direct, t.copied, t.skipCounts = st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts
 		return t
 	}
 	t.status = make([]byte, in.MailboxCount())
@@ -57,7 +58,7 @@ func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable 
 }
 
 func (t *mailboxTable) save(st *OrganizationState) {
-	st.Status, st.Small, st.Direct, st.SkipCounts = t.status, t.small, t.direct, t.skipCounts
+	st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts = t.status, t.small, t.direct, t.copied, t.skipCounts
 }
 
 func (t *mailboxTable) len() int { return len(t.status) }
@@ -83,6 +84,14 @@ func (t *mailboxTable) isSmall(i int) bool  { return hasBit(t.small, i) }
 func (t *mailboxTable) markSmall(i int)     { setBit(&t.small, t.len(), i) }
 func (t *mailboxTable) isDirect(i int) bool { return hasBit(t.direct, i) }
 func (t *mailboxTable) markDirect(i int)    { setBit(&t.direct, t.len(), i) }
+
+func (t *mailboxTable) isCopied(i int) bool { return hasBit(t.copied, i) }
+func (t *mailboxTable) markCopied(i int)    { setBit(&t.copied, t.len(), i) }
+func (t *mailboxTable) unmarkCopied(i int) {
+	if hasBit(t.copied, i) {
+		t.copied[i/8] &^= 1 << (i % 8)
+	}
+}
 
 // anyDirect: some mailbox was ever marked direct.
 func (t *mailboxTable) anyDirect() bool { return len(t.direct) > 0 }

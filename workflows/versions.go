@@ -17,6 +17,17 @@ const (
 	// together they bring a small mailbox from five Mailbox workflows down
 	// to one or two.
 	versionLean = "lean-lifecycle"
+
+	// versionLiveProgress marks what makes the Web UI's list and details
+	// tell the truth while and after an organization runs: the details are
+	// set on every booked mailbox pass and the counters' search attributes
+	// are upserted at most once per liveUpsertEvery while mailboxes run
+	// (more UpsertWorkflowSearchAttributes events); pause and resume upsert
+	// MigrationPaused; MailboxesCopied is counted; a mailbox that validation
+	// scores Poor is failed; and an organization that rolls back or fails
+	// ends its workflow with an error carrying its Progress (a failed
+	// workflow, not a completed one).
+	versionLiveProgress = "live-progress"
 )
 
 // readVersions reads every version gate once, so the rest of the run asks
@@ -26,4 +37,5 @@ func (o *organization) readVersions(ctx workflow.Context) {
 	// replaying as they ran: every child signals, and none runs locally.
 	o.byResult = workflow.GetVersion(ctx, versionReportByResult, workflow.DefaultVersion, 1) >= 1
 	o.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) >= 1
+	o.live = workflow.GetVersion(ctx, versionLiveProgress, workflow.DefaultVersion, 1) >= 1
 }

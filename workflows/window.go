@@ -179,7 +179,7 @@ func (w *passWindow) confirm(ctx workflow.Context, i, seq int, runID string) {
 // (byResult: this run reads it); failed gets the reason when it cannot be
 // started at all.
 func (w *passWindow) launch(ctx workflow.Context, opts workflow.ChildWorkflowOptions, in MailboxInput, byResult bool,
-	closed func(out MailboxOutcome, err error), failed func(reason string)) {
+	closed func(ctx workflow.Context, out MailboxOutcome, err error), failed func(ctx workflow.Context, reason string)) {
 	opts.WorkflowID = MailboxWorkflowID(w.org, in.Mailbox.Address)
 	opts.ParentClosePolicy = enums.PARENT_CLOSE_POLICY_ABANDON
 	opts.WorkflowIDReusePolicy = enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
@@ -209,7 +209,7 @@ func (w *passWindow) launch(ctx workflow.Context, opts workflow.ChildWorkflowOpt
 				// (after a hand-over) precedes its close in history.
 				var out MailboxOutcome
 				cerr := fut.Get(ctx, &out)
-				closed(out, cerr)
+				closed(ctx, out, cerr)
 				return
 			}
 			// The mailbox's previous workflow has reported its pass but not
@@ -220,7 +220,7 @@ func (w *passWindow) launch(ctx workflow.Context, opts workflow.ChildWorkflowOpt
 					continue
 				}
 			}
-			failed(rootCause(err))
+			failed(ctx, rootCause(err))
 			return
 		}
 	})

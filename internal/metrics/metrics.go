@@ -41,12 +41,42 @@ const (
 	StagingWrittenBytes = "mailshift_staging_written_bytes_total"
 )
 
+// Metrics the workflows emit through workflow.GetMetricsHandler: the SDK
+// handler (SDKHandler, on this registry) carries them, with the SDK's own
+// tags added (namespace, task_queue, workflow_type). The SDK drops them
+// while a workflow replays, so a worker that replays a history after a
+// restart or a cache eviction counts nothing twice.
+const (
+	// MailboxPasses: mailbox passes an organization booked (labels org,
+	// pass: readiness, prestage, delta, final, post-switch, validate,
+	// archive, import; outcome: OutcomeOK, OutcomeFailed, OutcomeCanceled).
+	// Readiness checked in batches (lean runs) is not a pass and is not
+	// counted.
+	MailboxPasses = "mailshift_mailbox_passes_total"
+	// OrganizationMailboxes: an organization's mailboxes in its current
+	// phase (labels org, phase), 0 in the phases it has left; sum by
+	// (phase) is mailboxes by phase. A gauge lives on the worker that set
+	// it: when an organization moves to another worker, the first one
+	// keeps its last value until it restarts (max by (org, phase) hides it).
+	OrganizationMailboxes = "mailshift_organization_mailboxes"
+)
+
+// Outcomes of MailboxPasses.
+const (
+	OutcomeOK       = "ok"
+	OutcomeFailed   = "failed"
+	OutcomeCanceled = "canceled"
+)
+
 // Label names.
 const (
 	LabelOrg      = "org"
 	LabelReason   = "reason"
 	LabelEndpoint = "endpoint"
 	LabelKind     = "kind"
+	LabelPass     = "pass"
+	LabelOutcome  = "outcome"
+	LabelPhase    = "phase"
 )
 
 // KindNetwork is the IMAPErrors kind of a fault that is no answer of the
@@ -56,9 +86,10 @@ const KindNetwork = "Network"
 // DefaultAddr is where the production worker serves /metrics by default.
 const DefaultAddr = "127.0.0.1:9464"
 
-// Names lists mailshift's own metric names.
+// Names lists mailshift's own metric names, the workflows' included.
 func Names() []string {
-	return []string{CopiedBytes, CopiedMessages, SkippedItems, ConnectionsInUse, IMAPErrors, ThrottledSeconds, StagingWrittenBytes}
+	return []string{CopiedBytes, CopiedMessages, SkippedItems, ConnectionsInUse, IMAPErrors, ThrottledSeconds, StagingWrittenBytes,
+		MailboxPasses, OrganizationMailboxes}
 }
 
 // Metrics is a worker's registry. A nil *Metrics records nothing, so

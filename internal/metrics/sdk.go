@@ -99,7 +99,11 @@ func (c *sdkCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		labelNames := slices.Sorted(maps.Keys(keys))
-		desc := prometheus.NewDesc(name, "Temporal SDK metric "+name+".", labelNames, nil)
+		help := "Temporal SDK metric " + name + "."
+		if strings.HasPrefix(name, "mailshift_") {
+			help = "mailshift workflow metric " + name + "."
+		}
+		desc := prometheus.NewDesc(name, help, labelNames, nil)
 		for _, s := range f.series {
 			values := make([]string, len(labelNames))
 			for i, k := range labelNames {
