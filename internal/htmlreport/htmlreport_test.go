@@ -231,3 +231,32 @@ func hasNot(t *testing.T, page, bad string) {
 		t.Fatalf("page contains %q at %d", bad, i)
 	}
 }
+
+// A campaign's page: one row per organization, problems first, with an
+// anchor to a section for each organization that did not validate; names
+// escaped; the campaign's progress charted from its organizations.
+func TestCampaignPage(t *testing.T) {
+	c := &Campaign{Name: "nhs-" + hostile, Progress: workflows.CampaignProgress{Name: "nhs", Phase: workflows.CampaignPhaseRunning, Planned: 3, Started: 2, Completed: 1, RolledBack: 1, MailboxesPlanned: 30}}
+	c.Orgs = []CampaignOrg{
+		{Code: "AAA", Name: "Fine Trust", Mailboxes: 10, Progress: &workflows.Progress{Organization: "AAA", Phase: workflows.PhaseCompleted, MailboxesTotal: 10, MailboxesDone: 10,
+			Bytes: 5e6, Consistency: workflows.Perfect, StartedAt: t0, FinishedAt: t0.Add(time.Hour)}},
+		{Code: "BBB", Name: hostile, Mailboxes: 10, Progress: &workflows.Progress{Organization: "BBB", Phase: workflows.PhaseRolledBack, MailboxesTotal: 10, MailboxesDone: 9, MailboxesFailed: 1,
+			Consistency: workflows.Poor, Reason: "validation scored Poor", StartedAt: t0, FinishedAt: t0.Add(2 * time.Hour),
+			Failures: []workflows.MailboxFailure{{Address: "x@bbb.example", Pass: workflows.PassValidate, Error: "3 missing " + hostile}}}},
+		{Code: "CCC", Mailboxes: 10, Day: "2026-11-05"},
+	}
+	var b bytes.Buffer
+	require.NoError(t, c.Render(&b))
+	page := b.String()
+	doc := checkSelfContained(t, page)
+	hasNot(t, page, hostile)
+	require.Equal(t, 3, elements(doc, "svg"))
+	has(t, page, `<a href="#org-BBB">BBB</a>`)
+	has(t, page, `<h3 id="org-BBB">`)
+	has(t, page, "x@bbb.example")
+	has(t, page, "validation scored Poor")
+	has(t, page, "Planned")
+	require.Less(t, strings.Index(page, `id="row-BBB"`), strings.Index(page, `id="row-AAA"`), "the rolled back organization first")
+	require.Less(t, strings.Index(page, `id="row-AAA"`), strings.Index(page, `id="row-CCC"`), "the planned one last")
+	has(t, page, ">19</div><div class=\"l\">Mailboxes done")
+}

@@ -20,12 +20,13 @@ var templateFS embed.FS
 // context (text, attribute, SVG), so addresses, reasons and names chosen by
 // others cannot inject markup.
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"int":   func(n int) string { return groupInt(int64(n)) },
-	"int64": groupInt,
-	"bytes": func(n int64) string { return humanBytes(float64(n)) },
-	"when":  when,
-	"add":   func(a, b int) int { return a + b },
-	"sub":   func(a, b int) int { return a - b },
+	"int":        func(n int) string { return groupInt(int64(n)) },
+	"int64":      groupInt,
+	"bytes":      func(n int64) string { return humanBytes(float64(n)) },
+	"when":       when,
+	"add":        func(a, b int) int { return a + b },
+	"orgCommand": OrgCommand,
+	"sub":        func(a, b int) int { return a - b },
 	"join": func(ss []string) string {
 		out := ""
 		for i, s := range ss {
@@ -205,21 +206,8 @@ func (o *Organization) view() orgView {
 // that was learnt.
 func (o *Organization) outcome() (label, class, source string) {
 	if p := o.Progress; p != nil {
-		source = "the organization's workflow"
-		switch p.Phase {
-		case workflows.PhaseCompleted:
-			if p.Validated() {
-				return "Validated", "ok", source
-			}
-			return "Completed", "warn", source
-		case workflows.PhaseCompletedWithFailures:
-			return "Completed with failures", "warn", source
-		case workflows.PhaseRolledBack:
-			return "RolledBack", "bad", source
-		case workflows.PhaseFailed:
-			return "Failed", "bad", source
-		}
-		return "Running", "info", source
+		label, class = outcomeOf(*p)
+		return label, class, "the organization's workflow"
 	}
 	source = "the staging store only (Temporal did not answer)"
 	done := o.States[report.Completed] + o.States[report.CompletedWithWarnings]
@@ -304,4 +292,23 @@ func (o *Organization) temporalWhy() string {
 		return o.TemporalNote
 	}
 	return "not asked"
+}
+
+// outcomeOf says how an organization ended, or that it runs, and the
+// badge's class.
+func outcomeOf(p workflows.Progress) (label, class string) {
+	switch p.Phase {
+	case workflows.PhaseCompleted:
+		if p.Validated() {
+			return "Validated", "ok"
+		}
+		return "Completed", "warn"
+	case workflows.PhaseCompletedWithFailures:
+		return "Completed with failures", "warn"
+	case workflows.PhaseRolledBack:
+		return "RolledBack", "bad"
+	case workflows.PhaseFailed:
+		return "Failed", "bad"
+	}
+	return "Running", "info"
 }
