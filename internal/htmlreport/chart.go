@@ -11,7 +11,7 @@ import (
 const (
 	chartW      = 760
 	chartH      = 220
-	padL, padR  = 64, 16
+	padL, padR  = 64, 40
 	padT, padB  = 14, 30
 	plotW       = chartW - padL - padR
 	plotH       = chartH - padT - padB
