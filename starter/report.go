@@ -12,13 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/htmlreport"
 	"github.com/mailshift/mailshift/internal/inventory"
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/workerapp"
-	"github.com/mailshift/mailshift/workflows"
 )
 
 // runReport prints (or writes) an organization's per-mailbox report, read
@@ -215,19 +213,7 @@ func inventoryMailboxes(path, org string) ([]string, error) {
 }
 
 // scoreReport grades a validated mailbox with the workflows' own rules.
-func scoreReport(r *report.MailboxReport) (string, []string) {
-	v := r.Validation
-	c, rules := workflows.Score(activities.ValidateResult{
-		OK: v.OK, Folders: v.Folders, Messages: v.Messages, Bytes: v.Bytes, Skipped: v.Skipped,
-		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
-		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged, Problems: v.Problems,
-	})
-	ids := make([]string, len(rules))
-	for i, rule := range rules {
-		ids[i] = rule.ID
-	}
-	return string(c), ids
-}
+var scoreReport = htmlreport.ScoreMailbox
 
 func stateCounts[S ~string](m map[S]int) string {
 	if len(m) == 0 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/workflows"
@@ -167,7 +168,8 @@ type Options struct {
 	Name string
 	// Concurrency is how many mailboxes are read from the store at once.
 	Concurrency int
-	// Score grades validated mailboxes (see report.Options.Score).
+	// Score grades validated mailboxes (see report.Options.Score);
+	// default ScoreMailbox.
 	Score func(*report.MailboxReport) (string, []string)
 	// Progress is the organization's workflow result or progress, if
 	// Temporal answered; TemporalNote says why not otherwise.
@@ -180,6 +182,9 @@ type Options struct {
 // report to w.
 func WriteOrganization(ctx context.Context, w io.Writer, store staging.Store, org string, mailboxes []string, opts Options) (*Organization, error) {
 	o := NewOrganization(org, opts.Name, store.Describe())
+	if opts.Score == nil {
+		opts.Score = ScoreMailbox
+	}
 	ro := report.Options{Concurrency: opts.Concurrency, Score: opts.Score}
 	err := ro.Each(ctx, store, org, mailboxes, func(r *report.MailboxReport) error {
 		o.Add(r)
@@ -196,4 +201,20 @@ func WriteOrganization(ctx context.Context, w io.Writer, store staging.Store, or
 		return nil, fmt.Errorf("organization %s: writing HTML: %w", org, err)
 	}
 	return o, nil
+}
+
+// ScoreMailbox grades a validated mailbox with the workflows' own rules
+// (workflows.Score), for report.Options.Score.
+func ScoreMailbox(r *report.MailboxReport) (string, []string) {
+	v := r.Validation
+	c, rules := workflows.Score(activities.ValidateResult{
+		OK: v.OK, Folders: v.Folders, Messages: v.Messages, Bytes: v.Bytes, Skipped: v.Skipped,
+		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
+		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged, Problems: v.Problems,
+	})
+	ids := make([]string, len(rules))
+	for i, rule := range rules {
+		ids[i] = rule.ID
+	}
+	return string(c), ids
 }
