@@ -73,8 +73,11 @@ commands:
                     stop starting organizations and pause the running ones; resume both (signals pause, resume)
   campaign-set-concurrency NAME N
                     organizations at once (update set-concurrency)
-  report ORG --config FILE [--format csv|json] [--skipped] [--out FILE] [--inventory FILE]
-                    per-mailbox report (state, passes, messages, bytes, skipped items) from the staging store
+  report ORG [--config FILE] [--format csv|json|html] [--skipped] [--out FILE] [--inventory FILE]
+                    per-mailbox report (state, passes, messages, bytes, skipped items) from the staging store;
+                    html: one page with charts, skipped items, score and failures. No --config beside a demo or serve
+  report --campaign NAME --format html --out FILE
+                    a campaign's organizations on one page (from Temporal)
 run 'starter <command> -h' for its flags`
 
 func main() {

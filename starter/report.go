@@ -10,28 +10,38 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
-	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/htmlreport"
 	"github.com/mailshift/mailshift/internal/inventory"
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/workerapp"
-	"github.com/mailshift/mailshift/workflows"
 )
 
 // runReport prints (or writes) an organization's per-mailbox report, read
-// straight from the staging store of the worker's configuration; it needs
-// no Temporal connection.
+// straight from the staging store of the worker's configuration, or a
+// campaign's HTML report from Temporal.
 //
-//	starter report ORG --config worker.yaml [--format csv|json] [--skipped] [--out FILE] [--inventory FILE]
+//	starter report ORG [--config worker.yaml] [--format csv|json|html] [--skipped] [--out FILE] [--inventory FILE]
+//	starter report --campaign NAME --format html --out FILE
+//
+// Without --config or $MAILSHIFT_CONFIG it uses the configuration of a
+// `starter demo` or `starter serve` recorded for the Temporal address it
+// would dial (internal/embedded). CSV and JSON need no Temporal; HTML asks
+// the organization's workflow for its outcome and score (best effort, a few
+// seconds) and says so when it cannot.
 func runReport(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "worker configuration whose staging store is read (default: $MAILSHIFT_CONFIG)")
-	format := fs.String("format", "csv", "csv or json")
-	skipped := fs.Bool("skipped", false, "one record per skipped item instead of one per mailbox")
+	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "worker configuration whose staging store is read (default: $MAILSHIFT_CONFIG, else the starter demo or serve running on --address)")
+	format := fs.String("format", "csv", "csv, json or html")
+	skipped := fs.Bool("skipped", false, "one record per skipped item instead of one per mailbox (csv, json)")
 	out := fs.String("out", "", "write to FILE instead of standard output")
 	invPath := fs.String("inventory", "", "inventory CSV whose mailboxes of ORG are reported (default: every mailbox the store has for ORG)")
 	conc := fs.Int("concurrency", report.DefaultConcurrency, "mailboxes read from the store at once")
+	address := fs.String("address", "", "Temporal address (default: TEMPORAL_ADDRESS or the client profile); also finds a demo's or serve's configuration")
+	campaign := fs.String("campaign", "", "report on this campaign's organizations (--format html; needs Temporal)")
+	useTemporal := fs.Bool("temporal", true, "html: ask Temporal for the organization's outcome and score (best effort)")
 	// The organization may come before the flags (report ORG --config ...).
 	var org string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -46,17 +56,35 @@ func runReport(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if *campaign != "" {
+		if org != "" || fs.NArg() > 0 {
+			return errors.New("report --campaign NAME takes no organization: it reports on every organization of the campaign")
+		}
+		if *format != "html" {
+			return fmt.Errorf("report --campaign: --format %q: a campaign's report is html (each organization's CSV: starter report ORG)", *format)
+		}
+		return runCampaignReport(ctx, *campaign, *address, *out)
+	}
 	if org == "" || fs.NArg() > 0 {
-		return errors.New("report ORG --config FILE [--format csv|json] [--skipped] [--out FILE] [--inventory FILE]")
+		return errors.New("report ORG [--config FILE] [--format csv|json|html] [--skipped] [--out FILE] [--inventory FILE], or report --campaign NAME --format html")
 	}
-	if *cfgPath == "" {
-		return errors.New("report: --config (or MAILSHIFT_CONFIG) is required: the report is read from the worker's staging store")
+	html := *format == "html"
+	var newWriter func(io.Writer) report.Writer
+	if html {
+		if *skipped {
+			return errors.New("report: --skipped is for csv and json; the html report counts skipped items by reason")
+		}
+	} else {
+		var err error
+		if newWriter, err = reportWriter(*format, *skipped); err != nil {
+			return err
+		}
 	}
-	newWriter, err := reportWriter(*format, *skipped)
+	src, err := reportSource(*cfgPath, *address)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(src.config)
 	if err != nil {
 		return err
 	}
@@ -77,26 +105,58 @@ func runReport(ctx context.Context, args []string) error {
 		return fmt.Errorf("report %s: no organization %q in %s: no mailbox of it has a ledger or a report (check the code; an organization that has not started yet has none)", org, org, store.Describe())
 	}
 
+	var opts htmlreport.Options
+	if html {
+		opts = htmlreport.Options{Concurrency: *conc, Score: scoreReport}
+		if *useTemporal {
+			opts.Progress, opts.TemporalNote = organizationProgress(ctx, src, org)
+		} else {
+			opts.TemporalNote = "not asked (--temporal=false)"
+		}
+	}
+	return writeReport(*out, func(w io.Writer) (string, error) {
+		if html {
+			o, err := htmlreport.WriteOrganization(ctx, w, store, org, mailboxes, opts)
+			if err != nil {
+				return "", err
+			}
+			return stateCounts(o.States), nil
+		}
+		rw := newWriter(w)
+		states := map[report.State]int{}
+		o := report.Options{Concurrency: *conc, Score: scoreReport}
+		err := o.Each(ctx, store, org, mailboxes, func(r *report.MailboxReport) error {
+			states[r.State]++
+			return rw.Write(r)
+		})
+		if err == nil {
+			err = rw.Close()
+		}
+		if err != nil {
+			return "", fmt.Errorf("report %s: %w", org, err)
+		}
+		return stateCounts(states), nil
+	}, func(summary string) string {
+		return fmt.Sprintf("%s: %d mailboxes from %s%s", org, len(mailboxes), store.Describe(), summary)
+	})
+}
+
+// writeReport writes through fill to --out (removed again on failure) or
+// standard output, then prints what was written on stderr.
+func writeReport(out string, fill func(io.Writer) (string, error), say func(summary string) string) error {
 	var w io.Writer = os.Stdout
 	var file *os.File
-	if *out != "" {
-		if file, err = os.Create(*out); err != nil {
-			return err
+	var err error
+	if out != "" {
+		if file, err = os.Create(out); err != nil {
+			return fmt.Errorf("report: %w", err)
 		}
 		defer file.Close()
 		w = file
 	}
+	start := time.Now()
 	bw := bufio.NewWriter(w)
-	rw := newWriter(bw)
-	states := map[report.State]int{}
-	o := report.Options{Concurrency: *conc, Score: scoreReport}
-	err = o.Each(ctx, store, org, mailboxes, func(r *report.MailboxReport) error {
-		states[r.State]++
-		return rw.Write(r)
-	})
-	if err == nil {
-		err = rw.Close()
-	}
+	summary, err := fill(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -105,13 +165,19 @@ func runReport(ctx context.Context, args []string) error {
 			err = cerr
 		}
 		if err != nil {
-			os.Remove(*out)
+			os.Remove(out)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("report %s: %w", org, err)
+		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s: %d mailboxes from %s%s%s\n", org, len(mailboxes), store.Describe(), stateCounts(states), written(*out))
+	size := ""
+	if file != nil {
+		if st, serr := os.Stat(out); serr == nil {
+			size = fmt.Sprintf(" (%d bytes in %s)", st.Size(), time.Since(start).Round(time.Millisecond))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s%s%s\n", say(summary), written(out), size)
 	return nil
 }
 
@@ -147,21 +213,9 @@ func inventoryMailboxes(path, org string) ([]string, error) {
 }
 
 // scoreReport grades a validated mailbox with the workflows' own rules.
-func scoreReport(r *report.MailboxReport) (string, []string) {
-	v := r.Validation
-	c, rules := workflows.Score(activities.ValidateResult{
-		OK: v.OK, Folders: v.Folders, Messages: v.Messages, Bytes: v.Bytes, Skipped: v.Skipped,
-		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
-		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged, Problems: v.Problems,
-	})
-	ids := make([]string, len(rules))
-	for i, rule := range rules {
-		ids[i] = rule.ID
-	}
-	return string(c), ids
-}
+var scoreReport = htmlreport.ScoreMailbox
 
-func stateCounts(m map[report.State]int) string {
+func stateCounts[S ~string](m map[S]int) string {
 	if len(m) == 0 {
 		return ""
 	}

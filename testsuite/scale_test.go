@@ -3,13 +3,17 @@ package testsuite
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailshift/mailshift/internal/htmlreport"
 	"github.com/mailshift/mailshift/internal/orgload"
+	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -57,4 +61,32 @@ func TestLargeOrganizationContinuesAsNewWithBoundedHistory(t *testing.T) {
 	require.Less(t, res.MaxHistory, 10000, "longest run")
 	t.Logf("%d mailboxes: %d Mailbox workflows in %s (%.1f/s), %d runs, longest run %d events",
 		n, res.MailboxWorkflows, res.Wall.Round(time.Second), float64(res.MailboxWorkflows)/res.Wall.Seconds(), res.Runs, res.MaxHistory)
+
+	// The HTML report of the whole organization stays small and quick:
+	// charts in buckets, tables capped, the store read a few mailboxes at
+	// a time.
+	in := env.Inputs[0]
+	mailboxes := make([]string, len(in.Mailboxes))
+	for i, mb := range in.Mailboxes {
+		mailboxes[i] = mb.Address
+	}
+	path := filepath.Join(t.TempDir(), in.Code+".html")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	start := time.Now()
+	o, err := htmlreport.WriteOrganization(ctx, f, env.Activities.Staging, in.Code, mailboxes, htmlreport.Options{Progress: &p})
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	took := time.Since(start)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	t.Logf("HTML report of %d mailboxes: %d bytes in %s", o.Mailboxes, st.Size(), took.Round(time.Millisecond))
+	require.Equal(t, n, o.Mailboxes)
+	require.Equal(t, n, o.States[report.Completed], "every mailbox validated, as the store shows it")
+	require.Less(t, st.Size(), int64(5<<20), "bounded whatever the organization's size")
+	page, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(page), `<span class="badge ok">Validated</span>`)
+	require.Equal(t, 2, strings.Count(string(page), `<path class="line"`), "mailboxes done and bytes over time")
+	require.Contains(t, string(page), "Throughput")
 }

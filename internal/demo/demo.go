@@ -70,7 +70,10 @@ type Env struct {
 	Worker         worker.Worker
 	Activities     *activities.Activities
 	Config         *config.Config
-	WorkDir        string
+	// ConfigPath is Config written as YAML (<WorkDir>/mailshift.yaml), so
+	// other commands (starter report) can read the same staging store.
+	ConfigPath string
+	WorkDir    string
 	// Notice says what Setup did to a work directory a previous run left.
 	Notice string
 	Inputs []workflows.OrganizationInput
@@ -165,6 +168,9 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	env.Config = cfg
+	if env.ConfigPath, err = writeConfig(o.WorkDir, cfg); err != nil {
+		return nil, err
+	}
 	if env.Activities, err = workerapp.Build(cfg, o.Logger); err != nil {
 		return nil, err
 	}
@@ -246,11 +252,18 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if o.MetricsAddr != "" && o.MetricsAddr != "off" && o.Metrics == nil {
 		o.Metrics = metrics.New()
 	}
+	// A temporary work directory without --keep is removed when the demo
+	// ends; any other outlives it, and so does its session record.
+	workDirGoes := o.WorkDir == "" && !o.Keep
 	env, err := Setup(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	if err := env.saveSession(workDirGoes); err != nil {
+		// Only the no-configuration report depends on it: say so and go on.
+		fmt.Fprintf(out, "(starter report will need --config %s: %v)\n", env.ConfigPath, err)
+	}
 	msrv, err := metrics.Serve(o.MetricsAddr, o.Metrics)
 	if err != nil {
 		return fmt.Errorf("metrics address: %w", err)
@@ -291,6 +304,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "demo finished in %s\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintln(out, env.reportHint(o.TemporalAddr, workDirGoes))
 	failed := 0
 	for _, p := range ps {
 		if !p.Validated() {
