@@ -226,7 +226,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		}
 	}
 	if *cfgPath == "" {
-		if s, ok := embeddedSession(*address); ok {
+		if s, _ := lookupSession(defaultHostPort(*address)); s != nil {
 			*cfgPath = s.Config
 			fmt.Fprintf(os.Stderr, "migrate: using the worker configuration of the starter %s at %s: %s\n", s.Kind, s.Address, s.Config)
 		}

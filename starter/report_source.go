@@ -53,15 +53,12 @@ func reportSource(cfgPath, address string) (source, error) {
 	if cfgPath != "" {
 		return src, nil
 	}
-	for _, addr := range loopbackAliases(opts.HostPort) {
-		s, ok, err := embedded.Lookup(addr)
-		if err != nil {
-			return src, fmt.Errorf("report: reading the record of the starter demo or serve at %s: %w", addr, err)
-		}
-		if !ok {
-			continue
-		}
-		src.config, src.session = s.Config, &s
+	s, err := lookupSession(opts.HostPort)
+	if err != nil {
+		return src, fmt.Errorf("report: %w", err)
+	}
+	if s != nil {
+		src.config, src.session = s.Config, s
 		// Dial the session itself: the address it recorded (the one
 		// asked for may be an alias of it) and its namespace unless one
 		// was chosen.
@@ -168,11 +165,8 @@ func runCampaignReport(ctx context.Context, name, address, out string) error {
 	opts.HostPort = orDefault(opts.HostPort, client.DefaultHostPort)
 	src := source{options: opts}
 	// A demo or serve may run on an alias of the address (see reportSource).
-	for _, addr := range loopbackAliases(opts.HostPort) {
-		if s, ok, _ := embedded.Lookup(addr); ok {
-			src.options.HostPort = s.Address
-			break
-		}
+	if s, _ := lookupSession(opts.HostPort); s != nil {
+		src.options.HostPort = s.Address
 	}
 	c, err := src.dialQuick(ctx)
 	if err != nil {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"net"
+	"fmt"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
@@ -9,37 +9,30 @@ import (
 	"github.com/mailshift/mailshift/internal/embedded"
 )
 
-// embeddedSession finds the `starter demo` or `starter serve` this command
-// would talk to, so that commands needing the worker's configuration (its
-// staging store) work against them with none of their own. address is the
-// --address flag ("" for the client settings' default).
-func embeddedSession(address string) (embedded.Session, bool) {
-	if address == "" {
-		if opts, err := envconfig.LoadDefaultClientOptions(); err == nil {
-			address = opts.HostPort
+// lookupSession finds the `starter demo` or `starter serve` recorded for
+// hostPort or one of its loopback aliases, so commands that need the
+// worker's configuration (its staging store) work beside them with none of
+// their own. It returns nil when there is none.
+func lookupSession(hostPort string) (*embedded.Session, error) {
+	for _, addr := range loopbackAliases(hostPort) {
+		s, ok, err := embedded.Lookup(addr)
+		if err != nil {
+			return nil, fmt.Errorf("reading the record of the starter demo or serve at %s: %w", addr, err)
+		}
+		if ok {
+			return &s, nil
 		}
 	}
-	if address == "" {
-		address = client.DefaultHostPort
-	}
-	for _, a := range sameHost(address) {
-		if s, ok, err := embedded.Lookup(a); err == nil && ok {
-			return s, true
-		}
-	}
-	return embedded.Session{}, false
+	return nil, nil
 }
 
-// sameHost lists address and its loopback spellings: the SDK's default is
-// localhost:7233 while the embedded servers listen on 127.0.0.1:7233.
-func sameHost(address string) []string {
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		return []string{address}
+// defaultHostPort is where the starter dials when --address is empty.
+func defaultHostPort(address string) string {
+	if address != "" {
+		return address
 	}
-	switch host {
-	case "localhost", "127.0.0.1", "::1":
-		return []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("localhost", port), net.JoinHostPort("::1", port)}
+	if opts, err := envconfig.LoadDefaultClientOptions(); err == nil && opts.HostPort != "" {
+		return opts.HostPort
 	}
-	return []string{address}
+	return client.DefaultHostPort
 }
