@@ -43,6 +43,8 @@ func buildWorker(t *testing.T) string {
 type mailServers struct {
 	srcURL, tgtURL string
 	verify         func(ctx context.Context) (estate.Report, error)
+	// src and tgt are the Dovecot instances (nil for in-process servers).
+	src, tgt *dovecottest.Instance
 }
 
 func inProcessServers(t *testing.T, est *estate.Estate) mailServers {
@@ -70,7 +72,7 @@ func dovecotServers(t *testing.T, est *estate.Estate) mailServers {
 	for _, mb := range est.Mailboxes() {
 		require.NoError(t, tgt.AddUser(mb.User, mb.Password))
 	}
-	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
+	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), src: src, tgt: tgt, verify: func(ctx context.Context) (estate.Report, error) {
 		var all estate.Report
 		for _, mb := range est.Mailboxes() {
 			r, err := estate.Verify(ctx, src.Account(mb), tgt.Account(mb), estate.VerifyOptions{MapFolder: dovecottest.FolderMap(mb, src, tgt)})

@@ -279,7 +279,7 @@ func banner(out io.Writer, b bannerInfo) {
 	fmt.Fprintf(out, "  Web UI     %s\n", orOff(b.uiURL))
 	fmt.Fprintf(out, "  database   %s (%s)\n", b.db, b.estate)
 	if b.requeued > 0 {
-		fmt.Fprintf(out, "             %d transfers the previous run left running were handed back to the queue\n", b.requeued)
+		fmt.Fprintf(out, "             %d activities the previous run left running were handed back to the queue\n", b.requeued)
 	}
 	fmt.Fprintf(out, "  worker     %s: task queue %s, endpoints %s, staging %s\n", b.config, b.taskQueue, strings.Join(b.endpoints, ", "), b.staging)
 	fmt.Fprintf(out, "  metrics    %s\n", orOff(b.metrics))
