@@ -129,6 +129,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return fmt.Errorf("serve: database %s: %w", dbPath, err)
 	}
 
+	// Owner-only: the database names every organization and mailbox.
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
+		return fmt.Errorf("serve: database directory: %w", err)
+	}
 	srv, err := devserver.Start(ctx, devserver.Options{
 		FrontendAddr: o.Address, UIAddr: o.UIAddr, DBPath: dbPath,
 		SearchAttributes: workflows.SearchAttributeTypes(), Logger: logger,
