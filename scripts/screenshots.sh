@@ -22,20 +22,30 @@ frontend=127.0.0.1:17233
 ui=127.0.0.1:18233
 log=$work/demo.log
 go build -o "$work/starter" ./starter
-"$work/starter" demo --keep --workdir "$work/demo" --temporal-addr "$frontend" --ui-addr "$ui" \
+st() { "$work/starter" "$@" --address "$frontend"; }
+# Manual approval, so the list shows each state an operator meets: one
+# organization approved and completed, one paused while it waits, one
+# waiting for its approval.
+"$work/starter" demo --keep --approval manual --workdir "$work/demo" --temporal-addr "$frontend" --ui-addr "$ui" \
   --concurrency 4 >"$log" 2>&1 &
 demo=$!
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$work"' EXIT
 
-# The demo prints "--keep:" once every organization has ended.
-for _ in $(seq 1 600); do
-  grep -q -- '--keep:' "$log" && break
-  kill -0 $demo 2>/dev/null || { cat "$log"; echo "screenshots: the demo exited early" >&2; exit 1; }
-  sleep 1
-done
-grep -q -- '--keep:' "$log" || { tail -20 "$log"; echo "screenshots: the demo did not finish in 10 minutes" >&2; exit 1; }
-org=$(awk '/^ *[A-Z][A-Z0-9]+ /{print $1; exit}' "$log")
-[ -n "$org" ] || org=$(grep -o 'org/[A-Z0-9]*' "$log" | head -1 | cut -d/ -f2)
+# count PHASE: organizations in that phase.
+count() { st status --phase "$1" --output json 2>/dev/null | grep -o '"phase": *"[A-Za-z]*"' | grep -c "$1" || true; }
+waitfor() { # PHASE N
+  for _ in $(seq 1 600); do
+    [ "$(count "$1")" -ge "$2" ] && return 0
+    kill -0 $demo 2>/dev/null || { cat "$log"; echo "screenshots: the demo exited early" >&2; exit 1; }
+    sleep 1
+  done
+  tail -20 "$log"; echo "screenshots: fewer than $2 organizations reached $1 in 10 minutes" >&2; exit 1
+}
+waitfor AwaitingCutover 3
+st approve --approver screenshots --reason "docs screenshot" RXH >/dev/null
+st pause --approver screenshots --reason "docs screenshot" GP7 >/dev/null
+waitfor Completed 1
+org=RXH
 
 shoot() { # URL FILE
   chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -46,3 +56,4 @@ shoot() { # URL FILE
 }
 shoot "http://$ui/namespaces/default/workflows?query=WorkflowType%3D%22Organization%22" "$out/ui-organizations.png"
 shoot "http://$ui/namespaces/default/workflows/org%2F$org" "$out/ui-organization.png"
+shoot "http://$ui/namespaces/default/workflows/org%2FGP7" "$out/ui-organization-paused.png"

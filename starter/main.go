@@ -2,6 +2,7 @@
 // status and operator controls against a Temporal cluster.
 //
 //	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
+//	starter serve --config mailshift.yaml [--db FILE] [--address HOST:PORT] [--ui HOST:PORT]
 //	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]
 //	starter status [ORG...] [--phase P] [--wave W] [--watch[=N]] [--output text|json]
 //	starter approve ORG | approve-skipped ORG | override-readiness ORG
@@ -48,6 +49,8 @@ const usage = `usage: starter <command> [flags]
 
 commands:
   demo              run a whole migration on this machine (embedded Temporal, Web UI, IMAP servers)
+  serve             real migrations on this machine: embedded Temporal on a SQLite file, Web UI and a
+                    worker with your configuration, until Ctrl-C (--config, --db, --address, --ui)
   migrate           start one Organization workflow per organization of an inventory and watch them
   status [ORG...]   every organization (running and finished) and campaign: [--phase P] [--wave W]
                     [--campaigns=false] [--watch[=N]] [--output text|json]
@@ -98,6 +101,8 @@ func run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, args)
+	case "serve":
+		return runServe(ctx, args)
 	case "migrate":
 		return runMigrate(ctx, args)
 	case "status":

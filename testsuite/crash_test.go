@@ -27,14 +27,19 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
-// buildWorker compiles the production worker once per test binary run.
-func buildWorker(t *testing.T) string {
+// buildWorker compiles the production worker for the test.
+func buildWorker(t *testing.T) string { return buildBinary(t, "./worker") }
+
+// buildStarter compiles the starter CLI for the test.
+func buildStarter(t *testing.T) string { return buildBinary(t, "./starter") }
+
+func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mailshift-worker")
-	cmd := exec.Command("go", "build", "-o", bin, "./worker")
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./worker: %s", out)
+	require.NoError(t, err, "go build %s: %s", pkg, out)
 	return bin
 }
 
@@ -43,6 +48,8 @@ func buildWorker(t *testing.T) string {
 type mailServers struct {
 	srcURL, tgtURL string
 	verify         func(ctx context.Context) (estate.Report, error)
+	// src and tgt are the Dovecot instances (nil for in-process servers).
+	src, tgt *dovecottest.Instance
 }
 
 func inProcessServers(t *testing.T, est *estate.Estate) mailServers {
@@ -70,7 +77,7 @@ func dovecotServers(t *testing.T, est *estate.Estate) mailServers {
 	for _, mb := range est.Mailboxes() {
 		require.NoError(t, tgt.AddUser(mb.User, mb.Password))
 	}
-	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
+	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), src: src, tgt: tgt, verify: func(ctx context.Context) (estate.Report, error) {
 		var all estate.Report
 		for _, mb := range est.Mailboxes() {
 			r, err := estate.Verify(ctx, src.Account(mb), tgt.Account(mb), estate.VerifyOptions{MapFolder: dovecottest.FolderMap(mb, src, tgt)})

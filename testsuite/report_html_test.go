@@ -39,17 +39,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// buildStarter compiles the starter, as a user runs it.
-func buildStarter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "starter")
-	cmd := exec.Command("go", "build", "-o", bin, "./starter")
-	cmd.Dir = ".."
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./starter: %s", out)
-	return bin
-}
-
 // TestReportHTMLBesideTheDemo runs `starter demo --keep` (in process, on
 // a small estate), then the starter binary's `report ORG --format html`
 // with no --config and no MAILSHIFT_CONFIG: it finds the demo's worker

@@ -290,14 +290,15 @@ func (s *Server) prepareDB(opts Options) (*config.SQL, error) {
 		// and checks "journal_mode" to know WAL is on.
 		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "2"}
 		sqlCfg.DatabaseName = path
+		// The directory first: the claim's lock file lives beside the database.
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("devserver: creating database directory: %w", err)
+		}
 		if err := claimDB(path); err != nil {
 			return nil, err
 		}
 		s.dbPath = path
 		if st, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return nil, fmt.Errorf("devserver: creating database directory: %w", err)
-			}
 			if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 				return nil, fmt.Errorf("devserver: creating database schema in %s: %w", path, err)
 			}
@@ -315,20 +316,27 @@ func (s *Server) prepareDB(opts Options) (*config.SQL, error) {
 	return sqlCfg, nil
 }
 
-// openDBs holds the database files used by running servers of this process.
+// openDBs holds the database files used by running servers of this process,
+// each with its lock file (lockDBFile) that keeps other processes off it.
 // Two servers on one file would both claim its history shard.
 var openDBs = struct {
 	sync.Mutex
-	m map[string]struct{}
-}{m: map[string]struct{}{}}
+	m map[string]*os.File
+}{m: map[string]*os.File{}}
 
+// claimDB reserves the database file for one server: against the other
+// servers of this process, and, through a flock, against other processes.
 func claimDB(path string) error {
 	openDBs.Lock()
 	defer openDBs.Unlock()
 	if _, busy := openDBs.m[path]; busy {
 		return fmt.Errorf("devserver: database %s is already used by another running server in this process", path)
 	}
-	openDBs.m[path] = struct{}{}
+	lock, err := lockDBFile(path)
+	if err != nil {
+		return err
+	}
+	openDBs.m[path] = lock
 	return nil
 }
 
@@ -338,6 +346,9 @@ func releaseDB(path string) {
 	}
 	openDBs.Lock()
 	defer openDBs.Unlock()
+	if lock := openDBs.m[path]; lock != nil {
+		_ = lock.Close() // closing the descriptor drops the flock
+	}
 	delete(openDBs.m, path)
 }
 
