@@ -23,9 +23,9 @@ ui=127.0.0.1:18233
 log=$work/demo.log
 go build -o "$work/starter" ./starter
 st() { "$work/starter" "$@" --address "$frontend"; }
-# Manual approval, so the list shows each state an operator meets: one
-# organization approved and completed, one paused while it waits, one
-# waiting for its approval.
+# Manual approval, so the list shows the states an operator meets: one
+# organization approved and completed, one paused while it waits for its
+# approval, one rolled back by an operator (listed as Failed).
 "$work/starter" demo --keep --approval manual --workdir "$work/demo" --temporal-addr "$frontend" --ui-addr "$ui" \
   --concurrency 4 >"$log" 2>&1 &
 demo=$!
@@ -44,16 +44,20 @@ waitfor() { # PHASE N
 waitfor AwaitingCutover 3
 st approve --approver screenshots --reason "docs screenshot" RXH >/dev/null
 st pause --approver screenshots --reason "docs screenshot" GP7 >/dev/null
+st rollback --approver screenshots --reason "docs screenshot" CH1 >/dev/null
 waitfor Completed 1
+waitfor RolledBack 1
 org=RXH
 
+# A running workflow's page long-polls its history, so virtual time never
+# runs out there: only the list and finished organizations are shot.
 shoot() { # URL FILE
-  chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$work/chrome" --hide-scrollbars --window-size=1440,1000 \
-    --virtual-time-budget=20000 --screenshot="$2" "$1" >/dev/null 2>&1
+    --virtual-time-budget=20000 --screenshot="$2" "$1" >/dev/null 2>&1 || true
+  [ -s "$2" ] || { echo "screenshots: chromium wrote no $2" >&2; exit 1; }
   echo "screenshots: $2 ($(stat -c %s "$2") bytes) from $1"
 }
 shoot "http://$ui/namespaces/default/workflows?query=WorkflowType%3D%22Organization%22" "$out/ui-organizations.png"
 shoot "http://$ui/namespaces/default/workflows/org%2F$org" "$out/ui-organization.png"
-shoot "http://$ui/namespaces/default/workflows/org%2FGP7" "$out/ui-organization-paused.png"
