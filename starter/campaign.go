@@ -14,6 +14,7 @@ import (
 	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/inventory"
+	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/workerapp"
 	"github.com/mailshift/mailshift/workflows"
@@ -195,7 +196,7 @@ func openStaging(ctx context.Context, path string) (staging.Store, error) {
 func runCampaignControl(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	address := fs.String("address", "", "Temporal address")
-	operator := fs.String("operator", os.Getenv("USER"), "who does it (recorded in history)")
+	operator := fs.String("operator", progress.Operator(), "who does it (recorded in history)")
 	pos, err := parseAnyOrder(fs, args)
 	if err != nil {
 		return err

@@ -378,7 +378,7 @@ func watchAndSummarise(ctx context.Context, c client.Client, codes []string, boa
 func runControl(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	address := fs.String("address", "", "Temporal address")
-	approver := fs.String("approver", os.Getenv("USER"), "who does it (recorded in history)")
+	approver := fs.String("approver", progress.Operator(), "who does it (recorded in history)")
 	reason := fs.String("reason", "", "why (recorded in history)")
 	pos, err := parseAnyOrder(fs, args)
 	if err != nil {

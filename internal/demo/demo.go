@@ -280,7 +280,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		len(env.Estate.Orgs), mbs, msgs, float64(bytes)/1e6, o.Seed, float64(env.Config.Limits.MaxMessageSize)/1e6)
 	fmt.Fprintf(out, "Temporal %s  Web UI %s  staging %s\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()), env.Activities.Staging.Describe())
 	if o.Approval == workflows.ApprovalManual {
-		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", os.Getenv("USER"), env.Server.FrontendAddr()))
+		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", progress.Operator(), env.Server.FrontendAddr()))
 	}
 	fmt.Fprintln(out)
 	ps, err := env.Migrate(ctx, out)

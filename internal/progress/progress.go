@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ func NewBoard(w io.Writer) *Board {
 			tty = true
 		}
 	}
-	return &Board{W: w, TTY: tty, Every: 5 * time.Second, Approver: os.Getenv("USER"), last: map[string]string{}, prevByte: map[string]sample{}}
+	return &Board{W: w, TTY: tty, Every: 5 * time.Second, Approver: Operator(), last: map[string]string{}, prevByte: map[string]sample{}}
 }
 
 // Lines renders one line per organization without writing them; the
@@ -122,7 +123,14 @@ func Bar(done, total int) string {
 }
 
 func (b *Board) line(p workflows.Progress, now time.Time) string {
-	bar := Bar(p.MailboxesDone, p.MailboxesTotal)
+	// While an organization runs, validated mailboxes stay at 0 until its
+	// cutover: the bar and its counter show mailboxes copied instead, so
+	// pre-stage visibly moves; once it has ended, mailboxes validated.
+	n, what := p.MailboxesDone, "done"
+	if !p.Phase.Terminal() {
+		n, what = max(p.MailboxesCopied, p.MailboxesDone), "copied"
+	}
+	bar := Bar(n, p.MailboxesTotal)
 	s := b.prevByte[p.Organization]
 	if !s.at.IsZero() && now.Sub(s.at) > 500*time.Millisecond {
 		inst := float64(p.Bytes-s.bytes) / now.Sub(s.at).Seconds()
@@ -136,15 +144,16 @@ func (b *Board) line(p workflows.Progress, now time.Time) string {
 	if p.Paused {
 		phase += " (paused)"
 	}
-	if p.Phase == workflows.PhaseAwaitingCutover && p.Approval == nil {
-		phase += " — approve with: " + ApproveCommand(p.Organization, b.Approver, b.Address)
-	}
-	pass := ""
 	if p.PassTotal > 0 && !p.Phase.Terminal() {
-		pass = fmt.Sprintf(" pass %d/%d", p.PassDone, p.PassTotal)
+		phase += fmt.Sprintf(" pass %d/%d", p.PassDone, p.PassTotal)
 	}
-	return fmt.Sprintf("%-5s [%s] %3d/%-3d mailboxes %s%6d msgs %8.1f MB %6.1f MB/s  %s%s",
-		p.Organization, bar, p.MailboxesDone, p.MailboxesTotal, failed(p), p.Messages, mb(p.Bytes), s.rate/1e6, phase, pass)
+	// The hint goes last, so it can be copied to the end of the line.
+	hint := ""
+	if p.Phase == workflows.PhaseAwaitingCutover && p.Approval == nil {
+		hint = " — approve with: " + ApproveCommand(p.Organization, b.Approver, b.Address)
+	}
+	return fmt.Sprintf("%-5s [%s] %3d/%-3d %-6s %s%6d msgs %8.1f MB %6.1f MB/s  %s%s",
+		p.Organization, bar, n, p.MailboxesTotal, what, failed(p), p.Messages, mb(p.Bytes), s.rate/1e6, phase, hint)
 }
 
 // ApproveCommand is the starter command that approves org's cutover, ready
@@ -267,4 +276,19 @@ func consistencyReasons(p workflows.Progress) string {
 		}
 	}
 	return fmt.Sprintf(" (%s; rules: %s)", strings.Join(counts, ", "), strings.Join(parts, ", "))
+}
+
+// Operator is who the person at this terminal is, for the default of
+// --approver and --operator and for pasteable hints: $USER, else $LOGNAME,
+// else the account name (containers and cron jobs often set neither).
+func Operator() string {
+	for _, v := range []string{"USER", "LOGNAME"} {
+		if s := os.Getenv(v); s != "" {
+			return s
+		}
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
