@@ -53,17 +53,25 @@ type mailServers struct {
 }
 
 func inProcessServers(t *testing.T, est *estate.Estate) mailServers {
+	src, tgt := startInProcess(t, est)
+	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
+		return estate.VerifyEstate(ctx, est, src.Addr(), tgt.Addr(), estate.VerifyOptions{})
+	}}
+}
+
+// startInProcess starts an in-process source loaded with est and a target
+// with est's users, both closed when the test ends.
+func startInProcess(t *testing.T, est *estate.Estate) (src, tgt *estate.Server) {
+	t.Helper()
 	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
+	tgt, err = estate.StartServer(estate.ServerOptions{Name: "target"})
 	require.NoError(t, err)
 	t.Cleanup(func() { tgt.Close() })
 	require.NoError(t, src.Load(est))
 	require.NoError(t, tgt.AddUsers(est))
-	return mailServers{srcURL: src.URL(), tgtURL: tgt.URL(), verify: func(ctx context.Context) (estate.Report, error) {
-		return estate.VerifyEstate(ctx, est, src.Addr(), tgt.Addr(), estate.VerifyOptions{})
-	}}
+	return src, tgt
 }
 
 // dovecotServers are two real Dovecot instances that differ the way real

@@ -108,15 +108,9 @@ func TestFaultSuite(t *testing.T) {
 		spec.Orgs = append(spec.Orgs, estate.OrgSpec{Code: fmt.Sprintf("FLT%d", i+1), Name: faultCases[i].name, Mailboxes: 1, MeanMessages: 400})
 	}
 	est := estate.Generate(spec)
-	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
-	require.NoError(t, err)
-	t.Cleanup(func() { src.Close() })
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
-	require.NoError(t, err)
-	t.Cleanup(func() { tgt.Close() })
-	require.NoError(t, src.Load(est))
-	require.NoError(t, tgt.AddUsers(est))
+	src, tgt := startInProcess(t, est)
 	rig := &faultRig{t: t}
+	var err error
 	if rig.src, err = faultproxy.Start(src.Addr()); err != nil {
 		t.Fatal(err)
 	}

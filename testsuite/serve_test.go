@@ -246,31 +246,15 @@ func pollWithin(ctx context.Context, within, interval time.Duration, cond func()
 	}
 }
 
-// countMessages is how many messages inst holds for est's users, by
-// STATUS of every folder.
+// countMessages is how many messages inst holds for est's users.
 func countMessages(ctx context.Context, inst *dovecottest.Instance, est *estate.Estate) (int, error) {
 	n := 0
 	for _, mb := range est.Mailboxes() {
-		err := withIMAP(ctx, inst.Account(mb), func(c *imapclient.Client) error {
-			folders, err := estate.ListFolders(c)
-			if err != nil {
-				return err
-			}
-			for _, f := range folders {
-				if f.NoSelect {
-					continue
-				}
-				st, err := c.Status(f.Name, &imap.StatusOptions{NumMessages: true}).Wait()
-				if err != nil {
-					return fmt.Errorf("STATUS %q: %w", f.Name, err)
-				}
-				n += int(*st.NumMessages)
-			}
-			return nil
-		})
+		c, err := estate.Count(ctx, inst.Account(mb))
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", mb.User, err)
 		}
+		n += c
 	}
 	return n, nil
 }
