@@ -34,7 +34,7 @@ const (
 func ProblemKind(problem string) string {
 	kind, _, _ := strings.Cut(problem, ":")
 	switch kind {
-	case ProblemLogin, ProblemFolders, ProblemLargeItems, ProblemQuota:
+	case ProblemLogin, ProblemFolders, ProblemLargeItems, ProblemQuota, ProblemClaimed:
 		return kind
 	}
 	return "other"
@@ -178,5 +178,15 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		}
 	}
 	res.Ready = len(res.Problems) == 0
+	if res.Ready && a.Staging != nil {
+		holder, err := a.claim(ctx, m)
+		if err != nil {
+			return res, err
+		}
+		if holder != nil {
+			res.Problems = append(res.Problems, claimProblem(m, holder))
+			res.Ready = false
+		}
+	}
 	return res, nil
 }

@@ -31,6 +31,9 @@ type OrganizationReportResult struct {
 	Mailboxes  int            `json:"mailboxes"`
 	Skipped    int            `json:"skipped"`
 	States     map[string]int `json:"states"`
+	// ReleasedClaims is how many target mailboxes the organization held
+	// (see claims.go) and has let go.
+	ReleasedClaims int `json:"released_claims,omitempty"`
 }
 
 // ReportObjectNames are where WriteOrganizationReport puts an organization's
@@ -110,7 +113,12 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 			return res, temporalError("staging "+o.name, err)
 		}
 	}
-	a.logger().Info("organization report written", "org", in.Org, "mailboxes", res.Mailboxes, "skipped", res.Skipped, "csv", res.CSV)
+	// The organization has ended (the final report is written only then):
+	// its target mailboxes are free for another organization.
+	if res.ReleasedClaims, err = ReleaseClaims(ctx, a.Staging, in.Org); err != nil {
+		return res, temporalError("organization "+in.Org+" releasing its mailbox claims", err)
+	}
+	a.logger().Info("organization report written", "org", in.Org, "mailboxes", res.Mailboxes, "skipped", res.Skipped, "csv", res.CSV, "claims_released", res.ReleasedClaims)
 	return res, nil
 }
 

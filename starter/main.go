@@ -81,6 +81,8 @@ commands:
                     html: one page with charts, skipped items, score and failures. No --config beside a demo or serve
   report --campaign NAME --format html --out FILE
                     a campaign's organizations on one page (from Temporal)
+  release-mailboxes ORG
+                    free the target mailboxes a terminated organization still holds (one writer per target mailbox)
 run 'starter <command> -h' for its flags`
 
 func main() {
@@ -111,6 +113,8 @@ func run(ctx context.Context, args []string) error {
 		return runControl(ctx, cmd, args)
 	case "report":
 		return runReport(ctx, args)
+	case "release-mailboxes":
+		return runReleaseMailboxes(ctx, args)
 	case "plan":
 		return runPlan(ctx, args)
 	case "campaign":

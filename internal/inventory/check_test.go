@@ -102,7 +102,7 @@ func writeFile(t *testing.T, content string) string {
 func TestCheckConfirmsDuplicatesOnEveryKindOfInput(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where a stream's copy goes
-	in := "organization,mailbox,source_user,target_user\nX,a@b.c,s,t\nX,b@b.c,s,t\nY,A@b.c,s,t\n"
+	in := "organization,mailbox,source_user,target_user\nX,a@b.c,s,t1\nX,b@b.c,s,t2\nY,A@b.c,s,t3\n"
 	const want = "line 4: mailbox A@b.c is listed twice (first on line 2)"
 	pipe := func() io.Reader {
 		pr, pw := io.Pipe()
@@ -140,7 +140,7 @@ func TestCheckHashCollisionsAreNotDuplicates(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("organization,mailbox,source_user,target_user\n")
 	for i := range 2000 {
-		fmt.Fprintf(&b, "ORG%d,user%d@example.org,u,u\n", i%7, i)
+		fmt.Fprintf(&b, "ORG%d,user%d@example.org,u,t%d\n", i%7, i, i)
 	}
 	clean := b.String()
 	sum, err := weak.check(strings.NewReader(clean))
@@ -151,7 +151,7 @@ func TestCheckHashCollisionsAreNotDuplicates(t *testing.T) {
 		t.Fatalf("Parse with shared hashes: %v", err)
 	}
 	// True duplicates among them are still found, across batches of hashes.
-	dups := clean + "ORG9,USER1500@example.org,u,u\nORG9,user7@Example.org,u,u\nORG9,user1500@example.ORG,u,u\n"
+	dups := clean + "ORG9,USER1500@example.org,u,d1\nORG9,user7@Example.org,u,d2\nORG9,user1500@example.ORG,u,d3\n"
 	want := []string{"2002 1502", "2003 9", "2004 1502"}
 	for name, read := range map[string]func() error{
 		"Check": func() error { _, err := weak.check(stream{strings.NewReader(dups)}); return err },
@@ -256,4 +256,21 @@ func firstAddress(t *testing.T, spec inventorytest.Spec) string {
 		t.Fatal(err)
 	}
 	return row.Mailbox
+}
+
+// Two organizations that list one target mailbox would both write it: the
+// second row is refused, whatever the case of the address.
+func TestCheckRefusesATargetMailboxListedTwice(t *testing.T) {
+	in := "organization,mailbox,source_user,target_user\nRXH,a@rxh.uk,a,alice@cloud.example\nGP7,a@gp7.uk,a,Alice@Cloud.example\n"
+	const want = "line 3: target user Alice@Cloud.example is listed twice (first on line 2): one target mailbox gets one writer, so list it once"
+	for name, read := range map[string]func() error{
+		"Check": func() error { _, err := Check(strings.NewReader(in)); return err },
+		"Parse": func() error { _, err := Parse(strings.NewReader(in)); return err },
+	} {
+		err := read()
+		les := lineErrors(t, err)
+		if len(les) != 1 || les[0].Field != "target_user" || les[0].Other != 2 || err.Error() != want {
+			t.Errorf("%s: got %v, want %q", name, err, want)
+		}
+	}
 }

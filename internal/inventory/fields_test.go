@@ -131,9 +131,9 @@ func TestRowRulesAcceptGoodValues(t *testing.T) {
 	rows := []string{
 		strings.Repeat("R", 256) + ",a@" + strings.Repeat("b", 318) + "," + strings.Repeat("s", 320) + "," + strings.Repeat("t", 320) + "," + strings.Repeat("1", 256) + "," + strings.Repeat("N", 256),
 		"RXH,jürgen@müller.de,Jürgen,jürgen@cloud.example,1,\"Dr Müller, Praxis\"",
-		"R.X-H_1,b@b.c,André,t,1,Café 🙂",
-		"用户,c@b.c,s\uFFFD,t,1,N",     // a real U+FFFD is valid UTF-8
-		" RXH\t, d@b.c ,s\t,t,1, N ", // leading and trailing white space is trimmed first
+		"R.X-H_1,b@b.c,André,t3,1,Café 🙂",
+		"用户,c@b.c,s\uFFFD,t4,1,N",     // a real U+FFFD is valid UTF-8
+		" RXH\t, d@b.c ,s\t,t5,1, N ", // leading and trailing white space is trimmed first
 	}
 	in := fullHeader + strings.Join(rows, "\n") + "\n"
 	inv, err := Parse(strings.NewReader(in))
@@ -156,15 +156,15 @@ func TestRowRulesAcceptGoodValues(t *testing.T) {
 // the refused rows are not counted, and the good rows around them are read.
 func TestCheckAndParseAgreeOnRowRules(t *testing.T) {
 	in := fullHeader +
-		"RXH,a@b.c,s,t,1,N\n" + // 2
-		"RXH,b@b.c,s\x00,t,2,N\n" + // 3: refused before its wave can conflict
-		"RXH,c@b.c,s,t,1,N,extra\n" + // 4
-		"R\xe9H,d@b.c,s,t,1,N\n" + // 5
-		"RXH,e@b.c,s,t,1," + strings.Repeat("n", 300) + "\n" + // 6
-		"R H,f@b.c,s,t,1,N\n" + // 7
-		"RXH,A@b.c,s,t,1,N\n" + // 8: a duplicate is still found
-		"RXH,b@b.c,s,t,1,N\n" + // 9: line 3 was refused, so this is no duplicate
-		"RXH,g@b.c,s,t\n" // 10
+		"RXH,a@b.c,s,t2,1,N\n" + // 2
+		"RXH,b@b.c,s\x00,t3,2,N\n" + // 3: refused before its wave can conflict
+		"RXH,c@b.c,s,t4,1,N,extra\n" + // 4
+		"R\xe9H,d@b.c,s,t5,1,N\n" + // 5
+		"RXH,e@b.c,s,t6,1," + strings.Repeat("n", 300) + "\n" + // 6
+		"R H,f@b.c,s,t7,1,N\n" + // 7
+		"RXH,A@b.c,s,t8,1,N\n" + // 8: a duplicate is still found
+		"RXH,b@b.c,s,t9,1,N\n" + // 9: line 3 was refused, so this is no duplicate
+		"RXH,g@b.c,s,t10\n" // 10
 	want := strings.Join([]string{
 		"line 3: field source_user has the control character U+0000 at byte 2 of the field",
 		"line 4: the row has 7 fields, the header has 6",

@@ -51,7 +51,9 @@ func TestCheckCountsWithoutKeepingRows(t *testing.T) {
 		b.WriteString(",u")
 		b.WriteString(strings.Repeat("x", i%7))
 		b.WriteString(strconv.Itoa(i))
-		b.WriteString("@example.org,u,u\n")
+		b.WriteString("@example.org,u,t")
+		b.WriteString(strconv.Itoa(i))
+		b.WriteString("\n")
 	}
 	sum, err := Check(strings.NewReader(b.String()))
 	if err != nil || len(sum.Orgs) != 5 || sum.Mailboxes != 1000 {

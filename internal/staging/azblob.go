@@ -639,6 +639,38 @@ func (a *Azure) getBuf() *[]byte {
 
 func (a *Azure) putBuf(b *[]byte) { a.bufs.Put(b) }
 
+// Create implements Creator with one Put Blob conditional on If-None-Match:
+// *, which the service refuses (409 BlobAlreadyExists) when the name exists.
+func (a *Azure) Create(ctx context.Context, name string, data []byte, meta map[string]string) (Object, error) {
+	if err := ValidMetadata(meta); err != nil {
+		return Object{}, err
+	}
+	bb, err := a.blob(name)
+	if err != nil {
+		return Object{}, err
+	}
+	if err := a.EnsureContainer(ctx); err != nil {
+		return Object{}, err
+	}
+	sum := sha256.Sum256(data)
+	m5 := md5.Sum(data)
+	obj := Object{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Metadata: meta}
+	any := azcore.ETagAny
+	_, err = bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
+		TransactionalValidation: blob.TransferValidationTypeMD5(m5[:]),
+		Metadata:                a.blobMetadata(meta, obj.SHA256, obj.Size),
+		Tags:                    a.tags(meta),
+		AccessConditions:        &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: &any}},
+	})
+	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
+		return Object{}, fmt.Errorf("staging create %s: %w", name, ErrExists)
+	}
+	if err != nil {
+		return Object{}, a.wrap("create", name, err)
+	}
+	return obj, nil
+}
+
 // putSingle uploads an object smaller than one block with one Put Blob and a
 // transactional MD5; the service stores the MD5 it verified, which is what
 // makes a later no-op safe.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -308,6 +309,45 @@ func runContract(t *testing.T, newStore func(t *testing.T) Store) {
 			if got, _ := readAll(t, s, name); !bytes.Equal(got, data) {
 				t.Fatal("restaged object reads back different content")
 			}
+		}
+	})
+
+	t.Run("CreateOnlyOnceUnderRace", func(t *testing.T) {
+		s := newStore(t)
+		c, ok := s.(Creator)
+		if !ok {
+			t.Fatalf("%s does not implement Creator", s.Describe())
+		}
+		name := Name("claims", "mailboxes", "race")
+		const racers = 8
+		errs := make(chan error, racers)
+		for i := range racers {
+			go func() {
+				_, err := c.Create(ctx, name, []byte(fmt.Sprintf("holder %d", i)), map[string]string{"organization": fmt.Sprint(i)})
+				errs <- err
+			}()
+		}
+		won := 0
+		for range racers {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrExists):
+				t.Fatalf("a losing create must say ErrExists, got %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d creators won, want exactly 1", won)
+		}
+		got, o := readAll(t, s, name)
+		if !strings.HasPrefix(string(got), "holder ") || o.Metadata["organization"] != strings.TrimPrefix(string(got), "holder ") {
+			t.Fatalf("the stored claim is not one racer's whole: %q %v", got, o.Metadata)
+		}
+		if err := s.Delete(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Create(ctx, name, []byte("again"), nil); err != nil {
+			t.Fatalf("create after delete: %v", err)
 		}
 	})
 }

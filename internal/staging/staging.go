@@ -16,6 +16,17 @@ import (
 // ErrNotFound is returned for a name that is not stored.
 var ErrNotFound = errors.New("staging: not found")
 
+// ErrExists is returned by Creator.Create for a name already stored.
+var ErrExists = errors.New("staging: already exists")
+
+// Creator is a store that can store an object only if its name is free,
+// atomically against every other worker using the store: two workers that
+// create one name at once see exactly one success. Mailbox claims rest on
+// it (one writer per target mailbox).
+type Creator interface {
+	Create(ctx context.Context, name string, data []byte, meta map[string]string) (Object, error)
+}
+
 // Object describes a stored item.
 type Object struct {
 	Name     string            `json:"name"`
