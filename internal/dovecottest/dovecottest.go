@@ -129,6 +129,10 @@ type Instance struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
+	// groups are the process groups of every master started (one per
+	// start): Stop kills what is left in them, e.g. the children of a
+	// master killed alone by KillMaster.
+	groups []int
 
 	mu    sync.Mutex
 	users map[string]string
@@ -488,6 +492,7 @@ func (inst *Instance) start() error {
 			started <- err
 			return
 		}
+		inst.groups = append(inst.groups, cmd.Process.Pid)
 		started <- nil
 		inst.waitErr = cmd.Wait()
 		close(inst.exited)
@@ -698,6 +703,9 @@ func (inst *Instance) DoveadmCmd(args ...string) *exec.Cmd {
 func (inst *Instance) Stop() error {
 	inst.stop.Do(func() {
 		inst.err = inst.kill()
+		for _, g := range inst.groups {
+			_ = syscall.Kill(-g, syscall.SIGKILL) // leftovers of a master killed alone
+		}
 		inst.cleanup()
 	})
 	return inst.err
@@ -758,6 +766,25 @@ func (inst *Instance) Kill() error {
 		}
 	}
 	return nil
+}
+
+// KillMaster SIGKILLs the master process alone, as `kill -9 $(cat
+// master.pid)` or an OOM kill of that one process would, and waits for it
+// to exit. Its children (imap sessions, imap-login, auth, ...) are left to
+// notice on their own; Stop kills whatever of them is still alive.
+func (inst *Instance) KillMaster() error {
+	if inst.cmd == nil || inst.cmd.Process == nil {
+		return errors.New("dovecottest: not started")
+	}
+	if err := inst.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-inst.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("dovecottest: dovecot %d still running 10 s after SIGKILL", inst.cmd.Process.Pid)
+	}
 }
 
 // Restart starts a stopped or killed instance again on the same
