@@ -92,8 +92,31 @@ func (r *faultRig) signalWorker(sig syscall.Signal, nextFirst bool) time.Time {
 // configuration; the fault ends when it greets again.
 func (r *faultRig) restartDovecot(inst *dovecottest.Instance) time.Time {
 	require.NoError(r.t, inst.Kill())
+	down := time.Now()
 	require.NoError(r.t, inst.Restart())
+	r.t.Logf("Dovecot greeting again %s after its kill", time.Since(down).Round(10*time.Millisecond))
 	return time.Now()
+}
+
+// restartDovecotMaster SIGKILLs the master process of inst alone (its
+// children are left to notice) and starts a new master on the same mail,
+// port and configuration, retrying while the old processes still hold
+// what it needs; the fault ends when it greets.
+func (r *faultRig) restartDovecotMaster(inst *dovecottest.Instance) time.Time {
+	require.NoError(r.t, inst.KillMaster())
+	deadline := time.Now().Add(3 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		err := inst.Restart()
+		if err == nil {
+			if attempt > 1 {
+				r.t.Logf("Dovecot started again at attempt %d", attempt)
+			}
+			return time.Now()
+		}
+		r.t.Logf("Dovecot restart attempt %d: %v", attempt, err)
+		require.True(r.t, time.Now().Before(deadline), "Dovecot did not start again within 3 minutes of its master's kill")
+		time.Sleep(time.Second) // an operator's retry interval
+	}
 }
 
 // restartAzurite waits until a large item is being uploaded (the Azurite
@@ -108,7 +131,9 @@ func (r *faultRig) restartAzurite() time.Time {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	down := time.Now()
 	require.NoError(r.t, r.azurite.Restart(ctx))
+	r.t.Logf("Azurite killed after %d KiB of uploads in the case, answering again %s later", (r.azProxy.SentUpstream()-r.azBase)>>10, time.Since(down).Round(10*time.Millisecond))
 	return time.Now()
 }
 
@@ -117,7 +142,9 @@ func (r *faultRig) restartAzurite() time.Time {
 // frontend answers and the namespace is there.
 func (r *faultRig) restartTemporal() time.Time {
 	r.temporal.kill(r.t)
+	down := time.Now()
 	r.temporal = startTemporal(r.t, r.temporal.addr, r.temporal.db)
+	r.t.Logf("Temporal server serving again %s after its SIGKILL", time.Since(down).Round(10*time.Millisecond))
 	return time.Now()
 }
 
@@ -149,6 +176,8 @@ var faultCases = []faultCase{
 		inject: func(r *faultRig) time.Time { return r.restartDovecot(r.dcSrc) }},
 	{name: "target Dovecot kill -9 (all processes) mid-APPEND, restarted", on: onDovecot, limit: 30 * time.Second,
 		inject: func(r *faultRig) time.Time { return r.restartDovecot(r.dcTgt) }},
+	{name: "target Dovecot master alone kill -9 mid-APPEND, restarted", on: onDovecot, limit: 30 * time.Second,
+		inject: func(r *faultRig) time.Time { return r.restartDovecotMaster(r.dcTgt) }},
 	{name: "Azurite SIGKILLed while a large item is staged, restarted", on: onStaged, limit: 60 * time.Second, inject: (*faultRig).restartAzurite},
 }
 
