@@ -93,8 +93,9 @@ func (r *faultRig) signalWorker(sig syscall.Signal, nextFirst bool) time.Time {
 func (r *faultRig) restartDovecot(inst *dovecottest.Instance) time.Time {
 	require.NoError(r.t, inst.Kill())
 	down := time.Now()
+	locks := inst.LockFiles()
 	require.NoError(r.t, inst.Restart())
-	r.t.Logf("Dovecot greeting again %s after its kill", time.Since(down).Round(10*time.Millisecond))
+	r.t.Logf("Dovecot greeting again %s after its kill; lock files left: %v", time.Since(down).Round(10*time.Millisecond), locks)
 	return time.Now()
 }
 
@@ -104,6 +105,7 @@ func (r *faultRig) restartDovecot(inst *dovecottest.Instance) time.Time {
 // what it needs; the fault ends when it greets.
 func (r *faultRig) restartDovecotMaster(inst *dovecottest.Instance) time.Time {
 	require.NoError(r.t, inst.KillMaster())
+	r.t.Logf("Dovecot master killed; lock files: %v", inst.LockFiles())
 	deadline := time.Now().Add(3 * time.Minute)
 	for attempt := 1; ; attempt++ {
 		err := inst.Restart()

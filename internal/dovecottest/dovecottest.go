@@ -768,6 +768,21 @@ func (inst *Instance) Kill() error {
 	return nil
 }
 
+// LockFiles lists the dotlock files (*.lock, e.g. dovecot-uidlist.lock)
+// under the mail root, relative to it: after Kill, the ones a killed
+// process left behind.
+func (inst *Instance) LockFiles() []string {
+	var locks []string
+	_ = filepath.WalkDir(inst.mailRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".lock") {
+			rel, _ := filepath.Rel(inst.mailRoot, p)
+			locks = append(locks, rel)
+		}
+		return nil
+	})
+	return locks
+}
+
 // KillMaster SIGKILLs the master process alone, as `kill -9 $(cat
 // master.pid)` or an OOM kill of that one process would, and waits for it
 // to exit. Its children (imap sessions, imap-login, auth, ...) are left to
