@@ -73,7 +73,10 @@ func (s *Server) Close() {
 // Restart SIGKILLs Azurite if it still runs (nothing of it runs to flush
 // or release anything, as in a crash), then starts it again on the same port
 // and data directory and waits until it answers. What it had persisted
-// (containers, committed blobs, uncommitted blocks) is there again.
+// (containers, committed blobs, uncommitted blocks) is there again; but
+// Azurite saves its metadata database only every 5 s, so what it
+// acknowledged in the last 5 s before the kill is gone (Azure keeps an
+// acknowledged write).
 func (s *Server) Restart(ctx context.Context) error {
 	s.Close()
 	argv, err := Command()
