@@ -135,7 +135,7 @@ func (r *faultRig) restartAzurite() time.Time {
 	defer cancel()
 	down := time.Now()
 	require.NoError(r.t, r.azurite.Restart(ctx))
-	r.t.Logf("Azurite killed after %d KiB of uploads in the case, answering again %s later", (r.azProxy.SentUpstream()-r.azBase)>>10, time.Since(down).Round(10*time.Millisecond))
+	r.t.Logf("Azurite answering again %s after its SIGKILL (%d KiB of the case's uploads sent to it by then)", time.Since(down).Round(10*time.Millisecond), (r.azProxy.SentUpstream()-r.azBase)>>10)
 	return time.Now()
 }
 
