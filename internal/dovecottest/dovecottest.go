@@ -129,6 +129,10 @@ type Instance struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
+	// groups are the process groups of every master started (one per
+	// start): Stop kills what is left in them, e.g. the children of a
+	// master killed alone by KillMaster.
+	groups []int
 
 	mu    sync.Mutex
 	users map[string]string
@@ -475,7 +479,10 @@ func (inst *Instance) start() error {
 	// Dovecot dies with the test process instead of lingering. Pdeathsig
 	// fires when the OS thread that started the child exits, so the
 	// starting goroutine stays locked to its thread until the child exits.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// Setpgid puts the master and every process it forks (imap,
+	// imap-login, auth, ...) in a process group of their own, so Kill can
+	// SIGKILL them all at once without touching the test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	inst.exited = make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
@@ -485,6 +492,7 @@ func (inst *Instance) start() error {
 			started <- err
 			return
 		}
+		inst.groups = append(inst.groups, cmd.Process.Pid)
 		started <- nil
 		inst.waitErr = cmd.Wait()
 		close(inst.exited)
@@ -695,6 +703,9 @@ func (inst *Instance) DoveadmCmd(args ...string) *exec.Cmd {
 func (inst *Instance) Stop() error {
 	inst.stop.Do(func() {
 		inst.err = inst.kill()
+		for _, g := range inst.groups {
+			_ = syscall.Kill(-g, syscall.SIGKILL) // leftovers of a master killed alone
+		}
 		inst.cleanup()
 	})
 	return inst.err
@@ -726,6 +737,84 @@ func (inst *Instance) kill() error {
 	case <-time.After(5 * time.Second):
 	}
 	return fmt.Errorf("dovecottest: dovecot %d did not stop within 10s after SIGTERM; killed", inst.cmd.Process.Pid)
+}
+
+// Kill SIGKILLs every process of the instance at once, the master and all
+// its children (they share its process group), as a crash of the host or
+// an OOM kill of the service's cgroup would, and waits until none is left.
+// Nothing runs to clean up: the mail, the indexes, the configuration, the
+// pid file and any lock file a process held stay as they were. Restart
+// starts the instance again.
+func (inst *Instance) Kill() error {
+	if inst.cmd == nil || inst.cmd.Process == nil {
+		return errors.New("dovecottest: not started")
+	}
+	pgid := inst.cmd.Process.Pid
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("dovecottest: kill -9 of process group %d: %w", pgid, err)
+	}
+	select {
+	case <-inst.exited:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("dovecottest: dovecot %d still running 10 s after SIGKILL", pgid)
+	}
+	// The children are reparented and reaped by init: wait until the
+	// group is empty, so that Restart finds the ports free.
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(-pgid, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dovecottest: processes of group %d still alive 10 s after SIGKILL", pgid)
+		}
+	}
+	return nil
+}
+
+// LockFiles lists the dotlock files (*.lock, e.g. dovecot-uidlist.lock)
+// under the mail root, relative to it: after Kill, the ones a killed
+// process left behind.
+func (inst *Instance) LockFiles() []string {
+	var locks []string
+	_ = filepath.WalkDir(inst.mailRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".lock") {
+			rel, _ := filepath.Rel(inst.mailRoot, p)
+			locks = append(locks, rel)
+		}
+		return nil
+	})
+	return locks
+}
+
+// KillMaster SIGKILLs the master process alone, as `kill -9 $(cat
+// master.pid)` or an OOM kill of that one process would, and waits for it
+// to exit. Its children (imap sessions, imap-login, auth, ...) are left to
+// notice on their own; Stop kills whatever of them is still alive.
+func (inst *Instance) KillMaster() error {
+	if inst.cmd == nil || inst.cmd.Process == nil {
+		return errors.New("dovecottest: not started")
+	}
+	if err := inst.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-inst.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("dovecottest: dovecot %d still running 10 s after SIGKILL", inst.cmd.Process.Pid)
+	}
+}
+
+// Restart starts a stopped or killed instance again on the same
+// directory, configuration, mail and ports, and returns once it answers
+// IMAP greetings. Users added before are still there (their passwd files
+// are in the instance directory).
+func (inst *Instance) Restart() error {
+	if inst.cmd != nil {
+		select {
+		case <-inst.exited:
+		default:
+			return errors.New("dovecottest: Restart of a running instance; Kill it first")
+		}
+	}
+	return inst.start()
 }
 
 func (inst *Instance) cleanup() {

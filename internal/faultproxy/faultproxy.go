@@ -24,6 +24,8 @@ type Proxy struct {
 	wg      sync.WaitGroup
 	// Accepted counts the connections accepted so far.
 	accepted int
+	// sentUp counts the bytes forwarded from clients to the upstream.
+	sentUp int64
 }
 
 // Start listens on a free loopback port and forwards to upstream
@@ -86,6 +88,14 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
+// SentUpstream is how many bytes the proxy has forwarded from its clients
+// to the upstream: a test sees from it that an upload is under way.
+func (p *Proxy) SentUpstream() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sentUp
+}
+
 // Close stops listening, cuts every connection and waits for the copiers.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
@@ -124,14 +134,14 @@ func (p *Proxy) accept() {
 		p.conns[down], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(up, down)
-		go p.pipe(down, up)
+		go p.pipe(up, down, true)
+		go p.pipe(down, up, false)
 	}
 }
 
 // pipe copies src to dst in chunks, honouring the rate and stalls, and
 // closes both ends when either side ends.
-func (p *Proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn, toUpstream bool) {
 	defer p.wg.Done()
 	defer func() {
 		p.mu.Lock()
@@ -158,6 +168,11 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 				return
 			}
 			sent += n
+			if toUpstream {
+				p.mu.Lock()
+				p.sentUp += int64(n)
+				p.mu.Unlock()
+			}
 			if rate > 0 {
 				// Hold the connection back until the bytes sent fit the rate.
 				due := start.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second)))
