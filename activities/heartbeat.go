@@ -54,15 +54,16 @@ func startPulse(ctx context.Context) *pulse {
 	return p
 }
 
-// beat heartbeats now with details and keeps them for the next pulses.
+// beat keeps details for the next pulse. It does not heartbeat itself: the
+// SDK sends a heartbeat in the caller's goroutine, so a copy that
+// heartbeated at each checkpoint would wait for the Temporal server
+// whenever the server is slow or down, although copying does not need it.
+// A checkpoint is therefore at most pulseEvery older on the server than in
+// the ledger; the retry reconciles the difference.
 func (p *pulse) beat(details ...any) {
-	if !activity.IsActivity(p.ctx) {
-		return
-	}
 	p.mu.Lock()
 	p.details = details
 	p.mu.Unlock()
-	activity.RecordHeartbeat(p.ctx, details...)
 }
 
 func (p *pulse) stop() { p.once.Do(func() { close(p.done) }) }
