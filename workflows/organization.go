@@ -97,6 +97,8 @@ type organization struct {
 	// run locally first (versionReportByResult). lean: versionLean. live:
 	// versionLiveProgress.
 	byResult, lean, live bool
+	// truth: versionTruth.
+	truth bool
 	// listed is what the search attributes last said and listedAt when
 	// (workflow time), so progress upserts them at a bounded rate (live).
 	listed   listedValues
@@ -245,6 +247,13 @@ func (o *organization) report(ctx workflow.Context) {
 	for _, m := range o.in.Mailboxes {
 		in.Mailboxes = append(in.Mailboxes, m.Address)
 	}
+	// The store holds what finished; the table knows what failed for good
+	// or was skipped. An activity's input is not compared on replay, so
+	// every run hands them over, whatever its version.
+	in.Statuses = string(o.table.status)
+	for _, f := range o.p.Failures {
+		in.Failures = append(in.Failures, activities.ReportFailure{Address: f.Address, Pass: string(f.Pass), Error: f.Error})
+	}
 	var a *activities.Activities
 	var r activities.OrganizationReportResult
 	if err := workflow.ExecuteActivity(actx, a.WriteOrganizationReport, in).Get(ctx, &r); err != nil {
@@ -252,4 +261,11 @@ func (o *organization) report(ctx workflow.Context) {
 		return
 	}
 	o.p.Reports = []string{r.CSV, r.SkippedCSV, r.JSON}
+	if o.truth && r.Counted {
+		// Pass results count what each finished attempt appended: an
+		// attempt killed after appending is not counted, and a pass run
+		// again after its result was lost may count twice. The ledgers
+		// (and validations) say what is in the target.
+		o.p.Messages, o.p.Bytes = r.TargetMessages, r.TargetBytes
+	}
 }
