@@ -172,9 +172,9 @@ func DefaultScore(r *MailboxReport) (string, []string) {
 		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
 		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged,
 	})
-	ids := make([]string, len(hits))
-	for i, h := range hits {
-		ids[i] = h.ID
+	var ids []string
+	for _, h := range hits {
+		ids = append(ids, h.ID)
 	}
 	return g, ids
 }
