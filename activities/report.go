@@ -31,6 +31,14 @@ type OrganizationReportInput struct {
 	// (an input of a workflow that predates them): the store decides.
 	Statuses string          `json:"statuses,omitempty"`
 	Failures []ReportFailure `json:"failures,omitempty"`
+	// Added are the mailboxes add-mailboxes appended, after the others.
+	Added []ReportBatch `json:"added,omitempty"`
+}
+
+// ReportBatch is one add-mailboxes: addresses, or a staged inventory.
+type ReportBatch struct {
+	Mailboxes []string      `json:"mailboxes,omitempty"`
+	Inventory *InventoryRef `json:"inventory,omitempty"`
 }
 
 // ReportFailure is a mailbox's failure as the organization recorded it.
@@ -168,6 +176,25 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 
 // reportMailboxes resolves the input's mailbox list.
 func (a *Activities) reportMailboxes(ctx context.Context, in OrganizationReportInput) ([]string, error) {
+	out, err := a.baseMailboxes(ctx, in)
+	if err != nil || len(in.Mailboxes) == 0 && in.Inventory == nil {
+		return out, err
+	}
+	for _, b := range in.Added {
+		if b.Inventory == nil {
+			out = append(out, b.Mailboxes...)
+			continue
+		}
+		more, err := a.baseMailboxes(ctx, OrganizationReportInput{Org: in.Org, Inventory: b.Inventory})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+func (a *Activities) baseMailboxes(ctx context.Context, in OrganizationReportInput) ([]string, error) {
 	switch {
 	case len(in.Mailboxes) > 0:
 		return in.Mailboxes, nil

@@ -198,6 +198,26 @@ type MailboxControlResult struct {
 	Now     string `json:"now"`
 }
 
+// AddMailboxesRequest is add-mailboxes' argument: new mailboxes inline,
+// or staged in the store (Inventory), so only a reference travels through
+// Temporal when the starter knows a store.
+type AddMailboxesRequest struct {
+	Mailboxes []MailboxSpec            `json:"mailboxes,omitempty"`
+	Inventory *activities.InventoryRef `json:"inventory,omitempty"`
+	Operator  string                   `json:"operator"`
+	Reason    string                   `json:"reason,omitempty"`
+	unknown   []string
+}
+
+// AddMailboxesResult says where the added mailboxes went: indexes
+// First..Total-1 of the organization's mailbox table.
+type AddMailboxesResult struct {
+	Added int   `json:"added"`
+	First int   `json:"first"`
+	Total int   `json:"total"`
+	Phase Phase `json:"phase"`
+}
+
 // ConcurrencyRequest is set-concurrency's argument.
 type ConcurrencyRequest struct {
 	Concurrency int    `json:"concurrency"`

@@ -40,6 +40,10 @@ const (
 	UpdateSkipMailbox = "skip-mailbox"
 	// UpdateRetryMailbox puts a failed or skipped mailbox back (MailboxControl).
 	UpdateRetryMailbox = "retry-mailbox"
+	// UpdateAddMailboxes adds mailboxes to a running organization before
+	// its cutover (AddMailboxesRequest); starter migrate sends it when the
+	// inventory grew.
+	UpdateAddMailboxes = "add-mailboxes"
 	// UpdateOverrideReadiness lets an organization below its readiness
 	// threshold go on with its ready mailboxes (Approval).
 	UpdateOverrideReadiness = "override-readiness"

@@ -127,6 +127,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.total = o.in.MailboxCount()
 	o.load(ctx, o.in.State)
 	o.in.State = nil
+	o.total += o.table.addedCount() // add-mailboxes of earlier runs
 	o.runs++
 	o.p.Runs = o.runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
@@ -246,6 +247,13 @@ func (o *organization) report(ctx workflow.Context) {
 	in := activities.OrganizationReportInput{Org: o.in.Code, Inventory: o.in.Inventory}
 	for _, m := range o.in.Mailboxes {
 		in.Mailboxes = append(in.Mailboxes, m.Address)
+	}
+	for _, b := range o.table.added {
+		rb := activities.ReportBatch{Inventory: b.Inventory}
+		for _, m := range b.Mailboxes {
+			rb.Mailboxes = append(rb.Mailboxes, m.Address)
+		}
+		in.Added = append(in.Added, rb)
 	}
 	// The store holds what finished; the table knows what failed for good
 	// or was skipped. An activity's input is not compared on replay, so

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
 )
 
 // OrganizationState is an organization's progress carried from one run to
@@ -46,6 +48,22 @@ type OrganizationState struct {
 	LastDeltaAt time.Time `json:"last_delta_at,omitzero"`
 	Switched    bool      `json:"switched,omitempty"`
 	Runs        int       `json:"runs"`
+	// Added are the mailboxes add-mailboxes put after the input's, in
+	// order (versionTruth): table indexes from the input's count on.
+	Added []addedBatch `json:"added,omitempty"`
+}
+
+// addedBatch is one add-mailboxes: inline, or a staged inventory.
+type addedBatch struct {
+	Mailboxes []MailboxSpec            `json:"m,omitempty"`
+	Inventory *activities.InventoryRef `json:"i,omitempty"`
+}
+
+func (b addedBatch) count() int {
+	if b.Inventory != nil {
+		return b.Inventory.Count
+	}
+	return len(b.Mailboxes)
 }
 
 // flight is a Mailbox workflow started and not yet reported.
