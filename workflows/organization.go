@@ -137,6 +137,13 @@ func (o *organization) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.p, nil }); err != nil {
 		return err
 	}
+	// A query is no command: every run answers it.
+	if err := workflow.SetQueryHandler(ctx, QueryAddedMailboxes, func() ([]AddedMailboxes, error) {
+		st := OrganizationState{Added: o.table.added}
+		return st.AddedBatches(), nil
+	}); err != nil {
+		return err
+	}
 	if err := o.registerControls(ctx); err != nil {
 		return err
 	}

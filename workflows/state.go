@@ -108,3 +108,19 @@ func (o *organization) carried() OrganizationState {
 	o.window.save(&st)
 	return st
 }
+
+// AddedBatches are the mailboxes add-mailboxes appended, for the starter
+// to compare a running organization with an inventory.
+func (st *OrganizationState) AddedBatches() []AddedMailboxes {
+	out := make([]AddedMailboxes, len(st.Added))
+	for i, b := range st.Added {
+		out[i] = AddedMailboxes{Mailboxes: b.Mailboxes, Inventory: b.Inventory}
+	}
+	return out
+}
+
+// AddedMailboxes is one add-mailboxes batch: inline, or staged.
+type AddedMailboxes struct {
+	Mailboxes []MailboxSpec            `json:"mailboxes,omitempty"`
+	Inventory *activities.InventoryRef `json:"inventory,omitempty"`
+}
