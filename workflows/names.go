@@ -56,11 +56,11 @@ const (
 	// RolledBack, leaving every message on the source (Approval).
 	UpdateRollback = "rollback"
 	// QueryProgress returns Progress.
+	QueryProgress = "progress"
 	// QueryAddedMailboxes answers the batches add-mailboxes appended
 	// ([]AddedMailboxes), so a re-run of migrate compares the inventory
 	// with every mailbox the organization has.
 	QueryAddedMailboxes = "added-mailboxes"
-	QueryProgress = "progress"
 
 	// signalMailboxDone is how a Mailbox workflow reports its pass to the
 	// organization's current run when the run that started it is gone (see
