@@ -278,9 +278,17 @@ type Progress struct {
 	LargeItems        int            `json:"large_items,omitempty"`
 	SourceMessages    int64          `json:"source_messages"`
 	SourceBytes       int64          `json:"source_bytes"`
-	// Messages and Bytes are what was appended to the target, all passes.
-	Messages        int64          `json:"messages"`
-	Bytes           int64          `json:"bytes"`
+	// Messages and Bytes are what was appended to the target, all passes,
+	// as the passes' results say (a pass killed mid-way and run again may
+	// count some twice, or not at all).
+	Messages int64 `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	// TargetMessages and TargetBytes are what is in the target when the
+	// organization ends, counted by its report from the ledgers (what is
+	// settled there) and the validations: right after any crash. Set from
+	// versionTruth on; 0 before and while it runs.
+	TargetMessages  int64          `json:"target_messages,omitempty"`
+	TargetBytes     int64          `json:"target_bytes,omitempty"`
 	Skipped         int            `json:"skipped"`
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
 	StagedCount     int            `json:"staged"`

@@ -281,6 +281,6 @@ func (o *organization) report(ctx workflow.Context) {
 		// attempt killed after appending is not counted, and a pass run
 		// again after its result was lost may count twice. The ledgers
 		// (and validations) say what is in the target.
-		o.p.Messages, o.p.Bytes = r.TargetMessages, r.TargetBytes
+		o.p.TargetMessages, o.p.TargetBytes = r.TargetMessages, r.TargetBytes
 	}
 }

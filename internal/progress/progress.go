@@ -211,6 +211,10 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		if p.Reason != "" && p.Phase != workflows.PhaseCompleted {
 			fmt.Fprintf(w, "  %s: %s\n", p.Organization, p.Reason)
 		}
+		if p.TargetMessages > 0 {
+			fmt.Fprintf(w, "  %s: %d messages (%.1f MB) in the target, counted from the ledgers and validations (this run appended %d)\n",
+				p.Organization, p.TargetMessages, mb(p.TargetBytes), p.Messages)
+		}
 		if p.StagedCount > 0 {
 			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
 		}
