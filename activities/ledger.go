@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
@@ -71,4 +75,34 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// recordFailure saves why a pass over a mailbox failed, next to its pass
+// reports (report.FailurePass), so a report read from the store alone
+// shows the mailbox Failed with this error instead of the state of its
+// last finished pass. Every failed attempt overwrites it; a pass that
+// finishes later supersedes it. A failure to save it is logged only: the
+// pass's own error is what the workflow must see.
+func (a *Activities) recordFailure(ctx context.Context, m MailboxRef, pass string, err error) {
+	if a.Staging == nil || err == nil {
+		return
+	}
+	f := report.Failure{Pass: pass, Error: rootMessage(err), At: time.Now().UTC()}
+	name := staging.ReportName(m.Org, m.Address, report.FailurePass)
+	if serr := a.saveJSON(context.WithoutCancel(ctx), name, f); serr != nil {
+		a.logger().Warn("could not record a failed pass", "org", m.Org, "mailbox", m.Address, "pass", pass, "error", serr)
+	}
+}
+
+// rootMessage is an error's message without the wrapping of an
+// application error's type: what an operator reads in the report.
+func rootMessage(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		if app.Type() != "" {
+			return app.Type() + ": " + app.Message()
+		}
+		return app.Message()
+	}
+	return err.Error()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -21,6 +22,30 @@ type OrganizationReportInput struct {
 	Org       string        `json:"org"`
 	Mailboxes []string      `json:"mailboxes,omitempty"`
 	Inventory *InventoryRef `json:"inventory,omitempty"`
+	// Statuses is the organization's verdict on each mailbox, in the order
+	// of Mailboxes (or of the Inventory): one byte per mailbox as the
+	// workflow's mailbox table holds it ('a' active, 'f' failed, 's'
+	// skipped by an operator, 'v' validated). Failures are the failures
+	// the workflow still holds, with their pass and error. The store
+	// records only what finished; these say what failed for good. Empty
+	// (an input of a workflow that predates them): the store decides.
+	Statuses string          `json:"statuses,omitempty"`
+	Failures []ReportFailure `json:"failures,omitempty"`
+	// Added are the mailboxes add-mailboxes appended, after the others.
+	Added []ReportBatch `json:"added,omitempty"`
+}
+
+// ReportBatch is one add-mailboxes: addresses, or a staged inventory.
+type ReportBatch struct {
+	Mailboxes []string      `json:"mailboxes,omitempty"`
+	Inventory *InventoryRef `json:"inventory,omitempty"`
+}
+
+// ReportFailure is a mailbox's failure as the organization recorded it.
+type ReportFailure struct {
+	Address string `json:"address"`
+	Pass    string `json:"pass"`
+	Error   string `json:"error"`
 }
 
 // OrganizationReportResult names the report objects and counts what they hold.
@@ -34,6 +59,29 @@ type OrganizationReportResult struct {
 	// ReleasedClaims is how many target mailboxes the organization held
 	// (see claims.go) and has let go.
 	ReleasedClaims int `json:"released_claims,omitempty"`
+	// Counted is set by the activities that count TargetMessages and
+	// TargetBytes: the messages and bytes in the target over every
+	// mailbox, from the ledgers (or the validation, for validated
+	// mailboxes), so they are right however many attempts crashed.
+	Counted        bool  `json:"counted,omitempty"`
+	TargetMessages int64 `json:"target_messages,omitempty"`
+	TargetBytes    int64 `json:"target_bytes,omitempty"`
+}
+
+// statusNames are the workflow's mailbox table states, as report.Outcome
+// names them.
+var statusNames = map[byte]string{'a': "active", 'f': "failed", 's': "skipped", 'v': "validated"}
+
+// outcome is what the workflow decided of mailbox i.
+func (in OrganizationReportInput) outcome(i int, address string, failures map[string]ReportFailure) (report.Outcome, bool) {
+	if i >= len(in.Statuses) || len(in.Mailboxes) == 0 && in.Inventory == nil {
+		return report.Outcome{}, false
+	}
+	o := report.Outcome{Status: statusNames[in.Statuses[i]]}
+	if f, ok := failures[strings.ToLower(address)]; ok && o.Status == "failed" {
+		o.Pass, o.Error = f.Pass, f.Error
+	}
+	return o, true
 }
 
 // ReportObjectNames are where WriteOrganizationReport puts an organization's
@@ -84,7 +132,18 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 		defer f.Close()
 		outs[i].file, outs[i].w = f, outs[i].new(f)
 	}
+	failures := map[string]ReportFailure{}
+	for _, f := range in.Failures {
+		failures[strings.ToLower(f.Address)] = f
+	}
+	i := 0
 	err = report.Each(ctx, a.Staging, in.Org, mailboxes, func(r *report.MailboxReport) error {
+		if o, ok := in.outcome(i, r.Address, failures); ok {
+			r.Apply(o)
+		}
+		i++
+		res.TargetMessages += r.TargetMessages
+		res.TargetBytes += r.TargetBytes
 		for _, o := range outs {
 			if err := o.w.Write(r); err != nil {
 				return err
@@ -113,6 +172,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 			return res, temporalError("staging "+o.name, err)
 		}
 	}
+	res.Counted = true
 	// The organization has ended (the final report is written only then):
 	// its target mailboxes are free for another organization.
 	if res.ReleasedClaims, err = ReleaseClaims(ctx, a.Staging, in.Org); err != nil {
@@ -124,6 +184,25 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 
 // reportMailboxes resolves the input's mailbox list.
 func (a *Activities) reportMailboxes(ctx context.Context, in OrganizationReportInput) ([]string, error) {
+	out, err := a.baseMailboxes(ctx, in)
+	if err != nil || len(in.Mailboxes) == 0 && in.Inventory == nil {
+		return out, err
+	}
+	for _, b := range in.Added {
+		if b.Inventory == nil {
+			out = append(out, b.Mailboxes...)
+			continue
+		}
+		more, err := a.baseMailboxes(ctx, OrganizationReportInput{Org: in.Org, Inventory: b.Inventory})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+func (a *Activities) baseMailboxes(ctx context.Context, in OrganizationReportInput) ([]string, error) {
 	switch {
 	case len(in.Mailboxes) > 0:
 		return in.Mailboxes, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -129,7 +130,8 @@ func TestWriteOrganizationReport(t *testing.T) {
 	require.Equal(t, activities.OrganizationReportResult{
 		CSV: "reports/RPT/mailboxes.csv", SkippedCSV: "reports/RPT/skipped-items.csv", JSON: "reports/RPT/mailboxes.json",
 		Mailboxes: 3, Skipped: 1,
-		States: map[string]int{"CompletedWithWarnings": 1, "Synced": 1, "NotStarted": 1},
+		States:  map[string]int{"CompletedWithWarnings": 1, "Synced": 1, "NotStarted": 1},
+		Counted: true, TargetMessages: int64(val.Messages) + preOnly.Copied, TargetBytes: val.Bytes + preOnly.Bytes,
 	}, res)
 
 	var rs []report.MailboxReport
@@ -170,7 +172,8 @@ func TestWriteOrganizationReport(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rows, 4)
 	require.Equal(t, report.Columns, rows[0])
-	require.Equal(t, []string{done.Address, "CompletedWithWarnings"}, rows[1][1:3])
+	require.Equal(t, []string{done.Address, "CompletedWithWarnings", "Good", "staged-large-items"}, rows[1][1:5],
+		"the staged CSV grades validated mailboxes by the workflows' rules (issue #13: consistency and rules were empty)")
 	rows, err = csv.NewReader(bytes.NewReader(get(t, st, res.SkippedCSV))).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, rows, 2)
@@ -209,4 +212,58 @@ func TestWriteOrganizationReportConfig(t *testing.T) {
 	_, err = env.ExecuteActivity(a.WriteOrganizationReport, activities.OrganizationReportInput{Org: "X",
 		Inventory: &activities.InventoryRef{Object: activities.InventoryObjectName("X", "00"), Count: 1}})
 	require.ErrorContains(t, err, "not found")
+}
+
+// A pass that failed for good leaves no pass report; the store then showed
+// the mailbox in the state of its last finished pass (Synced) with no
+// error, and readiness failures NotStarted (issue #13). The failed pass
+// records itself, and the workflow's verdicts are applied.
+func TestWriteOrganizationReportFailures(t *testing.T) {
+	a, _, mbs, _ := reportEstate(t)
+	var suite sdktest.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	synced, authFailed, notReady, skipped := mbs[0], mbs[1], mbs[2], "skipped@rpt.example"
+	_, err := env.ExecuteActivity(a.TransferMailbox, activities.TransferInput{Mailbox: ref(synced), Pass: "prestage"})
+	require.NoError(t, err)
+	_, err = env.ExecuteActivity(a.TransferMailbox, activities.TransferInput{Mailbox: ref(authFailed), Pass: "prestage"})
+	require.NoError(t, err)
+	bad := ref(authFailed)
+	bad.SourceUser = "nobody"
+	_, err = env.ExecuteActivity(a.TransferMailbox, activities.TransferInput{Mailbox: bad, Pass: "final"})
+	require.Error(t, err)
+
+	// From the store alone: the failed final pass shows.
+	list := []string{synced.Address, authFailed.Address, notReady.Address, skipped}
+	v, err := env.ExecuteActivity(a.WriteOrganizationReport, activities.OrganizationReportInput{Org: reportOrg, Mailboxes: list})
+	require.NoError(t, err)
+	var res activities.OrganizationReportResult
+	require.NoError(t, v.Get(&res))
+	require.Equal(t, map[string]int{"Synced": 1, "Failed": 1, "NotStarted": 2}, res.States)
+	r := a.Staging.(*staging.Local)
+	var rs []report.MailboxReport
+	require.NoError(t, json.Unmarshal(get(t, r, res.JSON), &rs))
+	require.Equal(t, report.Failed, rs[1].State)
+	require.Contains(t, rs[1].LastError, "final: ")
+	require.Contains(t, rs[1].LastError, activities.ErrTypeAuth)
+
+	// With the workflow's verdicts: readiness refusal and operator skip.
+	v, err = env.ExecuteActivity(a.WriteOrganizationReport, activities.OrganizationReportInput{Org: reportOrg, Mailboxes: list,
+		Statuses: "affs", Failures: []activities.ReportFailure{
+			{Address: authFailed.Address, Pass: "final", Error: "AuthFailed: login refused"},
+			{Address: notReady.Address, Pass: "readiness", Error: "not ready: login: source refused the login"},
+		}})
+	require.NoError(t, err)
+	res = activities.OrganizationReportResult{}
+	require.NoError(t, v.Get(&res))
+	require.Equal(t, map[string]int{"Synced": 1, "Failed": 2, "Skipped": 1}, res.States)
+	require.NoError(t, json.Unmarshal(get(t, r, res.JSON), &rs))
+	require.Equal(t, "final: AuthFailed: login refused", rs[1].LastError)
+	require.Equal(t, report.Failed, rs[2].State)
+	require.Equal(t, "readiness: not ready: login: source refused the login", rs[2].LastError)
+	require.Equal(t, report.Skipped, rs[3].State)
+	rows, err := csv.NewReader(bytes.NewReader(get(t, r, res.CSV))).ReadAll()
+	require.NoError(t, err)
+	last := slices.Index(report.Columns, "last_error")
+	require.Equal(t, "readiness: not ready: login: source refused the login", rows[3][last])
 }

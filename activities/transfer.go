@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -21,7 +22,15 @@ import (
 // reconciled against the target before anything is appended again.
 func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
 	if in.Budget <= 0 {
-		return a.transferMailbox(ctx, in)
+		res, err := a.transferMailbox(ctx, in)
+		var app *temporal.ApplicationError
+		handedBack := errors.As(err, &app) && app.Type() == ErrTypeHandedBack
+		if err != nil && ctx.Err() == nil && !handedBack {
+			// Not a pause, a skip or a stopping worker: the pass failed
+			// (login refused, a server fault), and the report says so.
+			a.recordFailure(ctx, in.Mailbox, in.Pass, err)
+		}
+		return res, err
 	}
 	bctx, cancel := context.WithTimeout(ctx, in.Budget)
 	defer cancel()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -11,6 +13,17 @@ import (
 
 // ValidateMailbox compares source and target by content hash, flags and dates.
 func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
+	res, err := a.validateMailbox(ctx, in)
+	// A local attempt that fails is followed by a regular one, which
+	// records the failure if it fails too.
+	local := activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity
+	if err != nil && ctx.Err() == nil && !local {
+		a.recordFailure(ctx, in.Mailbox, report.ValidationPass, err)
+	}
+	return res, err
+}
+
+func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
 	var res ValidateResult
 	opts := a.policy(in.Policy)
 	cp, err := a.loadLedger(ctx, staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address))

@@ -211,6 +211,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
 	inlineMax := fs.Int("inline-max", defaultInlineMax, "with no --config, the largest organization whose mailbox list may travel in its workflow input; with one, every list is staged in the worker's staging store")
 	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "the worker's configuration, whose staging store holds the mailbox lists (default: $MAILSHIFT_CONFIG, else that of the starter demo or serve at --address)")
+	operator := fs.String("operator", os.Getenv("USER"), "who changes a running organization (set-concurrency, add-mailboxes) when migrate finds it running; default $USER")
 	workerWait := fs.Duration("worker-wait", control.WorkerWait, "warn when no worker polls the task queue this long after the start, and every minute after (0: don't check)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -241,6 +242,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		}
 	}
 	var inputs []workflows.OrganizationInput
+	specsByOrg := map[string][]workflows.MailboxSpec{}
 	var store staging.Store
 	for _, o := range inv.Orgs {
 		if *only != "" && o.Code != *only {
@@ -254,6 +256,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		}
 		in.Policy.MaxMessageSize = maxSize
 		in.Mailboxes = specsOf(o)
+		specsByOrg[o.Code] = in.Mailboxes
 		if err := workflows.ValidateOrganizationInput(in); err != nil {
 			return err
 		}
@@ -286,7 +289,23 @@ func runMigrate(ctx context.Context, args []string) error {
 	defer c.Close()
 	target.TaskQueue, target.Config = *taskQueue, *cfgPath
 	var codes []string
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	att := &attachment{c: c, store: store, operator: *operator, given: given, out: os.Stdout}
 	for _, in := range inputs {
+		// An organization that runs already is attached to, never started
+		// again: its workflow id is the organization's.
+		running, err := control.RunningOrg(ctx, c, in.Code, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", in.Code, err)
+		}
+		if running != nil {
+			if err := att.attach(ctx, running, in, specsByOrg[in.Code]); err != nil {
+				return err
+			}
+			codes = append(codes, in.Code)
+			continue
+		}
 		run, err := control.Start(ctx, c, *taskQueue, in)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", in.Code, err)
@@ -294,9 +313,15 @@ func runMigrate(ctx context.Context, args []string) error {
 		fmt.Printf("started %s (%d mailboxes): workflow %s run %s\n", in.Code, in.MailboxCount(), run.GetID(), run.GetRunID())
 		codes = append(codes, in.Code)
 	}
+	refusedErr := func(err error) error {
+		if err == nil && att.refused > 0 {
+			return fmt.Errorf("migrate: %d change(s) to running organizations refused (see above)", att.refused)
+		}
+		return err
+	}
 	if !*wait {
 		checkWorker(ctx, c, target, *workerWait, "the organizations are started and run once one polls")
-		return nil
+		return refusedErr(nil)
 	}
 	board := newSyncBoard(*address)
 	if *workerWait > 0 {
@@ -311,7 +336,7 @@ func runMigrate(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	return watchAndSummarise(ctx, c, codes, board)
+	return refusedErr(watchAndSummarise(ctx, c, codes, board))
 }
 
 // checkWorker is the worker check of a command that does not wait: it

@@ -17,6 +17,7 @@ import (
 	"github.com/mailshift/mailshift/internal/inventory"
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/workerapp"
+	"github.com/mailshift/mailshift/workflows"
 )
 
 // runReport prints (or writes) an organization's per-mailbox report, read
@@ -41,7 +42,7 @@ func runReport(ctx context.Context, args []string) error {
 	conc := fs.Int("concurrency", report.DefaultConcurrency, "mailboxes read from the store at once")
 	address := fs.String("address", "", "Temporal address (default: TEMPORAL_ADDRESS or the client profile); also finds a demo's or serve's configuration")
 	campaign := fs.String("campaign", "", "report on this campaign's organizations (--format html; needs Temporal)")
-	useTemporal := fs.Bool("temporal", true, "html: ask Temporal for the organization's outcome and score (best effort)")
+	useTemporal := fs.Bool("temporal", true, "ask Temporal for the organization's outcome (best effort): html shows its score; every format marks the mailboxes it failed (readiness included), which the store alone cannot tell")
 	// The organization may come before the flags (report ORG --config ...).
 	var org string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -124,8 +125,21 @@ func runReport(ctx context.Context, args []string) error {
 		}
 		rw := newWriter(w)
 		states := map[report.State]int{}
+		// The workflow knows what failed for good (readiness refusals, a
+		// last pass whose error the store did not get): its failures win.
+		failed := map[string]workflows.MailboxFailure{}
+		if *useTemporal {
+			if p, _ := organizationProgress(ctx, src, org); p != nil {
+				for _, f := range p.Failures {
+					failed[strings.ToLower(f.Address)] = f
+				}
+			}
+		}
 		o := report.Options{Concurrency: *conc, Score: scoreReport}
 		err := o.Each(ctx, store, org, mailboxes, func(r *report.MailboxReport) error {
+			if f, ok := failed[strings.ToLower(r.Address)]; ok {
+				r.Apply(report.Outcome{Status: "failed", Pass: string(f.Pass), Error: f.Error})
+			}
 			states[r.State]++
 			return rw.Write(r)
 		})

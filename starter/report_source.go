@@ -129,7 +129,7 @@ func (s source) dialQuick(ctx context.Context) (client.Client, error) {
 func organizationProgress(ctx context.Context, src source, org string) (*workflows.Progress, string) {
 	c, err := src.dialQuick(ctx)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "report: %v; the HTML report shows what the staging store holds\n", err)
+		fmt.Fprintf(os.Stderr, "report: %v; the report shows what the staging store holds\n", err)
 		return nil, err.Error()
 	}
 	defer c.Close()

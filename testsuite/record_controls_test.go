@@ -15,7 +15,7 @@ import (
 // a directory, organizations driven by operators: one paused and resumed
 // in pre-stage, its concurrency changed, a mailbox skipped and retried,
 // delta passes on a timer until a manual approval, continuing as new every
-// 4 mailboxes; and one rolled back while it waits for its cutover. The
+// 4 mailboxes, a mailbox added; and one rolled back while it waits for its cutover. The
 // replay test then checks the update handlers, timers and cancels that the
 // plain recordings never exercise.
 func TestRecordControlHistories(t *testing.T) {
@@ -57,6 +57,12 @@ func TestRecordControlHistories(t *testing.T) {
 	_, err = control.SkipMailbox(ctx, c, a.Code, skipped, "recorder", "leaver")
 	require.NoError(t, err)
 	_, err = control.RetryMailbox(ctx, c, a.Code, skipped, "recorder", "came back")
+	require.NoError(t, err)
+	// A mailbox added while it waits (truthful-progress): the table grows
+	// and the final pass copies it. It is a mailbox of another demo
+	// organization, which this recording does not start before a ends.
+	other := env.Inputs[1].Mailboxes
+	_, err = control.AddMailboxes(ctx, c, a.Code, workflows.AddMailboxesRequest{Operator: "recorder", Mailboxes: other[len(other)-1:]})
 	require.NoError(t, err)
 	_, err = control.ApproveCutover(ctx, c, a.Code, "recorder", "CAB-1")
 	require.NoError(t, err)

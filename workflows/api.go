@@ -198,6 +198,26 @@ type MailboxControlResult struct {
 	Now     string `json:"now"`
 }
 
+// AddMailboxesRequest is add-mailboxes' argument: new mailboxes inline,
+// or staged in the store (Inventory), so only a reference travels through
+// Temporal when the starter knows a store.
+type AddMailboxesRequest struct {
+	Mailboxes []MailboxSpec            `json:"mailboxes,omitempty"`
+	Inventory *activities.InventoryRef `json:"inventory,omitempty"`
+	Operator  string                   `json:"operator"`
+	Reason    string                   `json:"reason,omitempty"`
+	unknown   []string
+}
+
+// AddMailboxesResult says where the added mailboxes went: indexes
+// First..Total-1 of the organization's mailbox table.
+type AddMailboxesResult struct {
+	Added int   `json:"added"`
+	First int   `json:"first"`
+	Total int   `json:"total"`
+	Phase Phase `json:"phase"`
+}
+
 // ConcurrencyRequest is set-concurrency's argument.
 type ConcurrencyRequest struct {
 	Concurrency int    `json:"concurrency"`
@@ -258,9 +278,17 @@ type Progress struct {
 	LargeItems        int            `json:"large_items,omitempty"`
 	SourceMessages    int64          `json:"source_messages"`
 	SourceBytes       int64          `json:"source_bytes"`
-	// Messages and Bytes are what was appended to the target, all passes.
-	Messages        int64          `json:"messages"`
-	Bytes           int64          `json:"bytes"`
+	// Messages and Bytes are what was appended to the target, all passes,
+	// as the passes' results say (a pass killed mid-way and run again may
+	// count some twice, or not at all).
+	Messages int64 `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	// TargetMessages and TargetBytes are what is in the target when the
+	// organization ends, counted by its report from the ledgers (what is
+	// settled there) and the validations: right after any crash. Set from
+	// versionTruth on; 0 before and while it runs.
+	TargetMessages  int64          `json:"target_messages,omitempty"`
+	TargetBytes     int64          `json:"target_bytes,omitempty"`
 	Skipped         int            `json:"skipped"`
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
 	StagedCount     int            `json:"staged"`

@@ -28,6 +28,9 @@ func (o *organization) registerControls(ctx workflow.Context) error {
 		{UpdateSetConcurrency, o.setConcurrency, o.validateSetConcurrency},
 		{UpdateSkipMailbox, o.skipMailbox, o.validateSkipMailbox},
 		{UpdateRetryMailbox, o.retryMailbox, o.validateRetryMailbox},
+		// Registering a handler is no command: old runs get it too, and
+		// its validator refuses them (o.truth).
+		{UpdateAddMailboxes, o.addMailboxes, o.validateAddMailboxes},
 	}
 	for _, u := range updates {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
@@ -299,4 +302,74 @@ func (r ConcurrencyRequest) check(what string, most int) error {
 		return refused("%s %d is outside 1..%d", what, r.Concurrency, most)
 	}
 	return requirePerson("operator", r.Operator)
+}
+
+// validateAddMailboxes refuses what add-mailboxes cannot do, with the
+// reason: a run that predates it, a bad list, a phase in which a new
+// mailbox would miss what the others had (readiness under way) or the
+// cutover (from the freeze on), a rollback or an end.
+func (o *organization) validateAddMailboxes(r AddMailboxesRequest) error {
+	if err := strictArgs(r.unknown, r); err != nil {
+		return err
+	}
+	if err := requirePerson("operator", r.Operator); err != nil {
+		return err
+	}
+	if !o.truth {
+		return refused("organization %s runs on a version that cannot take new mailboxes; start them as an organization of their own once it has ended", o.in.Code)
+	}
+	if err := o.notEnded(); err != nil {
+		return err
+	}
+	switch {
+	case len(r.Mailboxes) == 0 && r.Inventory == nil:
+		return refused("no mailboxes to add")
+	case len(r.Mailboxes) > 0 && r.Inventory != nil:
+		return refused("give mailboxes or inventory, not both")
+	case r.Inventory != nil && (r.Inventory.Object == "" || r.Inventory.Count <= 0):
+		return refused("inventory reference %+v names no object or no mailboxes", *r.Inventory)
+	}
+	seen := map[string]bool{}
+	for _, m := range o.in.Mailboxes {
+		seen[strings.ToLower(m.Address)] = true
+	}
+	for _, b := range o.table.added {
+		for _, m := range b.Mailboxes {
+			seen[strings.ToLower(m.Address)] = true
+		}
+	}
+	for _, m := range r.Mailboxes {
+		if err := ValidateMailboxSpec(m); err != nil {
+			return refused("%v", err)
+		}
+		if seen[strings.ToLower(m.Address)] {
+			return refused("mailbox %s is already in organization %s", m.Address, o.in.Code)
+		}
+		seen[strings.ToLower(m.Address)] = true
+	}
+	switch o.p.Phase {
+	case PhasePreStage, PhaseAwaitingCutover:
+		return nil
+	case "", PhaseReadiness, PhaseReadinessBlocked:
+		return refused("organization %s is in %s: mailboxes are added once pre-stage has begun (they skip readiness; a failed login fails them in their first pass)", o.in.Code, o.p.Phase)
+	}
+	return tooLate("organization %s is in %s: from the cutover's freeze on no mailbox can be added (it would miss the final pass or the routing switch); migrate it as an organization of its own", o.in.Code, o.p.Phase)
+}
+
+// addMailboxes appends the mailboxes to the table. They run in the pass
+// under way (pre-stage walks the table up to its end) or, in
+// AwaitingCutover, in the next delta pass or the final pass.
+func (o *organization) addMailboxes(ctx workflow.Context, r AddMailboxesRequest) (AddMailboxesResult, error) {
+	b := addedBatch{Mailboxes: r.Mailboxes, Inventory: r.Inventory}
+	n := b.count()
+	first := o.table.add(b)
+	o.total += n
+	p := &o.p
+	p.MailboxesTotal += n
+	if o.window.isOpen() && (p.Pass == PassPreStage || p.Pass == PassDelta) {
+		p.PassTotal += n
+	}
+	o.logger.Info("mailboxes added", "count", n, "first", first, "operator", r.Operator, "reason", r.Reason)
+	o.publish(ctx)
+	return AddMailboxesResult{Added: n, First: first, Total: o.total, Phase: p.Phase}, nil
 }

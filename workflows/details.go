@@ -58,7 +58,13 @@ func (o *organization) publish(ctx workflow.Context) {
 	if a := p.Approval; a != nil {
 		sa = append(sa, SACutoverApprovedBy.ValueSet(a.Approver))
 	}
-	if c := p.Consistency; c != "" {
+	c := p.Consistency
+	if o.truth && c != "" {
+		// The Web UI's list filters by it: never Perfect with a failed
+		// mailbox (a value, not a command: replay does not compare it).
+		c = p.OverallConsistency()
+	}
+	if c != "" {
 		sa = append(sa, SAConsistency.ValueSet(string(c)))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, sa...); err != nil {

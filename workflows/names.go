@@ -40,6 +40,10 @@ const (
 	UpdateSkipMailbox = "skip-mailbox"
 	// UpdateRetryMailbox puts a failed or skipped mailbox back (MailboxControl).
 	UpdateRetryMailbox = "retry-mailbox"
+	// UpdateAddMailboxes adds mailboxes to a running organization before
+	// its cutover (AddMailboxesRequest); starter migrate sends it when the
+	// inventory grew.
+	UpdateAddMailboxes = "add-mailboxes"
 	// UpdateOverrideReadiness lets an organization below its readiness
 	// threshold go on with its ready mailboxes (Approval).
 	UpdateOverrideReadiness = "override-readiness"
@@ -53,6 +57,10 @@ const (
 	UpdateRollback = "rollback"
 	// QueryProgress returns Progress.
 	QueryProgress = "progress"
+	// QueryAddedMailboxes answers the batches add-mailboxes appended
+	// ([]AddedMailboxes), so a re-run of migrate compares the inventory
+	// with every mailbox the organization has.
+	QueryAddedMailboxes = "added-mailboxes"
 
 	// signalMailboxDone is how a Mailbox workflow reports its pass to the
 	// organization's current run when the run that started it is gone (see

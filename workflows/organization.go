@@ -97,6 +97,8 @@ type organization struct {
 	// run locally first (versionReportByResult). lean: versionLean. live:
 	// versionLiveProgress.
 	byResult, lean, live bool
+	// truth: versionTruth.
+	truth bool
 	// listed is what the search attributes last said and listedAt when
 	// (workflow time), so progress upserts them at a bounded rate (live).
 	listed   listedValues
@@ -125,6 +127,7 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.total = o.in.MailboxCount()
 	o.load(ctx, o.in.State)
 	o.in.State = nil
+	o.total += o.table.addedCount() // add-mailboxes of earlier runs
 	o.runs++
 	o.p.Runs = o.runs
 	o.outcomes = workflow.GetSignalChannel(ctx, signalMailboxDone)
@@ -132,6 +135,13 @@ func (o *organization) setup(ctx workflow.Context) error {
 	o.gaugePhase(ctx) // this run's worker may not be the last one's
 	o.chain = workflow.GetInfo(ctx).FirstRunID
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return o.p, nil }); err != nil {
+		return err
+	}
+	// A query is no command: every run answers it.
+	if err := workflow.SetQueryHandler(ctx, QueryAddedMailboxes, func() ([]AddedMailboxes, error) {
+		st := OrganizationState{Added: o.table.added}
+		return st.AddedBatches(), nil
+	}); err != nil {
 		return err
 	}
 	if err := o.registerControls(ctx); err != nil {
@@ -245,6 +255,20 @@ func (o *organization) report(ctx workflow.Context) {
 	for _, m := range o.in.Mailboxes {
 		in.Mailboxes = append(in.Mailboxes, m.Address)
 	}
+	for _, b := range o.table.added {
+		rb := activities.ReportBatch{Inventory: b.Inventory}
+		for _, m := range b.Mailboxes {
+			rb.Mailboxes = append(rb.Mailboxes, m.Address)
+		}
+		in.Added = append(in.Added, rb)
+	}
+	// The store holds what finished; the table knows what failed for good
+	// or was skipped. An activity's input is not compared on replay, so
+	// every run hands them over, whatever its version.
+	in.Statuses = string(o.table.status)
+	for _, f := range o.p.Failures {
+		in.Failures = append(in.Failures, activities.ReportFailure{Address: f.Address, Pass: string(f.Pass), Error: f.Error})
+	}
 	var a *activities.Activities
 	var r activities.OrganizationReportResult
 	if err := workflow.ExecuteActivity(actx, a.WriteOrganizationReport, in).Get(ctx, &r); err != nil {
@@ -252,4 +276,11 @@ func (o *organization) report(ctx workflow.Context) {
 		return
 	}
 	o.p.Reports = []string{r.CSV, r.SkippedCSV, r.JSON}
+	if o.truth && r.Counted {
+		// Pass results count what each finished attempt appended: an
+		// attempt killed after appending is not counted, and a pass run
+		// again after its result was lost may count twice. The ledgers
+		// (and validations) say what is in the target.
+		o.p.TargetMessages, o.p.TargetBytes = r.TargetMessages, r.TargetBytes
+	}
 }

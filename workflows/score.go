@@ -1,10 +1,8 @@
 package workflows
 
 import (
-	"fmt"
-
 	"github.com/mailshift/mailshift/activities"
-	"github.com/mailshift/mailshift/internal/transfer"
+	"github.com/mailshift/mailshift/internal/score"
 )
 
 // Consistency grades a validated mailbox or organization, after the
@@ -14,18 +12,18 @@ type Consistency string
 const (
 	// Perfect: every source message is in the target, byte-exact, with its
 	// flags and date; nothing skipped.
-	Perfect Consistency = "Perfect"
+	Perfect Consistency = score.Perfect
 	// Good: nothing lost; the only differences are recoverable or expected
 	// (large items kept in the staging store, mail that arrived in the
 	// target after the routing switch).
-	Good Consistency = "Good"
+	Good Consistency = score.Good
 	// Investigate: something was not migrated or differs in its metadata
 	// (bad items, flag or date mismatches); an operator must approve the
 	// skipped items before the organization completes.
-	Investigate Consistency = "Investigate"
+	Investigate Consistency = score.Investigate
 	// Poor: messages missing without a recorded reason, or duplicated; the
 	// organization is rolled back.
-	Poor Consistency = "Poor"
+	Poor Consistency = score.Poor
 )
 
 var consistencyRank = map[Consistency]int{"": 0, Perfect: 1, Good: 2, Investigate: 3, Poor: 4}
@@ -47,56 +45,40 @@ type Rule struct {
 
 // Rule ids, as counted in Progress.RulesFired.
 const (
-	RuleMissing    = "missing"
-	RuleDuplicates = "duplicates"
-	RuleBadItems   = "bad-items"
-	RuleFlags      = "flag-mismatch"
-	RuleDates      = "date-mismatch"
-	RuleStaged     = "staged-large-items"
-	RuleExtra      = "new-mail-in-target"
+	RuleMissing    = score.RuleMissing
+	RuleDuplicates = score.RuleDuplicates
+	RuleBadItems   = score.RuleBadItems
+	RuleFlags      = score.RuleFlags
+	RuleDates      = score.RuleDates
+	RuleStaged     = score.RuleStaged
+	RuleExtra      = score.RuleExtra
 )
 
 // Score grades one mailbox's validation and says which rules fired, worst
-// first. It is pure: the workflow and the reports use the same rules.
+// first. It is pure: the workflow and the reports use the same rules
+// (internal/score).
 func Score(v activities.ValidateResult) (Consistency, []Rule) {
+	g, hits := score.Grade(score.Counts{
+		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
+		Extra: v.Extra, SkippedByReason: v.SkippedByReason, Staged: v.Staged,
+	})
 	var rules []Rule
-	add := func(id string, c Consistency, format string, args ...any) {
-		rules = append(rules, Rule{ID: id, Score: c, Detail: fmt.Sprintf(format, args...)})
+	for _, h := range hits {
+		rules = append(rules, Rule{ID: h.ID, Score: Consistency(h.Grade), Detail: h.Detail})
 	}
-	if v.Missing > 0 {
-		add(RuleMissing, Poor, "%d source messages are not in the target and no reason is recorded", v.Missing)
+	return Consistency(g), rules
+}
+
+// OverallConsistency is the consistency an organization may be reported
+// with. Consistency grades the validated mailboxes only, and a failed
+// mailbox was never validated (or scored Poor, and failed): so while any
+// mailbox failed, the organization is no better than Investigate, and a
+// summary never prints Perfect for an organization that lost a mailbox.
+// Pure and read by the printers; the workflow's own decisions (rollback,
+// the skipped-items approval) still follow Consistency.
+func (p Progress) OverallConsistency() Consistency {
+	if p.MailboxesFailed > 0 {
+		return Worse(p.Consistency, Investigate)
 	}
-	if v.Duplicates > 0 {
-		add(RuleDuplicates, Poor, "%d messages are in the target more often than in the source", v.Duplicates)
-	}
-	lost := 0
-	for reason, n := range v.SkippedByReason {
-		if reason != transfer.ReasonTooLarge {
-			lost += n
-		}
-	}
-	unstagedLarge := v.SkippedByReason[transfer.ReasonTooLarge] - v.Staged
-	if unstagedLarge > 0 {
-		lost += unstagedLarge
-	}
-	if lost > 0 {
-		add(RuleBadItems, Investigate, "%d items were not migrated (rejected by the target, unreadable, or too large and not staged); see the skipped items", lost)
-	}
-	if v.FlagMismatch > 0 {
-		add(RuleFlags, Investigate, "%d messages differ in flags", v.FlagMismatch)
-	}
-	if v.DateMismatch > 0 {
-		add(RuleDates, Investigate, "%d messages differ in their received date", v.DateMismatch)
-	}
-	if v.Staged > 0 {
-		add(RuleStaged, Good, "%d large items are kept in the staging store, not in the target", v.Staged)
-	}
-	if v.Extra > 0 {
-		add(RuleExtra, Good, "%d messages in the target are not in the source (mail delivered after the switch)", v.Extra)
-	}
-	score := Perfect
-	for _, r := range rules {
-		score = Worse(score, r.Score)
-	}
-	return score, rules
+	return p.Consistency
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
 )
 
 // OrganizationState is an organization's progress carried from one run to
@@ -46,6 +48,22 @@ type OrganizationState struct {
 	LastDeltaAt time.Time `json:"last_delta_at,omitzero"`
 	Switched    bool      `json:"switched,omitempty"`
 	Runs        int       `json:"runs"`
+	// Added are the mailboxes add-mailboxes put after the input's, in
+	// order (versionTruth): table indexes from the input's count on.
+	Added []addedBatch `json:"added,omitempty"`
+}
+
+// addedBatch is one add-mailboxes: inline, or a staged inventory.
+type addedBatch struct {
+	Mailboxes []MailboxSpec            `json:"m,omitempty"`
+	Inventory *activities.InventoryRef `json:"i,omitempty"`
+}
+
+func (b addedBatch) count() int {
+	if b.Inventory != nil {
+		return b.Inventory.Count
+	}
+	return len(b.Mailboxes)
 }
 
 // flight is a Mailbox workflow started and not yet reported.
@@ -89,4 +107,20 @@ func (o *organization) carried() OrganizationState {
 	o.table.save(&st)
 	o.window.save(&st)
 	return st
+}
+
+// AddedBatches are the mailboxes add-mailboxes appended, for the starter
+// to compare a running organization with an inventory.
+func (st *OrganizationState) AddedBatches() []AddedMailboxes {
+	out := make([]AddedMailboxes, len(st.Added))
+	for i, b := range st.Added {
+		out[i] = AddedMailboxes{Mailboxes: b.Mailboxes, Inventory: b.Inventory}
+	}
+	return out
+}
+
+// AddedMailboxes is one add-mailboxes batch: inline, or staged.
+type AddedMailboxes struct {
+	Mailboxes []MailboxSpec            `json:"mailboxes,omitempty"`
+	Inventory *activities.InventoryRef `json:"inventory,omitempty"`
 }

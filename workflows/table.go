@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,12 +43,21 @@ type mailboxTable struct {
 	// The staged inventory page read last.
 	page       []MailboxSpec
 	pageOffset int
+
+	// base is the input's mailbox count; added are the batches that
+	// add-mailboxes appended after it (versionTruth), and addedPage the
+	// page of a staged batch read last (batch index, offset in it).
+	base                   int
+	added                  []addedBatch
+	addedPage              []MailboxSpec
+	addedBatch, addedStart int
 }
 
 func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable {
-	t := &mailboxTable{inline: in.Mailboxes, inventory: in.Inventory}
+	t := &mailboxTable{inline: in.Mailboxes, inventory: in.Inventory, base: in.MailboxCount(), addedBatch: -1}
 	if st != nil {
 		t.status, t.small, t.direct, t.copied, t.skipCounts = st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts
+		t.added = st.Added
 		return t
 	}
 	t.status = make([]byte, in.MailboxCount())
@@ -59,6 +69,111 @@ func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable 
 
 func (t *mailboxTable) save(st *OrganizationState) {
 	st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts = t.status, t.small, t.direct, t.copied, t.skipCounts
+	st.Added = t.added
+}
+
+// addedCount is how many mailboxes add-mailboxes appended.
+func (t *mailboxTable) addedCount() int {
+	n := 0
+	for _, b := range t.added {
+		n += b.count()
+	}
+	return n
+}
+
+// add appends a batch of mailboxes, active, and grows every per-mailbox
+// structure with them; it returns the first new index.
+func (t *mailboxTable) add(b addedBatch) int {
+	first := t.len()
+	n := b.count()
+	t.added = append(t.added, b)
+	for range n {
+		t.status = append(t.status, mbActive)
+	}
+	grow := func(bits []byte) []byte {
+		if len(bits) == 0 {
+			return bits // allocated at its first bit, for the new length
+		}
+		for len(bits) < (t.len()+7)/8 {
+			bits = append(bits, 0)
+		}
+		return bits
+	}
+	t.small, t.direct, t.copied = grow(t.small), grow(t.direct), grow(t.copied)
+	if len(t.skipCounts) > 0 {
+		t.skipCounts = append(t.skipCounts, make([]byte, n*slotBytes)...)
+	}
+	return first
+}
+
+// addedSpec returns mailbox i (i >= base) from the added batches.
+func (t *mailboxTable) addedSpec(ctx workflow.Context, i int) (MailboxSpec, error) {
+	k := i - t.base
+	for bi, b := range t.added {
+		if k >= b.count() {
+			k -= b.count()
+			continue
+		}
+		if b.Inventory == nil {
+			return b.Mailboxes[k], nil
+		}
+		if bi == t.addedBatch && k >= t.addedStart && k < t.addedStart+len(t.addedPage) {
+			return t.addedPage[k-t.addedStart], nil
+		}
+		off := k / inventoryPage * inventoryPage
+		page, err := listPage(ctx, *b.Inventory, off)
+		if err != nil {
+			return MailboxSpec{}, err
+		}
+		if k-off >= len(page) {
+			return MailboxSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("added inventory %s has %d mailboxes, not %d", b.Inventory.Object, off+len(page), b.count()), activities.ErrTypeConfig, nil)
+		}
+		t.addedPage, t.addedBatch, t.addedStart = page, bi, off
+		return page[k-off], nil
+	}
+	return MailboxSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox index %d is outside the organization's %d mailboxes", i, t.len()), activities.ErrTypeConfig, nil)
+}
+
+func listPage(ctx workflow.Context, ref activities.InventoryRef, off int) ([]MailboxSpec, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 20, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	var a *activities.Activities
+	var page []MailboxSpec
+	err := workflow.ExecuteActivity(actx, a.ListMailboxes, activities.ListMailboxesInput{Ref: ref, Offset: off, Limit: inventoryPage}).Get(ctx, &page)
+	return page, err
+}
+
+// findAdded looks for address among the added mailboxes: -1 if absent.
+func (t *mailboxTable) findAdded(ctx workflow.Context, address string) (int, error) {
+	at := t.base
+	for _, b := range t.added {
+		if b.Inventory == nil {
+			for k, m := range b.Mailboxes {
+				if strings.EqualFold(m.Address, address) {
+					return at + k, nil
+				}
+			}
+		} else {
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 2 * time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable},
+			})
+			var a *activities.Activities
+			var k int
+			err := workflow.ExecuteActivity(actx, a.FindMailbox, activities.FindMailboxInput{Ref: *b.Inventory, Address: address}).Get(ctx, &k)
+			if err == nil {
+				return at + k, nil
+			}
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) || app.Type() != activities.ErrTypeNotFound {
+				return 0, err
+			}
+		}
+		at += b.count()
+	}
+	return -1, nil
 }
 
 func (t *mailboxTable) len() int { return len(t.status) }
@@ -108,6 +223,9 @@ func setBit(bits *[]byte, n, i int) {
 
 // spec returns mailbox i, from the input or from a staged inventory page.
 func (t *mailboxTable) spec(ctx workflow.Context, i int) (MailboxSpec, error) {
+	if i >= t.base && len(t.added) > 0 {
+		return t.addedSpec(ctx, i)
+	}
 	if t.inventory == nil {
 		return t.inline[i], nil
 	}
@@ -134,6 +252,27 @@ func (t *mailboxTable) spec(ctx workflow.Context, i int) (MailboxSpec, error) {
 // find returns a mailbox's index: from the input, or by asking an activity
 // to look through the staged inventory.
 func (t *mailboxTable) find(ctx workflow.Context, org, address string) (int, error) {
+	if len(t.added) > 0 {
+		// Only runs that took add-mailboxes (versionTruth) get here.
+		i, err := t.baseIndex(ctx, org, address)
+		if err == nil || !isNotFound(err) {
+			return i, err
+		}
+		if j, ferr := t.findAdded(ctx, address); ferr != nil || j >= 0 {
+			return j, ferr
+		}
+		return i, err
+	}
+	return t.baseIndex(ctx, org, address)
+}
+
+func isNotFound(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == activities.ErrTypeNotFound
+}
+
+// baseIndex finds a mailbox among the input's.
+func (t *mailboxTable) baseIndex(ctx workflow.Context, org, address string) (int, error) {
 	if t.inventory == nil {
 		for i, m := range t.inline {
 			if strings.EqualFold(m.Address, address) {

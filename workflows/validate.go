@@ -131,6 +131,11 @@ func (c *MailboxControl) UnmarshalJSON(b []byte) error {
 	return decodeNoting(b, (*plain)(c), &c.unknown)
 }
 
+func (r *AddMailboxesRequest) UnmarshalJSON(b []byte) error {
+	type plain AddMailboxesRequest
+	return decodeNoting(b, (*plain)(r), &r.unknown)
+}
+
 func (r *ConcurrencyRequest) UnmarshalJSON(b []byte) error {
 	type plain ConcurrencyRequest
 	return decodeNoting(b, (*plain)(r), &r.unknown)

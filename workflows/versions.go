@@ -28,6 +28,13 @@ const (
 	// ends its workflow with an error carrying its Progress (a failed
 	// workflow, not a completed one).
 	versionLiveProgress = "live-progress"
+
+	// versionTruth marks what makes an organization's account of itself
+	// true after crashes and while it changes: the messages and bytes of
+	// the result are the report's count of what is in the target (ledgers
+	// and validations) instead of the sum of pass results, and the
+	// add-mailboxes update grows a running organization's mailbox table.
+	versionTruth = "truthful-progress"
 )
 
 // readVersions reads every version gate once, so the rest of the run asks
@@ -38,4 +45,5 @@ func (o *organization) readVersions(ctx workflow.Context) {
 	o.byResult = workflow.GetVersion(ctx, versionReportByResult, workflow.DefaultVersion, 1) >= 1
 	o.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) >= 1
 	o.live = workflow.GetVersion(ctx, versionLiveProgress, workflow.DefaultVersion, 1) >= 1
+	o.truth = workflow.GetVersion(ctx, versionTruth, workflow.DefaultVersion, 1) >= 1
 }

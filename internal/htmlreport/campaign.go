@@ -108,8 +108,8 @@ func (c *Campaign) view() campaignView {
 			r.Outcome, r.Class = outcomeOf(*p)
 			r.Done, r.Failed, r.Bytes, r.Reason = p.MailboxesDone, p.MailboxesFailed, p.Bytes, p.Reason
 			r.Started, r.Finished = p.StartedAt, p.FinishedAt
-			if p.Consistency != "" {
-				r.Score = string(p.Consistency)
+			if p.Consistency != "" || p.MailboxesFailed > 0 {
+				r.Score = string(p.OverallConsistency())
 			}
 			if p.MailboxesTotal > 0 {
 				r.Mailboxes = p.MailboxesTotal

@@ -251,9 +251,13 @@ func (o *Organization) score(v *orgView) {
 	for c := range o.Scores {
 		worst = workflows.Worse(worst, workflows.Consistency(c))
 	}
-	if p := o.Progress; p != nil && p.Consistency != "" {
+	if o.States[report.Failed] > 0 {
+		// A failed mailbox was not validated: never Perfect (OverallConsistency).
+		worst = workflows.Worse(worst, workflows.Investigate)
+	}
+	if p := o.Progress; p != nil && (p.Consistency != "" || p.MailboxesFailed > 0) {
 		v.ScoreSource = "the organization's workflow"
-		worst = p.Consistency
+		worst = p.OverallConsistency()
 		counts = map[string]int{}
 		for c, n := range p.ConsistencyCounts {
 			counts[string(c)] = n

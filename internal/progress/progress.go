@@ -220,6 +220,10 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		if p.Reason != "" && p.Phase != workflows.PhaseCompleted {
 			fmt.Fprintf(w, "  %s: %s\n", p.Organization, p.Reason)
 		}
+		if p.TargetMessages > 0 {
+			fmt.Fprintf(w, "  %s: %d messages (%.1f MB) in the target, counted from the ledgers and validations (this run appended %d)\n",
+				p.Organization, p.TargetMessages, mb(p.TargetBytes), p.Messages)
+		}
 		if p.StagedCount > 0 {
 			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
 		}
@@ -228,8 +232,8 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		} else if p.ReportError != "" {
 			fmt.Fprintf(w, "  %s: reports not written: %s\n", p.Organization, p.ReportError)
 		}
-		if p.Consistency != "" {
-			fmt.Fprintf(w, "  %s: consistency %s%s\n", p.Organization, p.Consistency, consistencyReasons(p))
+		if p.Consistency != "" || p.MailboxesFailed > 0 {
+			fmt.Fprintf(w, "  %s: consistency %s%s\n", p.Organization, p.OverallConsistency(), consistencyReasons(p))
 		}
 	}
 }
@@ -257,8 +261,15 @@ func trunc(s string, n int) string {
 // consistencyReasons lists the scoring rules that fired, with how many
 // mailboxes each, most severe first.
 func consistencyReasons(p workflows.Progress) string {
+	failed := ""
+	if p.MailboxesFailed > 0 {
+		failed = fmt.Sprintf("%d mailbox(es) failed and are not migrated; ", p.MailboxesFailed)
+	}
 	if len(p.RulesFired) == 0 {
-		return " (every mailbox byte-exact with flags and dates; nothing skipped)"
+		if p.Consistency == "" {
+			return " (" + strings.TrimSuffix(failed, "; ") + ")"
+		}
+		return " (" + failed + "every validated mailbox byte-exact with flags and dates; nothing skipped)"
 	}
 	ids := make([]string, 0, len(p.RulesFired))
 	for id := range p.RulesFired {
@@ -275,7 +286,7 @@ func consistencyReasons(p workflows.Progress) string {
 			counts = append(counts, fmt.Sprintf("%d %s", n, c))
 		}
 	}
-	return fmt.Sprintf(" (%s; rules: %s)", strings.Join(counts, ", "), strings.Join(parts, ", "))
+	return fmt.Sprintf(" (%s%s; rules: %s)", failed, strings.Join(counts, ", "), strings.Join(parts, ", "))
 }
 
 // Operator is who the person at this terminal is, for the default of

@@ -103,7 +103,7 @@ func TestStatusJSONShape(t *testing.T) {
 	}
 	r := rows[0]
 	if r["kind"] != "organization" || r["code"] != "RXH" || r["phase"] != "Completed" || r["terminal"] != true || r["wave"] != "w1" ||
-		r["mailboxes"].(map[string]any)["done"] != 23.0 || r["messages"] != 1200.0 || r["consistency"] != "Perfect" ||
+		r["mailboxes"].(map[string]any)["done"] != 23.0 || r["messages"] != 1200.0 || r["consistency"] != "Investigate" /* 1 failed: never Perfect (issue #13) */ ||
 		r["started_at"] != "2026-03-01T10:00:00Z" || r["finished_at"] != "2026-03-01T11:00:00Z" {
 		t.Errorf("finished organization: %v", r)
 	}
@@ -116,5 +116,19 @@ func TestStatusJSONShape(t *testing.T) {
 	buf.Reset()
 	if err := WriteStatusJSON(&buf, nil, nil); err != nil || strings.TrimSpace(buf.String()) != "[]" {
 		t.Errorf("no rows: %q, %v", buf.String(), err)
+	}
+}
+
+// An organization whose validated mailboxes are all Perfect but one of
+// whose mailboxes failed printed "consistency Perfect" (issue #13).
+func TestSummaryNeverPerfectWithAFailedMailbox(t *testing.T) {
+	var b strings.Builder
+	p := workflows.Progress{Organization: "RXH", Phase: workflows.PhaseCompletedWithFailures, MailboxesTotal: 3, MailboxesDone: 2, MailboxesFailed: 1,
+		Consistency: workflows.Perfect, ConsistencyCounts: map[workflows.Consistency]int{workflows.Perfect: 2},
+		Failures: []workflows.MailboxFailure{{Address: "c@rxh", Pass: workflows.PassFinal, Error: "AuthFailed: login refused"}}}
+	Summary(&b, []workflows.Progress{p})
+	out := b.String()
+	if strings.Contains(out, "Perfect (") || !strings.Contains(out, "consistency Investigate (1 mailbox(es) failed") {
+		t.Fatalf("summary:\n%s", out)
 	}
 }

@@ -61,7 +61,7 @@ func StatusRows(orgs []workflows.Progress, camps []workflows.CampaignProgress) [
 			Messages:    p.Messages,
 			Bytes:       p.Bytes,
 			Paused:      p.Paused,
-			Consistency: string(p.Consistency),
+			Consistency: string(p.OverallConsistency()),
 			Reason:      p.Reason,
 			StartedAt:   timeOrNil(p.StartedAt),
 			FinishedAt:  timeOrNil(p.FinishedAt),

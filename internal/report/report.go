@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailshift/mailshift/internal/score"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
@@ -43,9 +44,27 @@ const (
 	// CompletedWithWarnings: validated and nothing is missing, but items were
 	// skipped (see SkippedItems) or flags or dates differ.
 	CompletedWithWarnings State = "CompletedWithWarnings"
-	// Failed: validation found messages missing or duplicated, or problems.
+	// Failed: validation found messages missing or duplicated, or problems;
+	// or the mailbox's last pass failed (LastError says how), or readiness
+	// found it not ready.
 	Failed State = "Failed"
+	// Skipped: an operator took the mailbox out of its organization
+	// (skip-mailbox); the organization decided it, the store cannot tell.
+	Skipped State = "Skipped"
 )
+
+// FailurePass names the record an activity saves when a pass over a
+// mailbox fails (<org>/<mailbox>/report-failure.json): the store alone
+// then tells a failed pass from one that never ran.
+const FailurePass = "failure"
+
+// Failure is a failed pass, as saved under FailurePass. A later pass that
+// finishes (Finished after At) supersedes it.
+type Failure struct {
+	Pass  string    `json:"pass"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
 
 // TransferPasses are the passes whose reports TransferMailbox saves, in the
 // order a migration runs them (workflows.PassPreStage, PassDelta, PassFinal,
@@ -138,9 +157,26 @@ type Options struct {
 	// Concurrency is how many mailboxes are read at once (default 8); the
 	// reports are still delivered in input order.
 	Concurrency int
-	// Score, if set, grades a validated mailbox (it is not called for
-	// others) into a consistency and the ids of the rules that fired.
+	// Score grades a validated mailbox (it is not called for others) into
+	// a consistency and the ids of the rules that fired; default
+	// DefaultScore, the workflows' own rules (internal/score).
 	Score func(r *MailboxReport) (consistency string, rules []string)
+}
+
+// DefaultScore grades a validated mailbox by the rules the workflows score
+// it with: a report never leaves consistency and rules empty for a
+// validated mailbox.
+func DefaultScore(r *MailboxReport) (string, []string) {
+	v := r.Validation
+	g, hits := score.Grade(score.Counts{
+		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
+		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged,
+	})
+	var ids []string
+	for _, h := range hits {
+		ids = append(ids, h.ID)
+	}
+	return g, ids
 }
 
 // DefaultConcurrency is Options.Concurrency's default.
@@ -247,10 +283,22 @@ func (o Options) mailbox(ctx context.Context, store staging.Store, org, address 
 	if validated {
 		r.Validation = summarise(v)
 	}
+	var f Failure
+	failed, err := r.load(ctx, store, staging.ReportName(org, address, FailurePass), &f)
+	if err != nil {
+		return r, err
+	}
 	r.addLedger(cp)
 	r.State = r.state(hasLedger)
-	if r.Validation != nil && o.Score != nil {
-		r.Consistency, r.Rules = o.Score(&r)
+	if failed {
+		r.addFailure(f)
+	}
+	if r.Validation != nil {
+		score := o.Score
+		if score == nil {
+			score = DefaultScore
+		}
+		r.Consistency, r.Rules = score(&r)
 	}
 	return r, nil
 }
@@ -373,6 +421,53 @@ func (r *MailboxReport) state(hasLedger bool) State {
 		return InProgress // something was written, but cannot be read back
 	}
 	return NotStarted
+}
+
+// addFailure makes the mailbox Failed if its latest pass failed: the
+// failure is later than every finished pass and the validation did not
+// pass after it (a validated mailbox keeps its validation's verdict).
+func (r *MailboxReport) addFailure(f Failure) {
+	if r.State == Completed || r.State == CompletedWithWarnings || r.State == Failed {
+		return
+	}
+	if !f.At.After(r.Finished) {
+		return // a later pass finished: the failure was overcome
+	}
+	r.State = Failed
+	r.LastError = f.Pass + ": " + f.Error
+}
+
+// Outcome is what an organization's workflow decided of a mailbox. The
+// store records what finished; only the workflow knows that a pass failed
+// for good (all retries spent), that readiness refused a mailbox, or that
+// an operator skipped it.
+type Outcome struct {
+	// Status is the workflow's: "active", "failed", "skipped" or
+	// "validated" (workflows' mailbox table).
+	Status string `json:"status"`
+	Pass   string `json:"pass,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Apply corrects the report by the workflow's outcome: a failed mailbox
+// is Failed with the failure's pass and error (the store's own error if
+// the workflow no longer holds it), a skipped one Skipped.
+func (r *MailboxReport) Apply(o Outcome) {
+	switch o.Status {
+	case "failed":
+		r.State = Failed
+		switch {
+		case o.Error != "":
+			r.LastError = o.Pass + ": " + o.Error
+		case r.LastError == "":
+			r.LastError = "failed; the error is in the Mailbox workflow's history (only the first failures are kept in the organization's progress)"
+		}
+	case "skipped":
+		r.State = Skipped
+		if r.LastError == "" {
+			r.LastError = "skipped by an operator"
+		}
+	}
 }
 
 func validationError(v *Validation) string {

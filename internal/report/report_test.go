@@ -430,3 +430,40 @@ func TestDiscover(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a@rxh", "busy@rxh", "clean@rxh", "fin@rxh", "lost@rxh", "odd/name@rxh", "pre@rxh"}, got)
 }
+
+// Issue #13: a mailbox whose final pass failed showed Synced with no
+// error, and validated mailboxes had no consistency unless the caller
+// passed a scorer (the staged mailboxes.csv never did).
+func TestFailedPassAndDefaultScore(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	ledger(t, st, "auth@rxh")
+	pass(t, st, "auth@rxh", "prestage", 110, 1_100_000, t0, time.Minute)
+	put(t, st, staging.ReportName(org, "auth@rxh", report.FailurePass), report.Failure{Pass: "final", Error: "AuthFailed: login refused", At: t0.Add(time.Hour)})
+	// A failure that a later pass overcame.
+	ledger(t, st, "over@rxh")
+	put(t, st, staging.ReportName(org, "over@rxh", report.FailurePass), report.Failure{Pass: "prestage", Error: "connection reset", At: t0})
+	pass(t, st, "over@rxh", "prestage", 110, 1_100_000, t0, time.Minute)
+	ledger(t, st, "clean@rxh")
+	pass(t, st, "clean@rxh", "final", 110, 1_100_000, t0, time.Minute)
+	validation(t, st, "clean@rxh", transfer.FolderCheck{Source: "INBOX", Target: "INBOX", SourceMessages: 80, TargetMessages: 80})
+
+	rs, err := report.Build(ctx, st, org, []string{"auth@rxh", "over@rxh", "clean@rxh"})
+	require.NoError(t, err)
+	require.Equal(t, report.Failed, rs[0].State)
+	require.Equal(t, "final: AuthFailed: login refused", rs[0].LastError)
+	require.Equal(t, report.Synced, rs[1].State)
+	require.Empty(t, rs[1].LastError)
+	require.Equal(t, "Perfect", rs[2].Consistency, "scored with the workflows' rules by default")
+
+	// The workflow's verdicts win over what the store shows.
+	r := rs[1]
+	r.Apply(report.Outcome{Status: "failed", Pass: "readiness", Error: "not ready: login"})
+	require.Equal(t, report.Failed, r.State)
+	require.Equal(t, "readiness: not ready: login", r.LastError)
+	r = rs[2]
+	r.Apply(report.Outcome{Status: "validated"})
+	require.Equal(t, report.Completed, r.State)
+	r.Apply(report.Outcome{Status: "skipped"})
+	require.Equal(t, report.Skipped, r.State)
+}
