@@ -52,6 +52,9 @@ const (
 	// stopped at its checkpoint and gave its work back to be retried at
 	// once, on another worker or on this one when it returns. Retryable.
 	ErrTypeHandedBack = "HandedBack"
+	// ErrTypeClaimed: another organization holds the target mailbox (one
+	// writer per target mailbox, see claims.go).
+	ErrTypeClaimed = "MailboxClaimed"
 	// ErrTypeOrganizationRolledBack and ErrTypeOrganizationFailed end an
 	// Organization workflow that rolled back or failed (its Progress is the
 	// error's details, see workflows.OrganizationEnded), so the Web UI
@@ -61,7 +64,7 @@ const (
 )
 
 // NonRetryable lists the error types a retry cannot fix.
-var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeStagingAuth}
+var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrTypeConfig, ErrTypeOverQuota, ErrTypeStagingAuth, ErrTypeClaimed}
 
 // temporalError turns a fault of an activity's work (a classified IMAP
 // fault, a staging store or a transfer policy error) into the error the

@@ -132,6 +132,7 @@ func TestWriteOrganizationReport(t *testing.T) {
 		Mailboxes: 3, Skipped: 1,
 		States:  map[string]int{"CompletedWithWarnings": 1, "Synced": 1, "NotStarted": 1},
 		Counted: true, TargetMessages: int64(val.Messages) + preOnly.Copied, TargetBytes: val.Bytes + preOnly.Bytes,
+		ReleasedClaims: 2, // the two mailboxes whose passes claimed them
 	}, res)
 
 	var rs []report.MailboxReport

@@ -57,6 +57,18 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		return res, err
 	}
 	defer unlock()
+	// Readiness claimed the mailbox; a mailbox added to a running
+	// organization skipped readiness, so every pass checks (an
+	// organization's own claim costs one read).
+	if a.Staging != nil {
+		holder, err := a.claim(ctx, in.Mailbox)
+		if err != nil {
+			return res, err
+		}
+		if holder != nil {
+			return res, temporal.NewNonRetryableApplicationError("mailbox "+in.Mailbox.Address+": "+claimProblem(in.Mailbox, holder), ErrTypeClaimed, nil)
+		}
+	}
 	ctx, stopHandBack := handBackOnStop(ctx)
 	defer stopHandBack()
 	beats := startPulse(ctx)
