@@ -415,7 +415,7 @@ func TestParsePayloadEncryption(t *testing.T) {
 
 func TestResolvePayloadKeys(t *testing.T) {
 	good := writeSecret(t, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o600) // 32 bytes
-	short := writeSecret(t, "MDEyMzQ1Njc4OWFiY2RlZg==", 0o600)                    // 16 bytes
+	short := writeSecret(t, "MDEyMzQ1Njc4OWFiY2RlZg==", 0o600)                      // 16 bytes
 	pe := config.PayloadEncryption{ActiveKey: "k1", Keys: []config.EncryptionKey{{ID: "k1", Key: secrets.Ref("file:" + good)}}}
 	keys, err := pe.ResolveKeys()
 	require.NoError(t, err)
