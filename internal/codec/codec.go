@@ -178,7 +178,7 @@ var ErrUnknownKey = errors.New("unknown payload encryption key")
 
 func (c *Codec) unknownKey(id string) error {
 	if len(c.aeads) == 0 {
-		return fmt.Errorf("codec: payload encrypted with key %q, and no payload_encryption keys are configured here: give this command the worker's configuration (--config or MAILSHIFT_CONFIG): %w", id, ErrUnknownKey)
+		return fmt.Errorf("codec: payload encrypted with key %q, and no payload_encryption keys are configured here: give this command the worker's configuration (MAILSHIFT_CONFIG, or --config where it has one): %w", id, ErrUnknownKey)
 	}
 	return fmt.Errorf("codec: payload encrypted with key %q, which is not configured (keys: %s); keep retired keys listed until no history needs them: %w",
 		id, strings.Join(c.KeyIDs(), ", "), ErrUnknownKey)
