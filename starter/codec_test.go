@@ -82,3 +82,11 @@ func TestCodecServerNeedsKeys(t *testing.T) {
 		t.Errorf("token file others can read: %v", err)
 	}
 }
+
+func TestWarnMissingKeys(t *testing.T) {
+	var none codec.Codec
+	_, err := none.Decode([]*commonpb.Payload{{Metadata: map[string][]byte{codec.MetadataEncoding: []byte(codec.Encoding), codec.MetadataKeyID: []byte("k1")}}})
+	if !strings.Contains("workflow completed (org/RXH): "+err.Error(), codec.ErrUnknownKey.Error()) {
+		t.Fatalf("the keyless error does not carry ErrUnknownKey's text: %v", err)
+	}
+}

@@ -225,3 +225,20 @@ func TestFromConfig(t *testing.T) {
 		t.Error("the error quotes key material")
 	}
 }
+
+// BenchmarkEncodeDecode: one 1 KiB payload sealed and opened.
+func BenchmarkEncodeDecode(b *testing.B) {
+	k := make([]byte, 32)
+	c, _ := New("k1", map[string][]byte{"k1": k})
+	p := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: bytes.Repeat([]byte("x"), 1024)}}
+	b.SetBytes(1024)
+	for b.Loop() {
+		enc, err := c.Encode(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
