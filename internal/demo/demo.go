@@ -69,9 +69,18 @@ type Options struct {
 }
 
 // KeyFile is the demo's payload key (base64, mode 0600) in its work
-// directory; a work directory used again keeps its key, so histories in a
-// --db file from an earlier run stay readable.
+// directory. With a database file the key lives beside it instead
+// (<db>.payload.key): the key belongs to the histories it encrypted, and a
+// later run with another (temporary) work directory must still read them.
 const KeyFile = "payload.key"
+
+// keyPath is where the demo keeps its payload key (see KeyFile).
+func keyPath(dbPath, workDir string) string {
+	if dbPath != "" && dbPath != ":memory:" {
+		return dbPath + "." + KeyFile
+	}
+	return filepath.Join(workDir, KeyFile)
+}
 
 // KeyID is the id of the demo's payload key.
 const KeyID = "demo"
@@ -182,7 +191,7 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		Limits:  config.Limits{MaxMessageSize: config.ByteSize(o.MaxMessageSize)},
 	}
 	if !o.PlainPayloads {
-		ref, err := ensureKey(filepath.Join(o.WorkDir, KeyFile))
+		ref, err := ensureKey(keyPath(o.DBPath, o.WorkDir))
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +318,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	fmt.Fprintf(out, "Temporal %s  Web UI %s  staging %s\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()), env.Activities.Staging.Describe())
 	if env.Codec.Encrypts() {
 		fmt.Fprintf(out, "payloads encrypted (AES-256-GCM, key %s); the Web UI decrypts them through %s\n",
-			filepath.Join(env.WorkDir, KeyFile), orOff(env.Server.CodecURL()))
+			keyPath(o.DBPath, env.WorkDir), orOff(env.Server.CodecURL()))
 	}
 	if o.Approval == workflows.ApprovalManual {
 		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", os.Getenv("USER"), env.Server.FrontendAddr()))
@@ -368,6 +377,9 @@ func ensureKey(path string) (secrets.Ref, error) {
 	if _, err := os.Stat(path); err == nil {
 		return ref, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("demo payload key: %w", err)
 	}
 	key := make([]byte, config.EncryptionKeySize)
