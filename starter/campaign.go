@@ -157,7 +157,7 @@ func runCampaign(ctx context.Context, args []string) error {
 	if err := workflows.ValidateCampaignInput(in); err != nil {
 		return fmt.Errorf("campaign: %w", err)
 	}
-	c, target, err := dialTarget(*address)
+	c, target, err := dialTargetWith(*address, *cfgPath)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@
 //
 //	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
 //	starter serve --config mailshift.yaml [--db FILE] [--address HOST:PORT] [--ui HOST:PORT]
+//	starter codec-server --config mailshift.yaml [--listen 127.0.0.1:8081] [--token-file FILE] [--cors-origin URL]
 //	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]
 //	starter status [ORG...] [--phase P] [--wave W] [--watch[=N]] [--output text|json]
 //	starter approve ORG | approve-skipped ORG | override-readiness ORG
@@ -51,6 +52,8 @@ commands:
   demo              run a whole migration on this machine (embedded Temporal, Web UI, IMAP servers)
   serve             real migrations on this machine: embedded Temporal on a SQLite file, Web UI and a
                     worker with your configuration, until Ctrl-C (--config, --db, --address, --ui)
+  codec-server      decrypt payloads for the Web UI and the temporal CLI (Temporal's remote codec protocol):
+                    --config FILE [--listen 127.0.0.1:8081] [--token-file FILE] [--cors-origin URL]
   migrate           start one Organization workflow per organization of an inventory and watch them
   status [ORG...]   every organization (running and finished) and campaign: [--phase P] [--wave W]
                     [--campaigns=false] [--watch[=N]] [--output text|json]
@@ -105,6 +108,8 @@ func run(ctx context.Context, args []string) error {
 		return runDemo(ctx, args)
 	case "serve":
 		return runServe(ctx, args)
+	case "codec-server":
+		return runCodecServer(ctx, args)
 	case "migrate":
 		return runMigrate(ctx, args)
 	case "status":
@@ -143,6 +148,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Approval, "approval", workflows.ApprovalAuto, "cutover approval: auto or manual")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "mailboxes per organization at once")
 	size := fs.String("max-message-size", "2MiB", "target's maximum message size; larger items are staged")
+	fs.BoolVar(&o.PlainPayloads, "plain-payloads", false, "store payloads in Temporal in clear (by default the demo encrypts them with a key in its work directory)")
 	verbose := fs.Bool("v", false, "log worker activity to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -167,6 +173,12 @@ func dial(address string) (client.Client, error) {
 // dialTarget is dial that also tells where it connected: the address and
 // namespace a worker must use (the task queue is the caller's to fill in).
 func dialTarget(address string) (client.Client, control.WorkerTarget, error) {
+	return dialTargetWith(address, "")
+}
+
+// dialTargetWith is dialTarget with the worker configuration whose payload
+// keys the client uses (see clientCodec; "" finds it the default way).
+func dialTargetWith(address, cfgPath string) (client.Client, control.WorkerTarget, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, control.WorkerTarget{}, fmt.Errorf("temporal client settings: %w", err)
@@ -175,6 +187,10 @@ func dialTarget(address string) (client.Client, control.WorkerTarget, error) {
 		opts.HostPort = address
 	}
 	t := control.WorkerTarget{Address: orDefault(opts.HostPort, client.DefaultHostPort), Namespace: orDefault(opts.Namespace, client.DefaultNamespace)}
+	opts.HostPort = t.Address
+	if err := withCodec(&opts, cfgPath); err != nil {
+		return nil, t, err
+	}
 	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, err := client.Dial(opts)
 	if err != nil {
@@ -282,7 +298,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	if len(inputs) == 0 {
 		return fmt.Errorf("no organization %q in %s", *only, *invPath)
 	}
-	c, target, err := dialTarget(*address)
+	c, target, err := dialTargetWith(*address, *cfgPath)
 	if err != nil {
 		return err
 	}

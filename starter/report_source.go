@@ -112,6 +112,9 @@ func processAlive(pid int) bool {
 // the SDK's retries off the terminal.
 func (s source) dialQuick(ctx context.Context) (client.Client, error) {
 	opts := s.options
+	if err := withCodec(&opts, s.config); err != nil {
+		return nil, err
+	}
 	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	dctx, cancel := context.WithTimeout(ctx, reportTemporalTimeout)
 	defer cancel()

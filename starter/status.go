@@ -10,11 +10,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -117,6 +119,7 @@ func runStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnMissingKeys(orgs)
 	if o.output == "json" {
 		return progress.WriteStatusJSON(os.Stdout, orgs, camps)
 	}
@@ -167,4 +170,16 @@ func allEnded(orgs []workflows.Progress, camps []workflows.CampaignProgress) boo
 		}
 	}
 	return true
+}
+
+// warnMissingKeys says once, on stderr, when organizations are shown from
+// their search attributes only because their results are encrypted with
+// keys this starter does not have (no counts of messages, no reasons).
+func warnMissingKeys(orgs []workflows.Progress) {
+	for _, p := range orgs {
+		if strings.Contains(p.Reason, codec.ErrUnknownKey.Error()) {
+			fmt.Fprintln(os.Stderr, "starter: the workflows' payloads are encrypted and this command has no keys for them, so organizations show only what their search attributes say; set MAILSHIFT_CONFIG to the worker's configuration")
+			return
+		}
+	}
 }

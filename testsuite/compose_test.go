@@ -19,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -154,6 +155,7 @@ func (e *composeEnvironment) UnmarshalYAML(n *yaml.Node) error {
 
 // composePort accepts "[ip:]published:target[/proto]" and the long syntax.
 type composePort struct {
+	Host      string // the host address it is published on, "" for all
 	Published string
 	Target    string
 }
@@ -178,7 +180,7 @@ func (p *composePort) UnmarshalYAML(n *yaml.Node) error {
 	case 2:
 		p.Published, p.Target = parts[0], parts[1]
 	case 3:
-		p.Published, p.Target = parts[1], parts[2]
+		p.Host, p.Published, p.Target = parts[0], parts[1], parts[2]
 	default:
 		return fmt.Errorf("line %d: cannot parse port %q", n.Line, n.Value)
 	}
@@ -527,6 +529,11 @@ func TestComposeWorkerConfig(t *testing.T) {
 			Kind             string `yaml:"kind"`
 			ConnectionString string `yaml:"connection_string"`
 		} `yaml:"staging"`
+		PayloadEncryption struct {
+			Keys []struct {
+				Key string `yaml:"key"`
+			} `yaml:"keys"`
+		} `yaml:"payload_encryption"`
 	}
 	require.NoError(t, yaml.Unmarshal(data, &cfg), "%s does not parse", hostFile)
 	assert.Equal(t, w.Environment["MAILSHIFT_TASK_QUEUE"], cfg.TaskQueue, "task queue in the config and in the environment differ")
@@ -543,6 +550,9 @@ func TestComposeWorkerConfig(t *testing.T) {
 	refs := []string{cfg.Staging.ConnectionString}
 	for _, ep := range cfg.Endpoints {
 		refs = append(refs, ep.Passwords, ep.MasterPassword)
+	}
+	for _, k := range cfg.PayloadEncryption.Keys {
+		refs = append(refs, k.Key)
 	}
 	for _, ref := range refs {
 		if ref == "" {
@@ -684,4 +694,63 @@ func readYAML(t *testing.T, path string, v any) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.NoError(t, yaml.Unmarshal(data, v), "%s does not parse", path)
+}
+
+// TestComposeCodecServer: the stack encrypts payloads, and its Web UI
+// decrypts them through a codec server that has the worker's keys, is
+// published on the host's loopback only, and lets only the UI's origin in.
+func TestComposeCodecServer(t *testing.T) {
+	root, cf := composeLoad(t)
+	cs, ok := cf.Services["codec-server"]
+	require.True(t, ok, "service codec-server missing")
+	args := cs.Command.Args
+	require.NotEmpty(t, args, "codec-server needs a command (list form)")
+	require.Equal(t, "codec-server", args[0])
+	flag := func(name string) string {
+		for i, a := range args {
+			if a == name && i+1 < len(args) {
+				return args[i+1]
+			}
+		}
+		return ""
+	}
+
+	// It is the starter, built from the repository.
+	require.True(t, cs.Build.set, "codec-server must be built from the repository")
+	df, err := os.ReadFile(filepath.Join(root, cs.Build.Context, cs.Build.Dockerfile))
+	require.NoError(t, err)
+	require.Regexp(t, `go build [^\n]*\./starter`, string(df))
+	require.Regexp(t, `(?m)^USER 65532`, string(df), "not as root")
+
+	// The worker's configuration and secrets, mounted where the worker has them.
+	w := cf.Services["worker"]
+	cfgPath := flag("--config")
+	require.Equal(t, w.Environment["MAILSHIFT_CONFIG"], cfgPath)
+	require.NotEmpty(t, composeMount(cs, cfgPath), "the codec server mounts %s", cfgPath)
+	require.Equal(t, composeMount(w, cfgPath), composeMount(cs, cfgPath), "the codec server reads the worker's configuration")
+	require.Equal(t, composeMount(w, "/run/secrets/mailshift"), composeMount(cs, "/run/secrets/mailshift"), "and its secrets")
+	cfg, err := config.Load(filepath.Join(root, "deploy", "mailshift.yaml"))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.PayloadEncryption, "deploy/mailshift.yaml encrypts payloads")
+
+	// Published on loopback only: it decrypts for whoever reaches it.
+	_, port, err := net.SplitHostPort(flag("--listen"))
+	require.NoError(t, err)
+	require.Len(t, cs.Ports, 1)
+	require.Equal(t, "127.0.0.1", cs.Ports[0].Host, "the codec server must be published on the host's loopback only")
+	require.Equal(t, port, cs.Ports[0].Target)
+
+	// The UI calls it from the browser, at its published address, and it
+	// lets the UI's origin in.
+	ui := cf.Services["temporal-ui"]
+	require.Equal(t, "http://localhost:"+cs.Ports[0].Published, ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	require.Contains(t, strings.Split(flag("--cors-origin"), ","), ui.Environment["TEMPORAL_CORS_ORIGINS"])
+	require.Contains(t, ui.DependsOn, "codec-server")
+
+	// The secrets README tells how to make the key.
+	readme, err := os.ReadFile(filepath.Join(root, "deploy", "secrets", "README.md"))
+	require.NoError(t, err)
+	for _, k := range cfg.PayloadEncryption.Keys {
+		require.Contains(t, string(readme), filepath.Base(strings.TrimPrefix(string(k.Key), "file:")))
+	}
 }

@@ -20,7 +20,7 @@ import (
 // plain recordings never exercise.
 func TestRecordControlHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, env := startDemo(t, 5*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10})
+	ctx, env := startDemo(t, 5*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10, PlainPayloads: true})
 	var err error
 	c := env.Client
 	waitFor := func(code, what string, ok func(workflows.Progress) bool) workflows.Progress {

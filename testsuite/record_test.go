@@ -22,7 +22,9 @@ import (
 // Histories are recorded, when MAILSHIFT_RECORD_HISTORIES names a
 // directory, for workflows/TestHistoriesOfShippedVersionsReplay: record
 // before a change to the workflows ships, into
-// workflows/testdata/histories/<version>/.
+// workflows/testdata/histories/<version>/. They are recorded with
+// PlainPayloads: the replayer reads them with the default data converter,
+// and they must not depend on a demo's throwaway key.
 
 // recordDir is the directory to record into, after skipping the test when
 // MAILSHIFT_RECORD_HISTORIES is unset.
@@ -67,7 +69,7 @@ func saveRuns(t *testing.T, ctx context.Context, env *demo.Env, dir, kind, id st
 // its mailboxes.
 func TestRecordHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, env := startDemo(t, 4*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10})
+	ctx, env := startDemo(t, 4*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10, PlainPayloads: true})
 	var err error
 	in := env.Inputs[0]
 	in.MailboxesPerRun = 4
@@ -88,7 +90,7 @@ func TestRecordHistories(t *testing.T) {
 // ones run, and the last run learns of their ends by signal and completes.
 func TestRecordCampaignHistories(t *testing.T) {
 	dir := recordDir(t)
-	ctx, env := startDemo(t, 3*time.Minute, demo.Options{Seed: 4, Scale: 0.15})
+	ctx, env := startDemo(t, 3*time.Minute, demo.Options{Seed: 4, Scale: 0.15, PlainPayloads: true})
 	in := twoDayCampaign(t, env, "record")
 	in.OrgsPerRun = 1
 	_, err := control.StartCampaign(ctx, env.Client, workflows.TaskQueue, in)

@@ -69,6 +69,7 @@ func TestServeSurvivesSIGKILLMidMigration(t *testing.T) {
 	first := startServe(t, ctx, bin, serveArgs...)
 	require.Contains(t, first.banner(), "(new)", "a new database is announced as new")
 	require.Contains(t, first.banner(), "http://"+ui)
+	require.Contains(t, first.banner(), "payloads   in clear", "a configuration without payload_encryption is announced")
 	sess, ok, err := embedded.Lookup(addr)
 	require.NoError(t, err)
 	require.True(t, ok, "serve records its session")

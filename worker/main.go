@@ -80,6 +80,13 @@ func run(logger *slog.Logger) error {
 	}
 	opts.Logger = sdklog.NewStructuredLogger(logger)
 	opts.MetricsHandler = reg.SDKHandler()
+	pc, err := workerapp.Codec(cfg, &opts)
+	if err != nil {
+		return err
+	}
+	if pc.Encrypts() {
+		logger.Info("payload encryption on", "active_key", pc.ActiveKey(), "keys", pc.KeyIDs())
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %q: %w", opts.HostPort, err)

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,29 @@ type Config struct {
 	Staging   Staging             `yaml:"staging"`
 	Routing   Routing             `yaml:"routing"`
 	Limits    Limits              `yaml:"limits"`
+	// PayloadEncryption, when set, encrypts every payload mailshift's
+	// clients write to Temporal (inputs, results, heartbeats, memos,
+	// failures); see internal/codec. Without it payloads are in clear.
+	PayloadEncryption *PayloadEncryption `yaml:"payload_encryption,omitempty"`
 }
+
+// PayloadEncryption names the AES-256 keys of the payload codec. Payloads
+// are encrypted with ActiveKey; any listed key decrypts the payloads that
+// name it, so a rotated-out key stays listed until no history needs it.
+type PayloadEncryption struct {
+	ActiveKey string          `yaml:"active_key"`
+	Keys      []EncryptionKey `yaml:"keys"`
+}
+
+// EncryptionKey is one payload key: an id recorded with every payload it
+// encrypts, and a secret reference to 32 random bytes in base64.
+type EncryptionKey struct {
+	ID  string      `yaml:"id"`
+	Key secrets.Ref `yaml:"key"`
+}
+
+// EncryptionKeySize is the AES-256 key length in bytes.
+const EncryptionKeySize = 32
 
 // Auth modes for an endpoint.
 const (
@@ -254,7 +277,91 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("limits.%s: %d (use -1 for no limit)", field, *v))
 		}
 	}
+	if c.PayloadEncryption != nil {
+		errs = append(errs, c.PayloadEncryption.validate()...)
+	}
 	return errors.Join(errs...)
+}
+
+// validate checks the key list's shape. The key material is read only by
+// ResolveKeys, in the process that uses it, like every other secret: a
+// configuration can be checked where the secrets are not.
+func (p *PayloadEncryption) validate() []error {
+	var errs []error
+	if len(p.Keys) == 0 {
+		errs = append(errs, errors.New("payload_encryption.keys: at least one key is required"))
+	}
+	seen := map[string]bool{}
+	for i, k := range p.Keys {
+		switch {
+		case k.ID == "":
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%d].id: required", i))
+		case !validKeyID(k.ID):
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%d].id: %q: want letters, digits, '.', '_' and '-' (at most 64)", i, k.ID))
+		case seen[k.ID]:
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%d].id: %q is listed twice", i, k.ID))
+		}
+		seen[k.ID] = true
+		if err := k.Key.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%s].key: %w", keyName(i, k.ID), err))
+		}
+	}
+	switch {
+	case p.ActiveKey == "":
+		errs = append(errs, errors.New("payload_encryption.active_key: required (the id of the key that encrypts new payloads)"))
+	case !seen[p.ActiveKey]:
+		errs = append(errs, fmt.Errorf("payload_encryption.active_key: %q is not the id of a listed key", p.ActiveKey))
+	}
+	return errs
+}
+
+// keyName is how errors name a key: its id, or its index when it has none.
+func keyName(i int, id string) string {
+	if id == "" {
+		return strconv.Itoa(i)
+	}
+	return id
+}
+
+func validKeyID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ResolveKeys reads every key (base64 of 32 bytes, surrounding blanks
+// ignored) and returns them by id. Errors name the key id and never
+// contain key material.
+func (p *PayloadEncryption) ResolveKeys() (map[string][]byte, error) {
+	keys := make(map[string][]byte, len(p.Keys))
+	var errs []error
+	for i, k := range p.Keys {
+		name := keyName(i, k.ID)
+		raw, err := k.Key.Resolve()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%s].key: %w", name, err))
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%s].key: %s does not hold base64 (make one with: head -c 32 /dev/urandom | base64)", name, k.Key))
+		case len(key) != EncryptionKeySize:
+			errs = append(errs, fmt.Errorf("payload_encryption.keys[%s].key: %s holds %d bytes, want %d (make one with: head -c 32 /dev/urandom | base64)", name, k.Key, len(key), EncryptionKeySize))
+		default:
+			keys[k.ID] = key
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 func (st *Staging) validateAzblob() []error {

@@ -381,3 +381,47 @@ endpoints:
 	_, err = ep.IMAPOptions()
 	require.ErrorContains(t, err, "PRIVATE KEY")
 }
+
+func TestParsePayloadEncryption(t *testing.T) {
+	const eps = "endpoints:\n  src:\n    url: imap://h\n    passwords: env:PW\n"
+	c, err := config.Parse([]byte(eps+`payload_encryption:
+  active_key: k2
+  keys:
+    - {id: k1, key: file:/run/secrets/mailshift/k1}
+    - {id: k2, key: env:MAILSHIFT_KEY_K2}
+`), "enc.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &config.PayloadEncryption{ActiveKey: "k2", Keys: []config.EncryptionKey{
+		{ID: "k1", Key: "file:/run/secrets/mailshift/k1"}, {ID: "k2", Key: "env:MAILSHIFT_KEY_K2"}}}, c.PayloadEncryption)
+
+	c, err = config.Parse([]byte(eps), "none.yaml")
+	require.NoError(t, err)
+	require.Nil(t, c.PayloadEncryption, "encryption is optional")
+
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown active": {"active_key: k3\n  keys:\n    - {id: k1, key: env:K1}\n", `payload_encryption.active_key: "k3" is not the id of a listed key`},
+		"no active":      {"keys:\n    - {id: k1, key: env:K1}\n", "payload_encryption.active_key: required"},
+		"duplicate id":   {"active_key: k1\n  keys:\n    - {id: k1, key: env:K1}\n    - {id: k1, key: env:K2}\n", `payload_encryption.keys[1].id: "k1" is listed twice`},
+		"no keys":        {"active_key: k1\n", "payload_encryption.keys: at least one key is required"},
+		"inline key":     {"active_key: k1\n  keys:\n    - {id: k1, key: c2VjcmV0}\n", "payload_encryption.keys[k1].key: secret reference must start with env: or file:"},
+		"missing id":     {"active_key: k1\n  keys:\n    - {key: env:K1}\n", "payload_encryption.keys[0].id: required"},
+		"bad id":         {"active_key: k 1\n  keys:\n    - {id: k 1, key: env:K1}\n", `payload_encryption.keys[0].id: "k 1": want letters`},
+	} {
+		_, err := config.Parse([]byte(eps+"payload_encryption:\n  "+tc.yaml), name)
+		require.ErrorContains(t, err, tc.want, name)
+		require.NotContains(t, err.Error(), "c2VjcmV0", "%s: an inline secret is echoed", name)
+	}
+}
+
+func TestResolvePayloadKeys(t *testing.T) {
+	good := writeSecret(t, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o600) // 32 bytes
+	short := writeSecret(t, "MDEyMzQ1Njc4OWFiY2RlZg==", 0o600)                      // 16 bytes
+	pe := config.PayloadEncryption{ActiveKey: "k1", Keys: []config.EncryptionKey{{ID: "k1", Key: secrets.Ref("file:" + good)}}}
+	keys, err := pe.ResolveKeys()
+	require.NoError(t, err)
+	require.Equal(t, "0123456789abcdef0123456789abcdef", string(keys["k1"]))
+
+	pe.Keys = append(pe.Keys, config.EncryptionKey{ID: "old", Key: secrets.Ref("file:" + short)})
+	_, err = pe.ResolveKeys()
+	require.ErrorContains(t, err, "payload_encryption.keys[old].key: file:"+short+" holds 16 bytes, want 32")
+}

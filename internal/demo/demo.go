@@ -6,6 +6,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/control"
+	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/estate"
@@ -59,7 +62,28 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// MetricsAddr, for Run: serve /metrics there ("" or "off": not at all).
 	MetricsAddr string
+	// PlainPayloads turns payload encryption off. By default the demo
+	// encrypts every payload with a key of its own (KeyFile in the work
+	// directory) and its Web UI decrypts through a loopback codec endpoint.
+	PlainPayloads bool
 }
+
+// KeyFile is the demo's payload key (base64, mode 0600) in its work
+// directory. With a database file the key lives beside it instead
+// (<db>.payload.key): the key belongs to the histories it encrypted, and a
+// later run with another (temporary) work directory must still read them.
+const KeyFile = "payload.key"
+
+// keyPath is where the demo keeps its payload key (see KeyFile).
+func keyPath(dbPath, workDir string) string {
+	if dbPath != "" && dbPath != ":memory:" {
+		return dbPath + "." + KeyFile
+	}
+	return filepath.Join(workDir, KeyFile)
+}
+
+// KeyID is the id of the demo's payload key.
+const KeyID = "demo"
 
 // Env is a running demo environment; tests use it directly.
 type Env struct {
@@ -70,6 +94,8 @@ type Env struct {
 	Worker         worker.Worker
 	Activities     *activities.Activities
 	Config         *config.Config
+	// Codec encrypts the payloads of Client (nil with PlainPayloads).
+	Codec *codec.Codec
 	// ConfigPath is Config written as YAML (<WorkDir>/mailshift.yaml), so
 	// other commands (starter report) can read the same staging store.
 	ConfigPath string
@@ -164,7 +190,18 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		Routing: config.Routing{Kind: "file", Path: filepath.Join(o.WorkDir, "transport"), Nexthop: "smtp:[cloud-target.example]"},
 		Limits:  config.Limits{MaxMessageSize: config.ByteSize(o.MaxMessageSize)},
 	}
+	if !o.PlainPayloads {
+		ref, err := ensureKey(keyPath(o.DBPath, o.WorkDir))
+		if err != nil {
+			return nil, err
+		}
+		cfg.PayloadEncryption = &config.PayloadEncryption{ActiveKey: KeyID, Keys: []config.EncryptionKey{{ID: KeyID, Key: ref}}}
+	}
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	copts := client.Options{Logger: sdklog.NewStructuredLogger(o.Logger), MetricsHandler: o.Metrics.SDKHandler()}
+	if env.Codec, err = workerapp.Codec(cfg, &copts); err != nil {
 		return nil, err
 	}
 	env.Config = cfg
@@ -180,12 +217,12 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 
 	if env.Server, err = devserver.Start(ctx, devserver.Options{
 		FrontendAddr: o.TemporalAddr, UIAddr: o.UIAddr, DBPath: o.DBPath,
-		SearchAttributes: workflows.SearchAttributeTypes(), Logger: o.Logger,
+		SearchAttributes: workflows.SearchAttributeTypes(), Logger: o.Logger, Codec: env.Codec,
 	}); err != nil {
 		return nil, err
 	}
 	env.stops = append(env.stops, func() { env.Server.Stop() })
-	if env.Client, err = env.Server.Client(ctx, client.Options{Logger: sdklog.NewStructuredLogger(o.Logger), MetricsHandler: o.Metrics.SDKHandler()}); err != nil {
+	if env.Client, err = env.Server.Client(ctx, copts); err != nil {
 		return nil, err
 	}
 	env.stops = append(env.stops, env.Client.Close)
@@ -279,6 +316,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	fmt.Fprintf(out, "estate: %d organizations, %d mailboxes, %d messages, %.1f MB (seed %d); target limit %.1f MB\n",
 		len(env.Estate.Orgs), mbs, msgs, float64(bytes)/1e6, o.Seed, float64(env.Config.Limits.MaxMessageSize)/1e6)
 	fmt.Fprintf(out, "Temporal %s  Web UI %s  staging %s\n", env.Server.FrontendAddr(), orOff(env.Server.UIURL()), env.Activities.Staging.Describe())
+	if env.Codec.Encrypts() {
+		fmt.Fprintf(out, "payloads encrypted (AES-256-GCM, key %s); the Web UI decrypts them through %s\n",
+			keyPath(o.DBPath, env.WorkDir), orOff(env.Server.CodecURL()))
+	}
 	if o.Approval == workflows.ApprovalManual {
 		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", progress.Operator(), env.Server.FrontendAddr()))
 	}
@@ -327,6 +368,36 @@ func orOff(s string) string {
 		return "(off)"
 	}
 	return s
+}
+
+// ensureKey returns a file: reference to the payload key at path, creating
+// it (32 random bytes, base64, owner-only) when it is missing.
+func ensureKey(path string) (secrets.Ref, error) {
+	ref := secrets.Ref("file:" + path)
+	if _, err := os.Stat(path); err == nil {
+		return ref, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	key := make([]byte, config.EncryptionKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("demo payload key: %w", err)
+	}
+	return ref, nil
 }
 
 // prepareWorkDir creates the work directory if it is missing, and clears

@@ -52,6 +52,8 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/mailshift/mailshift/internal/codec"
 )
 
 const (
@@ -93,6 +95,12 @@ type Options struct {
 	// and errors. When nil, server warnings and errors go to stderr in zap's
 	// console format and nothing else is printed.
 	Logger *slog.Logger
+	// Codec, when set with the UI on, is served as a remote codec endpoint
+	// on a free loopback port that the Web UI is configured to call (from
+	// the browser, allowed by CORS for the UI's origin only), so the UI
+	// shows payloads decrypted to the person at this machine. The
+	// server's clients are the caller's: see codec.Apply.
+	Codec *codec.Codec
 }
 
 // Server is a running in-process Temporal server. Create it with Start and
@@ -105,6 +113,7 @@ type Server struct {
 	sdkLogger    sdklog.Logger
 
 	srv      temporal.Server
+	codecSrv *codec.Server
 	ui       *uiserver.Server
 	uiDone   chan struct{}
 	internal client.Client
@@ -200,13 +209,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if uiEnabled {
-		if err := s.startUI(readyCtx, uiHost, ports[5]); err != nil {
+		if err := s.startUI(readyCtx, uiHost, ports[5], opts.Codec); err != nil {
 			return nil, err
 		}
 	}
 	ok = true
 	s.logger.Info("devserver: Temporal server ready",
-		"frontend", s.frontendAddr, "ui", s.uiURL, "namespace", s.namespace, "db", dbDescription(opts.DBPath))
+		"frontend", s.frontendAddr, "ui", s.uiURL, "codec", s.CodecURL(), "namespace", s.namespace, "db", dbDescription(opts.DBPath))
 	return s, nil
 }
 
@@ -216,6 +225,15 @@ func (s *Server) FrontendAddr() string { return s.frontendAddr }
 // UIURL returns the Web UI base URL such as "http://127.0.0.1:8233", or ""
 // when the UI is off.
 func (s *Server) UIURL() string { return s.uiURL }
+
+// CodecURL returns the base URL of the remote codec endpoint the Web UI
+// decodes payloads with, or "" when there is none.
+func (s *Server) CodecURL() string {
+	if s.codecSrv == nil {
+		return ""
+	}
+	return s.codecSrv.URL()
+}
 
 // Namespace returns the namespace created at start.
 func (s *Server) Namespace() string { return s.namespace }
@@ -249,6 +267,9 @@ func (s *Server) Stop() error {
 			case <-s.uiDone:
 			case <-time.After(5 * time.Second):
 			}
+		}
+		if s.codecSrv != nil {
+			_ = s.codecSrv.Close()
 		}
 		if s.internal != nil {
 			s.internal.Close()
@@ -533,9 +554,29 @@ func (s *Server) ensureSearchAttributes(ctx context.Context, want map[string]enu
 	return nil
 }
 
-// startUI runs the Web UI and waits until it serves its page.
-func (s *Server) startUI(ctx context.Context, host string, port int) error {
+// startUI runs the Web UI (and c's codec endpoint for it) and waits until
+// it serves its page.
+func (s *Server) startUI(ctx context.Context, host string, port int, c *codec.Codec) error {
+	url := "http://" + net.JoinHostPort(dialHost(host), strconv.Itoa(port))
+	var codecCfg uiconfig.Codec
+	if c != nil {
+		// The browser calls it from the UI's page: only that origin (by
+		// either loopback name) may. Loopback only and no token: it
+		// decrypts for whoever can reach it, as the UI shows everything
+		// to whoever can reach it.
+		origins := []string{url}
+		if h := dialHost(host); h == "127.0.0.1" || h == "localhost" {
+			origins = []string{"http://127.0.0.1:" + strconv.Itoa(port), "http://localhost:" + strconv.Itoa(port)}
+		}
+		cs, err := codec.Serve("127.0.0.1:0", c, codec.HandlerOptions{CORSOrigins: origins})
+		if err != nil {
+			return fmt.Errorf("devserver: %w", err)
+		}
+		s.codecSrv = cs
+		codecCfg = uiconfig.Codec{Endpoint: cs.URL()}
+	}
 	s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		Codec:               codecCfg,
 		Host:                host,
 		Port:                port,
 		TemporalGRPCAddress: s.frontendAddr,
@@ -551,7 +592,6 @@ func (s *Server) startUI(ctx context.Context, host string, port int) error {
 		_ = s.ui.Start()
 	}()
 
-	url := "http://" + net.JoinHostPort(dialHost(host), strconv.Itoa(port))
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var lastErr error
 	for {

@@ -3,6 +3,7 @@ package devserver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -25,6 +27,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/mailshift/mailshift/internal/codec"
 )
 
 var (
@@ -336,4 +341,41 @@ func TestConcurrentServers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	assert.NotContains(t, stacks, "internal.(*baseWorker).runPoller", "SDK worker pollers still running after Stop")
+}
+
+// With a codec the Web UI is configured with a loopback codec endpoint
+// that decrypts for the UI's origin and no other.
+func TestUICodecEndpoint(t *testing.T) {
+	c, err := codec.New("k1", map[string][]byte{"k1": bytes.Repeat([]byte{7}, 32)})
+	require.NoError(t, err)
+	s := startTestServer(t, Options{FrontendAddr: "127.0.0.1:0", UIAddr: "127.0.0.1:0", Codec: c})
+	require.NotEmpty(t, s.CodecURL())
+
+	resp, err := http.Get(s.UIURL() + "/api/v1/settings")
+	require.NoError(t, err)
+	var settings struct{ Codec struct{ Endpoint string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&settings))
+	resp.Body.Close()
+	require.Equal(t, s.CodecURL(), settings.Codec.Endpoint, "the UI is told where to decode")
+
+	enc, err := c.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"alice@rxh.example"`)}})
+	require.NoError(t, err)
+	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: enc})
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, s.CodecURL()+"/decode", bytes.NewReader(body))
+	req.Header.Set("Origin", s.UIURL())
+	req.Header.Set("X-Namespace", s.Namespace())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+	require.Equal(t, s.UIURL(), resp.Header.Get("Access-Control-Allow-Origin"))
+	require.Contains(t, string(out), base64.StdEncoding.EncodeToString([]byte(`"alice@rxh.example"`)))
+
+	url := s.CodecURL()
+	require.NoError(t, s.Stop())
+	_, err = http.Post(url+"/decode", "application/json", bytes.NewReader(body))
+	require.Error(t, err, "the codec endpoint stops with the server")
 }

@@ -28,6 +28,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/embedded"
@@ -121,6 +122,13 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	}
 	reg := metrics.New()
 	workerapp.UseMetrics(acts, reg)
+	// The keys are read now, so a missing one stops serve before the
+	// server starts; the same codec serves the Web UI.
+	copts := client.Options{}
+	pc, err := workerapp.Codec(cfg, &copts)
+	if err != nil {
+		return err
+	}
 
 	newDB := true
 	if st, err := os.Stat(dbPath); err == nil && st.Size() > 0 {
@@ -135,7 +143,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	}
 	srv, err := devserver.Start(ctx, devserver.Options{
 		FrontendAddr: o.Address, UIAddr: o.UIAddr, DBPath: dbPath,
-		SearchAttributes: workflows.SearchAttributeTypes(), Logger: logger,
+		SearchAttributes: workflows.SearchAttributeTypes(), Logger: logger, Codec: pc,
 	})
 	if err != nil {
 		return err
@@ -163,11 +171,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	}
 
 	identity := workerIdentity(os.Getpid())
-	c, err := srv.Client(ctx, client.Options{
-		Identity:       identity,
-		Logger:         sdklog.NewStructuredLogger(logger),
-		MetricsHandler: reg.SDKHandler(),
-	})
+	copts.Identity = identity
+	copts.Logger = sdklog.NewStructuredLogger(logger)
+	copts.MetricsHandler = reg.SDKHandler()
+	c, err := srv.Client(ctx, copts)
 	if err != nil {
 		return fmt.Errorf("serve: connecting to the embedded server at %s: %w", srv.FrontendAddr(), err)
 	}
@@ -208,7 +215,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	banner(out, bannerInfo{
 		address: srv.FrontendAddr(), namespace: srv.Namespace(), uiURL: srv.UIURL(), db: dbPath, estate: estate,
 		requeued: requeued, config: cfgPath, taskQueue: cfg.TaskQueue, endpoints: cfg.EndpointNames(),
-		staging: acts.Staging.Describe(), metrics: metricsURL(msrv),
+		staging: acts.Staging.Describe(), metrics: metricsURL(msrv), encryption: describeEncryption(pc, srv.CodecURL()),
 	})
 
 	<-ctx.Done()
@@ -268,7 +275,19 @@ type bannerInfo struct {
 	requeued                              int
 	config, taskQueue                     string
 	endpoints                             []string
-	staging, metrics                      string
+	staging, metrics, encryption          string
+}
+
+// describeEncryption is the banner's payloads line.
+func describeEncryption(pc *codec.Codec, codecURL string) string {
+	if !pc.Encrypts() {
+		return "in clear (no payload_encryption in the configuration)"
+	}
+	s := fmt.Sprintf("encrypted with key %s (keys %s)", pc.ActiveKey(), strings.Join(pc.KeyIDs(), ", "))
+	if codecURL != "" {
+		s += "; the Web UI decrypts through " + codecURL + " (loopback only)"
+	}
+	return s
 }
 
 func banner(out io.Writer, b bannerInfo) {
@@ -287,6 +306,7 @@ func banner(out io.Writer, b bannerInfo) {
 	}
 	fmt.Fprintf(out, "  worker     %s: task queue %s, endpoints %s, staging %s\n", b.config, b.taskQueue, strings.Join(b.endpoints, ", "), b.staging)
 	fmt.Fprintf(out, "  metrics    %s\n", orOff(b.metrics))
+	fmt.Fprintf(out, "  payloads   %s\n", b.encryption)
 	fmt.Fprintln(out, "Next, in another terminal (from the repository):")
 	flags := ""
 	if b.address != devserver.DefaultFrontendAddr {

@@ -2,7 +2,10 @@ package serve
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/mailshift/mailshift/internal/codec"
 )
 
 func TestDefaultDBPath(t *testing.T) {
@@ -45,6 +48,22 @@ func TestShellQuote(t *testing.T) {
 	} {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestDescribeEncryption(t *testing.T) {
+	if got := describeEncryption(nil, ""); !strings.Contains(got, "in clear") {
+		t.Errorf("no codec: %q", got)
+	}
+	c, err := codec.New("k2", map[string][]byte{"k1": make([]byte, 32), "k2": make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := describeEncryption(c, "http://127.0.0.1:40000")
+	for _, want := range []string{"encrypted with key k2", "keys k1, k2", "http://127.0.0.1:40000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
 		}
 	}
 }

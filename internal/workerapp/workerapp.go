@@ -10,10 +10,12 @@ import (
 	"os"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/metrics"
@@ -54,6 +56,9 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 	for _, w := range cfg.Warnings() {
 		warn.Warn("insecure endpoint setting: " + w)
 	}
+	if cfg.PayloadEncryption == nil {
+		warn.Warn("payload_encryption is not configured: workflow inputs, results and failures (mailbox addresses, folder names) are stored in Temporal in clear; see docs/configuration.md#payload-encryption")
+	}
 	st, err := NewStaging(context.Background(), cfg.Staging)
 	if err != nil {
 		return nil, err
@@ -70,6 +75,18 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 	}
 	a.SpoolDir = os.TempDir()
 	return a, nil
+}
+
+// Codec builds the payload codec of cfg's payload_encryption (nil when it
+// is not configured) and applies it to opts, so every client built from
+// opts encrypts. It resolves the keys: call it once at start.
+func Codec(cfg *config.Config, opts *client.Options) (*codec.Codec, error) {
+	c, err := codec.FromConfig(cfg.PayloadEncryption)
+	if err != nil {
+		return nil, err
+	}
+	c.Apply(opts)
+	return c, nil
 }
 
 // UseMetrics gives the activities a metrics registry and creates every

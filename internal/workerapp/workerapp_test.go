@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/dovecottest"
 )
@@ -55,8 +57,12 @@ staging:
 			t.Errorf("want one warning %q in:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "level=WARN"); n != 2 {
-		t.Errorf("%d warnings, want 2:\n%s", n, out)
+	if n := strings.Count(out, `level=WARN msg="insecure endpoint setting`); n != 2 {
+		t.Errorf("%d endpoint warnings, want 2:\n%s", n, out)
+	}
+	// No payload_encryption: said once at start.
+	if n := strings.Count(out, "payload_encryption is not configured"); n != 1 {
+		t.Errorf("%d warnings about payloads in clear, want 1:\n%s", n, out)
 	}
 
 	// An unreadable CA file stops the worker, naming the endpoint.
@@ -65,5 +71,50 @@ staging:
 	cfg.Endpoints["target"] = ep
 	if _, err := Build(cfg, nil); err == nil || !strings.Contains(err.Error(), "endpoints.target.tls_ca_file: ") {
 		t.Fatalf("missing CA file: %v", err)
+	}
+}
+
+func TestCodecFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(`endpoints:
+  source:
+    url: imap://127.0.0.1:143
+    passwords: env:PW
+staging:
+  kind: local
+  path: `+filepath.Join(dir, "staging")+`
+payload_encryption:
+  active_key: k1
+  keys:
+    - {id: k1, key: env:MAILSHIFT_TEST_PAYLOAD_K1}
+`), "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if _, err := Build(cfg, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "payload_encryption") {
+		t.Errorf("warned with encryption configured:\n%s", logs.String())
+	}
+
+	var opts client.Options
+	if _, err := Codec(cfg, &opts); err == nil || !strings.Contains(err.Error(), "keys[k1]") {
+		t.Fatalf("unset key: %v", err)
+	}
+	t.Setenv("MAILSHIFT_TEST_PAYLOAD_K1", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	c, err := Codec(cfg, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Encrypts() || opts.DataConverter == nil || opts.FailureConverter == nil {
+		t.Errorf("client options not encrypting: %+v", opts)
+	}
+
+	cfg.PayloadEncryption = nil
+	opts = client.Options{}
+	if c, err := Codec(cfg, &opts); err != nil || c != nil || opts.DataConverter != nil {
+		t.Errorf("without payload_encryption: %v %v %v", c, err, opts.DataConverter)
 	}
 }
