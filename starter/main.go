@@ -308,10 +308,15 @@ func runMigrate(ctx context.Context, args []string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	att := &attachment{c: c, store: store, operator: *operator, given: given, out: os.Stdout}
+	// The running input is read from history: with the client's keys.
+	pc, err := clientCodec(*cfgPath, target.Address)
+	if err != nil {
+		return err
+	}
 	for _, in := range inputs {
 		// An organization that runs already is attached to, never started
 		// again: its workflow id is the organization's.
-		running, err := control.RunningOrg(ctx, c, in.Code, nil)
+		running, err := control.RunningOrg(ctx, c, in.Code, pc.DataConverter())
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", in.Code, err)
 		}
