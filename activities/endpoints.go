@@ -52,7 +52,9 @@ func (a *Activities) appender(ctx context.Context, m MailboxRef) (*imapconn.Appe
 	login, err := loginFor(m, ep, user)
 	if err == nil {
 		var app *imapconn.Appender
+		start := time.Now()
 		if app, err = imapconn.DialAppender(ctx, ep.Addr, login, ep.Options, max(a.Limits.AppendWindow, 1)); err == nil {
+			a.Metrics.LoggedIn(ep.Name, time.Since(start))
 			app.OnClose(func() { a.releaseSlot(ep) })
 			return app, nil
 		}
@@ -160,6 +162,7 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 		a.releaseSlot(ep)
 		return nil, nil, err
 	}
+	start := time.Now()
 	c, err := imapconn.Dial(ctx, ep.Addr, login, ep.Options)
 	if err != nil {
 		a.releaseSlot(ep)
@@ -168,6 +171,7 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 		}
 		return nil, nil, temporalError(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
 	}
+	a.Metrics.LoggedIn(ep.Name, time.Since(start))
 	return c, func() { c.Close(); a.releaseSlot(ep) }, nil
 }
 

@@ -33,6 +33,10 @@ const (
 	// IMAPErrors: failed connections and logins (labels endpoint, kind;
 	// the kinds of imapconn.Kind*, or KindNetwork).
 	IMAPErrors = "mailshift_imap_errors_total"
+	// EndpointLoginSeconds: how long a connection took to be ready, dial,
+	// TLS, greeting and login (label endpoint): a histogram, so latency by
+	// endpoint and its trend show how loaded each server is.
+	EndpointLoginSeconds = "mailshift_endpoint_login_seconds"
 	// ThrottledSeconds: time spent backing off a server's throttling
 	// (label endpoint). Nothing backs off yet: it stays 0.
 	ThrottledSeconds = "mailshift_throttled_seconds_total"
@@ -88,7 +92,7 @@ const DefaultAddr = "127.0.0.1:9464"
 
 // Names lists mailshift's own metric names, the workflows' included.
 func Names() []string {
-	return []string{CopiedBytes, CopiedMessages, SkippedItems, ConnectionsInUse, IMAPErrors, ThrottledSeconds, StagingWrittenBytes,
+	return []string{CopiedBytes, CopiedMessages, SkippedItems, ConnectionsInUse, EndpointLoginSeconds, IMAPErrors, ThrottledSeconds, StagingWrittenBytes,
 		MailboxPasses, OrganizationMailboxes}
 }
 
@@ -102,6 +106,7 @@ type Metrics struct {
 	skipped                     *prometheus.CounterVec
 	conns                       *prometheus.GaugeVec
 	imapErrors                  *prometheus.CounterVec
+	login                       *prometheus.HistogramVec
 	throttled                   *prometheus.CounterVec
 	stagingBytes                prometheus.Counter
 }
@@ -122,12 +127,15 @@ func New() *Metrics {
 			Help: "IMAP connections held to an endpoint."}, []string{LabelEndpoint}),
 		imapErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: IMAPErrors,
 			Help: "Failed IMAP connections and logins, by fault kind."}, []string{LabelEndpoint, LabelKind}),
+		login: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: EndpointLoginSeconds,
+			Help:    "Seconds from dialling an endpoint to a logged-in connection.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}}, []string{LabelEndpoint}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ThrottledSeconds,
 			Help: "Seconds spent backing off a server's throttling."}, []string{LabelEndpoint}),
 		stagingBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: StagingWrittenBytes,
 			Help: "Bytes written to the staging store."}),
 	}
-	m.Registry.MustRegister(m.copiedBytes, m.copiedMessages, m.skipped, m.conns, m.imapErrors, m.throttled, m.stagingBytes,
+	m.Registry.MustRegister(m.copiedBytes, m.copiedMessages, m.skipped, m.conns, m.login, m.imapErrors, m.throttled, m.stagingBytes,
 		m.sdk, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -148,7 +156,15 @@ func (m *Metrics) Endpoint(name string) {
 		return
 	}
 	m.conns.WithLabelValues(name)
+	m.login.WithLabelValues(name)
 	m.throttled.WithLabelValues(name)
+}
+
+// LoggedIn records how long a connection to endpoint took to be ready.
+func (m *Metrics) LoggedIn(endpoint string, d time.Duration) {
+	if m != nil {
+		m.login.WithLabelValues(endpoint).Observe(d.Seconds())
+	}
 }
 
 // Copied adds messages and bytes appended to the target for org.
