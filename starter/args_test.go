@@ -3,7 +3,10 @@ package main
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -56,4 +59,19 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+func TestMigrateRefusesAnUnknownEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailshift.yaml")
+	if err := os.WriteFile(cfg, []byte("endpoints:\n  source: {url: \"imap://127.0.0.1:1143\", passwords: \"file:"+dir+"/p\"}\n  target: {url: \"imap://127.0.0.1:2143\", passwords: \"file:"+dir+"/p\"}\nstaging: {kind: local, path: \""+dir+"/s\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := checkEndpoints(cfg, "source", "nosuch")
+	if err == nil || !strings.Contains(err.Error(), `endpoint "nosuch" is not in `+cfg+" (its endpoints: source, target)") {
+		t.Fatalf("got %v", err)
+	}
+	if err := checkEndpoints(cfg, "source", "target"); err != nil {
+		t.Fatal(err)
+	}
 }

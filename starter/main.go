@@ -257,6 +257,13 @@ func runMigrate(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "migrate: using the worker configuration of the starter %s at %s: %s\n", s.Kind, s.Address, s.Config)
 		}
 	}
+	if *cfgPath != "" {
+		// Without this, a mistyped endpoint starts every organization and
+		// fails each of its mailboxes in the worker.
+		if err := checkEndpoints(*cfgPath, *src, *tgt); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	var inputs []workflows.OrganizationInput
 	specsByOrg := map[string][]workflows.MailboxSpec{}
 	var store staging.Store
@@ -516,6 +523,21 @@ func requireDecision(cmd, who, reason string) error {
 	case "approve", "approve-skipped", "override-readiness", "rollback":
 		if strings.TrimSpace(reason) == "" {
 			return fmt.Errorf("%s: --reason is required (the change ticket, or why)", cmd)
+		}
+	}
+	return nil
+}
+
+// checkEndpoints refuses --source or --target names that the worker
+// configuration at cfgPath does not define.
+func checkEndpoints(cfgPath string, names ...string) error {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, ok := cfg.Endpoints[n]; !ok {
+			return fmt.Errorf("endpoint %q is not in %s (its endpoints: %s): check --source and --target", n, cfgPath, strings.Join(cfg.EndpointNames(), ", "))
 		}
 	}
 	return nil
