@@ -145,28 +145,11 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	}
 
 	// Kill the worker whenever a transfer it started is in flight, up to 6
-	// times. Progress queries need a live worker, so look at pending
-	// activities instead.
-	kills := 0
-	w := startWorker()
-	since := time.Now()
-	for attempt := 0; attempt < 1200 && kills < 6; attempt++ {
-		if attempt%40 == 39 && allClosed(ctx, c, codes) {
-			break // finished before enough kills: fail below, quickly
-		}
-		if transferRunningSince(ctx, t, c, since) {
-			// A short, varying delay: transfers are fast, and the kill must
-			// land inside one (mid-stream, mid-APPEND pipeline, mid-ledger).
-			time.Sleep(time.Duration(30+40*kills) * time.Millisecond)
-			require.NoError(t, w.Process.Signal(syscall.SIGKILL))
-			_ = w.Wait()
-			kills++
-			w = startWorker()
-			since = time.Now()
-			continue
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	// times; a short, varying delay lands each kill inside one (mid-stream,
+	// mid-APPEND pipeline, mid-ledger).
+	w, kills := killDuringTransfers(ctx, t, c, codes, startWorker, 6, 1200, func(k int) time.Duration {
+		return time.Duration(30+40*k) * time.Millisecond
+	})
 	t.Logf("worker killed %d times mid-transfer", kills)
 	require.GreaterOrEqual(t, kills, 4, "the test must hit running transfers")
 
@@ -182,6 +165,34 @@ func killTest(t *testing.T, bin string, est *estate.Estate, servers mailServers)
 	require.True(t, rep.OK(), rep.String())
 	_, total, _ := est.Totals()
 	require.Equal(t, total, rep.Messages)
+}
+
+// killDuringTransfers starts a worker and SIGKILLs it whenever a transfer
+// it started is in flight, after delay(kills), then starts the next, up to
+// maxKills times or polls attempts, or until every organization of codes
+// has ended. Progress queries need a live worker, so it looks at pending
+// activities instead. It returns the last worker, still running.
+func killDuringTransfers(ctx context.Context, t *testing.T, c client.Client, codes []string, startWorker func() *exec.Cmd,
+	maxKills, polls int, delay func(kills int) time.Duration) (*exec.Cmd, int) {
+	kills := 0
+	w := startWorker()
+	since := time.Now()
+	for attempt := 0; attempt < polls && kills < maxKills; attempt++ {
+		if attempt%40 == 39 && allClosed(ctx, c, codes) {
+			break // finished before enough kills: the caller fails, quickly
+		}
+		if transferRunningSince(ctx, t, c, since) {
+			time.Sleep(delay(kills)) // inside the transfer
+			require.NoError(t, w.Process.Signal(syscall.SIGKILL))
+			_ = w.Wait()
+			kills++
+			w = startWorker()
+			since = time.Now()
+			continue
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return w, kills
 }
 
 // workerProcess returns a function that starts the production worker

@@ -45,24 +45,9 @@ func TestCountersAfterKillsMatchTheTarget(t *testing.T) {
 	_, err := control.Start(ctx, c, workflows.TaskQueue, in)
 	require.NoError(t, err)
 
-	kills := 0
-	w := startWorker()
-	since := time.Now()
-	for attempt := 0; attempt < 600 && kills < 3; attempt++ {
-		if attempt%40 == 39 && allClosed(ctx, c, []string{org.Code}) {
-			break
-		}
-		if transferRunningSince(ctx, t, c, since) {
-			time.Sleep(time.Duration(40+60*kills) * time.Millisecond) // inside the transfer
-			require.NoError(t, w.Process.Signal(syscall.SIGKILL))
-			_ = w.Wait()
-			kills++
-			w = startWorker()
-			since = time.Now()
-			continue
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	w, kills := killDuringTransfers(ctx, t, c, []string{org.Code}, startWorker, 3, 600, func(k int) time.Duration {
+		return time.Duration(40+60*k) * time.Millisecond
+	})
 	t.Logf("worker killed %d times mid-transfer", kills)
 	require.GreaterOrEqual(t, kills, 2, "the test must hit running transfers")
 	ps, err := control.Watch(ctx, c, []string{org.Code}, 250*time.Millisecond, nil)
