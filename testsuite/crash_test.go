@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,14 +34,43 @@ func buildWorker(t *testing.T) string { return buildBinary(t, "./worker") }
 // buildStarter compiles the starter CLI for the test.
 func buildStarter(t *testing.T) string { return buildBinary(t, "./starter") }
 
+// binaries holds each binary built once for the whole test binary run:
+// linking the starter (it embeds the Temporal server) takes about 40 s, and
+// half a dozen tests run it. TestMain removes the directory.
+var binaries struct {
+	mu    sync.Mutex
+	dir   string
+	built map[string]string
+}
+
 func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	binaries.mu.Lock()
+	defer binaries.mu.Unlock()
+	if bin, ok := binaries.built[pkg]; ok {
+		return bin
+	}
+	if binaries.dir == "" {
+		dir, err := os.MkdirTemp("", "mailshift-testsuite-bin-*")
+		require.NoError(t, err)
+		binaries.dir, binaries.built = dir, map[string]string{}
+	}
+	bin := filepath.Join(binaries.dir, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build %s: %s", pkg, out)
+	binaries.built[pkg] = bin
 	return bin
+}
+
+// TestMain removes the binaries the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
 }
 
 // mailServers is a source and a target IMAP server with an estate loaded
