@@ -86,6 +86,8 @@ commands:
                     a campaign's organizations on one page (from Temporal)
   release-mailboxes ORG
                     free the target mailboxes a terminated organization still holds (one writer per target mailbox)
+  mailbox-id TARGET_USER... [--target ENDPOINT]
+                    the workflow id of a target mailbox's Mailbox workflows (mailbox/<key>: ids name no one)
 run 'starter <command> -h' for its flags`
 
 func main() {
@@ -120,6 +122,8 @@ func run(ctx context.Context, args []string) error {
 		return runReport(ctx, args)
 	case "release-mailboxes":
 		return runReleaseMailboxes(ctx, args)
+	case "mailbox-id":
+		return runMailboxID(os.Stdout, args)
 	case "plan":
 		return runPlan(ctx, args)
 	case "campaign":

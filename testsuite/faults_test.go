@@ -506,7 +506,7 @@ func waitTransfer(ctx context.Context, t *testing.T, c client.Client, org string
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH 'mailbox/%s/'", workflows.MailboxWorkflowName, org),
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'", workflows.MailboxWorkflowName, workflows.SAOrganizationCode.GetName(), org),
 		})
 		require.NoError(t, err)
 		for _, e := range resp.Executions {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,11 +61,11 @@ type clearScan struct {
 // details), in failure messages and stack traces, and in every other
 // string or bytes field.
 //
-// Workflow ids are not scanned: they still name the mailbox
-// (mailbox/<org>/<address>) and are not payloads a codec can encrypt;
-// making them opaque is a change of its own. Search attributes must stay
-// readable by the server, so their payloads are expected in clear, but
-// they are still scanned for secrets.
+// Workflow ids are scanned like every other string: they are not payloads
+// a codec can encrypt, so they must name no one (Mailbox workflows are
+// mailbox/<key>). Search attributes must stay readable by the server, so
+// their payloads are expected in clear, but they are still scanned for
+// secrets.
 func scanHistory(h *historypb.History, secrets []string) clearScan {
 	var s clearScan
 	var walk func(m protoreflect.Message, path string, inSearchAttrs bool)
@@ -97,9 +96,6 @@ func scanHistory(h *historypb.History, secrets []string) clearScan {
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			p := path + "." + string(fd.Name())
-			if fd.Name() == "workflow_id" {
-				return true // see above: ids are not payloads
-			}
 			value := func(p string, v protoreflect.Value, kind protoreflect.Kind) {
 				switch kind {
 				case protoreflect.MessageKind, protoreflect.GroupKind:
@@ -180,8 +176,8 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 	secrets = append(secrets, "Archive/2023", "Réunions", "Été 2024", "Ärzte")
 
 	ids := []string{"test-failing"}
-	for _, org := range env.Estate.Orgs {
-		ids = append(ids, workflows.OrganizationWorkflowID(org.Code), workflows.MailboxWorkflowID(org.Code, org.Mailboxes[0].Address))
+	for _, in := range env.Inputs {
+		ids = append(ids, workflows.OrganizationWorkflowID(in.Code), workflows.MailboxWorkflowID(in.TargetEndpoint, in.Mailboxes[0].TargetUser))
 	}
 	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 		DataConverter:    dc,
@@ -215,7 +211,7 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 		case workflows.MailboxWorkflowName:
 			var in workflows.MailboxInput
 			require.NoError(t, dc.FromPayloads(started.GetInput(), &in))
-			require.Equal(t, workflows.MailboxWorkflowID(in.Mailbox.Org, in.Mailbox.Address), id)
+			require.Equal(t, workflows.MailboxWorkflowID(in.Mailbox.TargetEndpoint, in.Mailbox.TargetUser), id)
 			require.NoError(t, replayer.ReplayWorkflowHistory(nil, h), "replay %s", id)
 		}
 		// Child summaries name the mailbox; they are user metadata, a payload.
@@ -225,9 +221,16 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 			}
 			var summary string
 			require.NoError(t, dc.FromPayload(ev.GetUserMetadata().GetSummary(), &summary))
-			child := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes().GetWorkflowId()
-			_, addr, _ := strings.Cut(strings.TrimPrefix(child, "mailbox/"), "/")
-			require.Contains(t, summary, addr, "summary of child %s", child)
+			attrs := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes()
+			var in workflows.MailboxInput
+			require.NoError(t, dc.FromPayloads(attrs.GetInput(), &in))
+			child := attrs.GetWorkflowId()
+			require.Equal(t, workflows.MailboxWorkflowID(in.Mailbox.TargetEndpoint, in.Mailbox.TargetUser), child)
+			require.Contains(t, summary, in.Mailbox.Address, "summary of child %s", child)
+			// The child is listed by organization, not by a name in its id.
+			var code string
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(attrs.GetSearchAttributes().GetIndexedFields()[workflows.SAOrganizationCode.GetName()], &code))
+			require.Equal(t, in.Mailbox.Org, code, "OrganizationCode of child %s", child)
 			summaries++
 		}
 	}
@@ -252,7 +255,7 @@ func TestScanHistoryFindsClearData(t *testing.T) {
 		}},
 	}}}
 	s := scanHistory(h, []string{"alice@rxh.example", "Réunions"})
-	require.Len(t, s.leaks, 2, "the input and the failure message, not the workflow id: %v", s.leaks)
+	require.Len(t, s.leaks, 3, "the input, the workflow id and the failure message: %v", s.leaks)
 	require.Len(t, s.clear, 1)
 	require.Len(t, s.failureText, 1)
 }

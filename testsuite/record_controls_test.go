@@ -53,7 +53,7 @@ func TestRecordControlHistories(t *testing.T) {
 	waitFor(a.Code, "the cutover wait and a delta pass", func(p workflows.Progress) bool {
 		return p.Phase == workflows.PhaseAwaitingCutover && p.DeltaPasses >= 1
 	})
-	skipped := a.Mailboxes[1].Address
+	skipped, skippedID := a.Mailboxes[1].Address, workflows.MailboxWorkflowID(a.TargetEndpoint, a.Mailboxes[1].TargetUser)
 	_, err = control.SkipMailbox(ctx, c, a.Code, skipped, "recorder", "leaver")
 	require.NoError(t, err)
 	_, err = control.RetryMailbox(ctx, c, a.Code, skipped, "recorder", "came back")
@@ -82,6 +82,6 @@ func TestRecordControlHistories(t *testing.T) {
 	require.Equal(t, workflows.PhaseRolledBack, pb.Phase)
 
 	saveRuns(t, ctx, env, dir, "controls-organization", workflows.OrganizationWorkflowID(a.Code), pa.Runs)
-	saveRuns(t, ctx, env, dir, "controls-mailbox", workflows.MailboxWorkflowID(a.Code, skipped), 1)
+	saveRuns(t, ctx, env, dir, "controls-mailbox", skippedID, 1)
 	saveRuns(t, ctx, env, dir, "rollback-organization", workflows.OrganizationWorkflowID(b.Code), pb.Runs)
 }

@@ -80,7 +80,7 @@ func TestRecordHistories(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, p.Validated(), "%s %v", p.Phase, p.Failures)
 	saveRuns(t, ctx, env, dir, "organization", workflows.OrganizationWorkflowID(in.Code), p.Runs)
-	saveRuns(t, ctx, env, dir, "mailbox", workflows.MailboxWorkflowID(in.Code, in.Mailboxes[0].Address), 1)
+	saveRuns(t, ctx, env, dir, "mailbox", workflows.MailboxWorkflowID(in.TargetEndpoint, in.Mailboxes[0].TargetUser), 1)
 }
 
 // TestRecordCampaignHistories records every run of a campaign of the demo

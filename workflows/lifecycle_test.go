@@ -132,7 +132,17 @@ func TestProgressQueryDuringRun(t *testing.T) {
 	require.Equal(t, PhaseCutover, seen[1].Phase)
 	require.EqualValues(t, 10, seen[1].Messages)
 	require.True(t, p.Validated())
-	require.True(t, strings.HasPrefix(MailboxWorkflowID("RXH", "A@B.example"), "mailbox/RXH/a@b.example"))
+}
+
+// TestMailboxWorkflowIDNamesNoOne: the id is the target mailbox's key,
+// the same whichever organization asks and whatever the case of the user.
+func TestMailboxWorkflowIDNamesNoOne(t *testing.T) {
+	id := MailboxWorkflowID("exo", "Alice.Smith@RXH.example")
+	require.Equal(t, id, MailboxWorkflowID("exo", "alice.smith@rxh.example"))
+	require.NotEqual(t, id, MailboxWorkflowID("exo2", "alice.smith@rxh.example"))
+	require.Equal(t, "mailbox/"+activities.MailboxKey("exo", "alice.smith@rxh.example"), id)
+	require.NotContains(t, strings.ToLower(id), "alice")
+	require.NotContains(t, id, "rxh")
 }
 
 func TestPoorValidationRollsBackTheRoutingSwitch(t *testing.T) {

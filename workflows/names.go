@@ -5,6 +5,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/activities"
 )
 
 // TaskQueue is where the worker polls and the starter starts workflows.
@@ -138,7 +140,18 @@ func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 // workflow, so starting the same organization twice never runs two copies.
 func OrganizationWorkflowID(code string) string { return "org/" + code }
 
-// MailboxWorkflowID is the id of a mailbox's child workflow.
-func MailboxWorkflowID(org, address string) string {
+// MailboxWorkflowID is the id of the Mailbox workflows of one target
+// mailbox: its opaque key, the same in every organization and campaign, so
+// the id names no one and Temporal runs at most one pass over the mailbox
+// at a time across the namespace. List an organization's mailbox workflows
+// by their OrganizationCode search attribute.
+func MailboxWorkflowID(targetEndpoint, targetUser string) string {
+	return "mailbox/" + activities.MailboxKey(targetEndpoint, targetUser)
+}
+
+// legacyMailboxWorkflowID is the id Mailbox workflows had before
+// versionOpaqueIDs; runs that started children under it still reach them
+// by it.
+func legacyMailboxWorkflowID(org, address string) string {
 	return "mailbox/" + org + "/" + strings.ToLower(address)
 }

@@ -99,6 +99,9 @@ type organization struct {
 	byResult, lean, live bool
 	// truth: versionTruth.
 	truth bool
+	// opaqueIDs: Mailbox workflow ids are the target mailbox's key
+	// (versionOpaqueIDs).
+	opaqueIDs bool
 	// listed is what the search attributes last said and listedAt when
 	// (workflow time), so progress upserts them at a bounded rate (live).
 	listed   listedValues

@@ -93,7 +93,11 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 	if !o.covers(i, pass) || o.paused || o.rollingBack() || o.window.running(i) {
 		return nil
 	}
-	seq := o.window.take(i, spec.Address)
+	var id string
+	if o.opaqueIDs {
+		id = MailboxWorkflowID(o.in.TargetEndpoint, spec.TargetUser)
+	}
+	seq := o.window.take(i, spec.Address, id)
 	o.p.MailboxesRunning = o.window.size()
 	o.p.MailboxRuns++
 	in := MailboxInput{
@@ -114,7 +118,10 @@ func (o *organization) start(ctx workflow.Context, i int, pass Pass) error {
 		Validate:         o.lean && pass == PassPostSwitch,
 	}
 	want := MailboxOutcome{Index: i, Seq: seq, Pass: pass, Address: spec.Address, Chain: in.Chain}
-	opts := workflow.ChildWorkflowOptions{StaticSummary: fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass)}
+	opts := workflow.ChildWorkflowOptions{WorkflowID: id, StaticSummary: fmt.Sprintf("%s %s: %s", o.in.Code, spec.Address, pass)}
+	if o.opaqueIDs {
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(SAOrganizationCode.ValueSet(o.in.Code))
+	}
 	o.window.launch(ctx, opts, in, o.byResult,
 		func(ctx workflow.Context, out MailboxOutcome, err error) {
 			o.drainOutcomes(ctx)

@@ -71,6 +71,9 @@ type flight struct {
 	Index   int    `json:"i"`
 	Address string `json:"a"`
 	Seq     int    `json:"s"`
+	// ID is the child's workflow id; empty in state carried from runs
+	// before versionOpaqueIDs, whose children have the legacy id.
+	ID string `json:"w,omitempty"`
 	// RunID is the child's run once the server confirmed its start; a
 	// cancel by workflow id alone could reach the mailbox's previous run.
 	RunID     string `json:"r,omitempty"`

@@ -35,6 +35,14 @@ const (
 	// and validations) instead of the sum of pass results, and the
 	// add-mailboxes update grows a running organization's mailbox table.
 	versionTruth = "truthful-progress"
+
+	// versionOpaqueIDs marks Mailbox workflow ids that name the target
+	// mailbox by its opaque key (mailbox/<key>, activities.MailboxKey)
+	// instead of its organization and address, and Mailbox workflows that
+	// carry their OrganizationCode search attribute so they can still be
+	// listed by organization. Temporal then refuses a second running
+	// writer of one target mailbox anywhere in the namespace.
+	versionOpaqueIDs = "opaque-mailbox-ids"
 )
 
 // readVersions reads every version gate once, so the rest of the run asks
@@ -46,4 +54,5 @@ func (o *organization) readVersions(ctx workflow.Context) {
 	o.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) >= 1
 	o.live = workflow.GetVersion(ctx, versionLiveProgress, workflow.DefaultVersion, 1) >= 1
 	o.truth = workflow.GetVersion(ctx, versionTruth, workflow.DefaultVersion, 1) >= 1
+	o.opaqueIDs = workflow.GetVersion(ctx, versionOpaqueIDs, workflow.DefaultVersion, 1) >= 1
 }

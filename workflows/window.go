@@ -78,17 +78,26 @@ func (w *passWindow) nextToStart(total int, covers func(i int) bool) int {
 	return -1
 }
 
-// take records that mailbox i starts now and returns its pass's seq.
-func (w *passWindow) take(i int, address string) int {
+// take records that mailbox i starts now, as workflow id (empty: the
+// legacy id), and returns its pass's seq.
+func (w *passWindow) take(i int, address, id string) int {
 	if len(w.requeue) > 0 && w.requeue[0] == i {
 		w.requeue = w.requeue[1:]
 	} else {
 		w.next = i + 1
 	}
-	w.inFlight = append(w.inFlight, flight{Index: i, Address: address, Seq: w.seq})
+	w.inFlight = append(w.inFlight, flight{Index: i, Address: address, Seq: w.seq, ID: id})
 	w.started++
 	w.starting++
 	return w.seq
+}
+
+// workflowID is the id of f's Mailbox workflow.
+func (w *passWindow) workflowID(f flight) string {
+	if f.ID != "" {
+		return f.ID
+	}
+	return legacyMailboxWorkflowID(w.org, f.Address)
 }
 
 // size is how many mailboxes are in flight.
@@ -155,7 +164,7 @@ func (w *passWindow) cancel(ctx workflow.Context, which func(flight) bool) {
 		}
 		f.Canceling = true
 		if f.RunID != "" { // otherwise confirm cancels it once the start is confirmed
-			workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(w.org, f.Address), f.RunID)
+			workflow.RequestCancelExternalWorkflow(ctx, w.workflowID(*f), f.RunID)
 		}
 	}
 }
@@ -170,7 +179,7 @@ func (w *passWindow) confirm(ctx workflow.Context, i, seq int, runID string) {
 	f := &w.inFlight[k]
 	f.RunID = runID
 	if f.Canceling {
-		workflow.RequestCancelExternalWorkflow(ctx, MailboxWorkflowID(w.org, f.Address), runID)
+		workflow.RequestCancelExternalWorkflow(ctx, w.workflowID(*f), runID)
 	}
 }
 
@@ -180,7 +189,9 @@ func (w *passWindow) confirm(ctx workflow.Context, i, seq int, runID string) {
 // started at all.
 func (w *passWindow) launch(ctx workflow.Context, opts workflow.ChildWorkflowOptions, in MailboxInput, byResult bool,
 	closed func(ctx workflow.Context, out MailboxOutcome, err error), failed func(ctx workflow.Context, reason string)) {
-	opts.WorkflowID = MailboxWorkflowID(w.org, in.Mailbox.Address)
+	if opts.WorkflowID == "" {
+		opts.WorkflowID = legacyMailboxWorkflowID(w.org, in.Mailbox.Address)
+	}
 	opts.ParentClosePolicy = enums.PARENT_CLOSE_POLICY_ABANDON
 	opts.WorkflowIDReusePolicy = enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	// A canceled mailbox stops at a checkpoint and reports itself.
@@ -238,7 +249,7 @@ func (w *passWindow) handOver(ctx workflow.Context) error {
 	var all []told
 	for _, f := range w.inFlight {
 		if w.mine[[2]int{f.Index, f.Seq}] {
-			sent := workflow.SignalExternalWorkflow(ctx, MailboxWorkflowID(w.org, f.Address), f.RunID, signalReportToCurrentRun, nil)
+			sent := workflow.SignalExternalWorkflow(ctx, w.workflowID(f), f.RunID, signalReportToCurrentRun, nil)
 			all = append(all, told{f.Index, f.Seq, sent})
 		}
 	}

@@ -152,10 +152,11 @@ const (
 	// 64+1+255 = 320.
 	MaxAddressBytes = 320
 	// MaxNameBytes bounds organization, wave and organization_name. A code
-	// is part of workflow ids ("mailbox/<code>/<address>" is then at most
-	// 8+256+1+320 = 585 bytes, under Temporal's default limit of 1,000 for
-	// an id) and a code or wave is a Keyword search attribute; 256 bytes is
-	// far more than any real code, wave label or organization name needs.
+	// is part of a workflow id ("org/<code>", well under Temporal's default
+	// limit of 1,000 for an id; runs started before opaque Mailbox ids also
+	// had "mailbox/<code>/<address>", at most 8+256+1+320 = 585 bytes) and
+	// a code or wave is a Keyword search attribute; 256 bytes is far more
+	// than any real code, wave label or organization name needs.
 	MaxNameBytes = 256
 )
 
