@@ -338,3 +338,94 @@ func TestDovecotTargetSizeLimit(t *testing.T) {
 		t.Errorf("%s", rep)
 	}
 }
+
+// TestDovecotTargetThatLostMailIsCopiedAgain: a target folder emptied in
+// part, and another deleted and created again (a new UIDVALIDITY), after
+// a finished copy with the source unchanged. The next pass copies exactly
+// what the target lost, appends nothing twice, and the pass after it
+// copies nothing.
+func TestDovecotTargetThatLostMailIsCopiedAgain(t *testing.T) {
+	src, tgt := dcStartPair(t, dovecottest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := estate.Generate(estate.Spec{Seed: 21, LargeItems: -1, Orgs: []estate.OrgSpec{{Code: "TL", Mailboxes: 1, MeanMessages: 120}}})
+	mb := e.Mailboxes()[0]
+	if err := dovecottest.LoadEstate(src, []*estate.Mailbox{mb}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.AddUser(mb.User, mb.Password); err != nil {
+		t.Fatal(err)
+	}
+	cp, _, err := dcRun(t, ctx, src, tgt, mb, transfer.Checkpoint{}, dcOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full []transfer.FolderState
+	for _, f := range cp.Folders {
+		if f.Copied >= 4 {
+			full = append(full, f)
+		}
+	}
+	if len(full) < 2 {
+		t.Fatalf("want two folders with mail, ledger has %+v", cp.Folders)
+	}
+	emptied, recreated := full[0], full[1]
+
+	c := dcDial(t, ctx, tgt, mb)
+	if _, err := c.Select(emptied.Target, false); err != nil {
+		t.Fatal(err)
+	}
+	// Every other message of the first folder goes.
+	var gone imap.UIDSet
+	lost := 0
+	for uid := imap.UID(1); uid <= imap.UID(emptied.TargetLastUID); uid += 2 {
+		gone.AddNum(uid)
+		lost++
+	}
+	if err := c.C.Store(gone, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.C.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.C.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The second folder is deleted and created again, empty.
+	if err := c.C.Delete(recreated.Target).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.C.Create(recreated.Target, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	lost += int(recreated.Copied)
+	if rep := dcVerify(t, ctx, src, tgt, mb, 0); rep.OK() {
+		t.Fatalf("the target lost %d messages and still verifies: %s", lost, rep)
+	}
+
+	cp, st, err := dcRun(t, ctx, src, tgt, mb, cp, dcOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Copied != int64(lost) {
+		t.Errorf("copied %d again, want the %d the target lost", st.Copied, lost)
+	}
+	resets := map[string]int{}
+	for _, f := range cp.Folders {
+		resets[f.Source] = f.TargetResets
+	}
+	if resets[emptied.Source] != 1 || resets[recreated.Source] != 1 {
+		t.Errorf("target resets %v, want 1 for %q and %q", resets, emptied.Source, recreated.Source)
+	}
+	if rep := dcVerify(t, ctx, src, tgt, mb, 0); !rep.OK() {
+		t.Errorf("after the pass: %s", rep)
+	}
+
+	_, st, err = dcRun(t, ctx, src, tgt, mb, cp, dcOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Copied != 0 {
+		t.Errorf("a pass over an unchanged source and whole target copied %d", st.Copied)
+	}
+}

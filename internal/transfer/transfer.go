@@ -83,6 +83,9 @@ type FolderState struct {
 	// last pass over it finished; 0 when the source has no CONDSTORE.
 	HighestModSeq uint64 `json:"highest_modseq,omitempty"`
 	FlagUpdates   int64  `json:"flag_updates,omitempty"`
+	// TargetResets counts the passes that found the target folder had lost
+	// settled messages (emptied, deleted, re-created) and copied it again.
+	TargetResets int `json:"target_resets,omitempty"`
 }
 
 // SkippedItem is a message that was not appended to the target, and why.
@@ -450,10 +453,29 @@ func (r *runner) folder(ctx context.Context, p FolderPlan) error {
 	}
 	st.UIDValidity = sel.UIDValidity
 	r.st.SourceTotal += int64(sel.NumMessages)
+	uids, err := r.newUIDs(p, st, sel)
+	if err != nil {
+		return err
+	}
+	lost, err := r.targetLost(p, st, sel, len(uids))
+	if err != nil {
+		return err
+	}
+	if lost {
+		// The target folder was emptied, deleted or re-created since the
+		// ledger settled it: what the ledger says is there is not. Start the
+		// folder again; reconciliation against the whole target folder
+		// recognises what is still there, so nothing is appended twice.
+		st.LastUID, st.TargetLastUID, st.HighestModSeq = 0, 0, 0
+		st.TargetResets++
+		if uids, err = r.newUIDs(p, st, sel); err != nil {
+			return err
+		}
+	}
 	if err := r.syncFlags(ctx, p, st, sel); err != nil {
 		return err
 	}
-	if err := r.copyNew(ctx, p, st, sel); err != nil {
+	if err := r.copyNew(ctx, p, st, sel, uids); err != nil {
 		return err
 	}
 	// Recorded only after the folder is done, so changes made during the pass
@@ -462,13 +484,15 @@ func (r *runner) folder(ctx context.Context, p FolderPlan) error {
 	return nil
 }
 
-func (r *runner) copyNew(ctx context.Context, p FolderPlan, st *FolderState, sel *imap.SelectData) error {
+// newUIDs lists the source folder's messages above the ledger's LastUID,
+// in order; nothing when UIDNEXT shows there is none.
+func (r *runner) newUIDs(p FolderPlan, st *FolderState, sel *imap.SelectData) ([]imap.UID, error) {
 	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= st.LastUID+1) {
-		return nil // nothing new: no body is read
+		return nil, nil
 	}
 	search, err := r.src.C.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{{Start: imap.UID(st.LastUID + 1), Stop: 0}}}}, nil).Wait()
 	if err != nil {
-		return imapconn.Classify("uid search "+p.Source, err)
+		return nil, imapconn.Classify("uid search "+p.Source, err)
 	}
 	var uids []imap.UID
 	for _, u := range search.AllUIDs() {
@@ -477,8 +501,43 @@ func (r *runner) copyNew(ctx context.Context, p FolderPlan, st *FolderState, sel
 		}
 	}
 	slices.Sort(uids)
+	return uids, nil
+}
+
+// targetLost tells whether the target folder lost what the ledger says it
+// holds: it has another UIDVALIDITY than the one recorded (deleted and
+// created again, or renumbered), or fewer messages than the source has
+// settled and not skipped. Messages the target gained (new mail after the
+// routing switch) are not a loss. One STATUS, and only for a folder the
+// ledger has settled messages of.
+func (r *runner) targetLost(p FolderPlan, st *FolderState, sel *imap.SelectData, fresh int) (bool, error) {
+	if st.LastUID == 0 {
+		return false, nil
+	}
+	status, err := r.tgt.C.Status(p.Target, &imap.StatusOptions{NumMessages: true, UIDValidity: true}).Wait()
+	if err != nil {
+		return false, imapconn.Classify("status "+p.Target, err)
+	}
+	if st.TargetUIDValidity != 0 && status.UIDValidity != 0 && status.UIDValidity != st.TargetUIDValidity {
+		return true, nil
+	}
+	if status.NumMessages == nil {
+		return false, nil
+	}
+	settled := int64(sel.NumMessages) - int64(fresh)
+	r.sh.mu.Lock()
+	for _, s := range r.sh.cp.Skipped {
+		if s.Folder == p.Source && !s.Imported && (s.UIDValidity == 0 || s.UIDValidity == sel.UIDValidity) && s.UID <= st.LastUID {
+			settled--
+		}
+	}
+	r.sh.mu.Unlock()
+	return int64(*status.NumMessages) < settled, nil
+}
+
+func (r *runner) copyNew(ctx context.Context, p FolderPlan, st *FolderState, sel *imap.SelectData, uids []imap.UID) error {
 	if len(uids) == 0 {
-		return nil
+		return nil // nothing new: no body is read
 	}
 	pending, err := r.uncertainTail(p, st)
 	if err != nil {
