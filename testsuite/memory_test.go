@@ -86,7 +86,10 @@ func TestWorkerMemoryStaysBoundedWithEight150MBMessages(t *testing.T) {
 			Address: addr, User: addr, Password: fmt.Sprintf("pw-%d", i),
 			Folders: []estate.Folder{{Name: "INBOX", Messages: []estate.Message{{
 				Raw: bigMessage(uint64(i), size), Flags: []imap.Flag{imap.FlagSeen}, Date: time.Date(2025, 6, 2, 10, 0, 0, 0, time.FixedZone("", 3600)),
-			}}}},
+			}}},
+				// Dovecot creates these for every user; listed so that the
+				// verifier knows their names on the target.
+				{Name: "Sent", SpecialUse: imap.MailboxAttrSent}, {Name: "Junk", SpecialUse: imap.MailboxAttrJunk}, {Name: "Trash", SpecialUse: imap.MailboxAttrTrash}},
 		})
 	}
 	// Two real Dovecots: the in-process servers hold all the mail in this
