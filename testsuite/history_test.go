@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,9 +170,23 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 	require.ErrorContains(t, err, victim, "through the codec the failure decodes")
 
 	var secrets []string
+	lines := map[string]bool{}
 	for _, mb := range env.Estate.Mailboxes() {
 		secrets = append(secrets, mb.Address, mb.User, mb.Password)
+		for _, f := range mb.Folders {
+			for _, m := range f.Messages {
+				for _, l := range messageSecrets(m.Raw) {
+					lines[l] = true
+				}
+			}
+		}
 	}
+	// Message-IDs, subjects and body lines: what a message says is no
+	// one's business but its owner's.
+	for l := range lines {
+		secrets = append(secrets, l)
+	}
+	t.Logf("looking for %d addresses, users and passwords and %d Message-IDs, subjects and message lines", 3*len(env.Estate.Mailboxes()), len(lines))
 	// User folders: the standard ones (INBOX, Sent) are no one's data.
 	secrets = append(secrets, "Archive/2023", "Réunions", "Été 2024", "Ärzte")
 
@@ -240,6 +255,29 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 	require.GreaterOrEqual(t, total.failures, 2, "the failing workflow's activity and workflow failures were checked")
 }
 
+// messageSecrets returns the Message-ID and Subject of a raw message and
+// its body lines long enough to be its own (20 bytes or more: short lines
+// such as "Regards," could be anyone's).
+func messageSecrets(raw []byte) []string {
+	head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	var out []string
+	for _, l := range strings.Split(string(head), "\r\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if v = strings.TrimSpace(v); ok && len(v) >= 12 && (strings.EqualFold(k, "Message-ID") || strings.EqualFold(k, "Subject")) {
+			out = append(out, v)
+		}
+	}
+	for i, l := range strings.Split(string(body), "\r\n") {
+		if i >= 50 {
+			break
+		}
+		if l = strings.TrimSpace(l); len(l) >= 20 && !strings.HasPrefix(l, "--") && !strings.Contains(l, ":") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // TestScanHistoryFindsClearData: the scan itself sees what it must, so a
 // clean result means something.
 func TestScanHistoryFindsClearData(t *testing.T) {
@@ -258,4 +296,7 @@ func TestScanHistoryFindsClearData(t *testing.T) {
 	require.Len(t, s.leaks, 3, "the input, the workflow id and the failure message: %v", s.leaks)
 	require.Len(t, s.clear, 1)
 	require.Len(t, s.failureText, 1)
+
+	raw := []byte("From: a@b.example\r\nMessage-ID: <123.abc@rxh.example>\r\nSubject: Ward 7 rota for June\r\n\r\nHello,\r\nThe night shifts on ward 7 move to Thursdays.\r\nRegards,\r\n")
+	require.Equal(t, []string{"<123.abc@rxh.example>", "Ward 7 rota for June", "The night shifts on ward 7 move to Thursdays."}, messageSecrets(raw))
 }
