@@ -56,7 +56,9 @@ func TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched(t *testing.T)
 	require.NoError(t, err)
 	waitPhase(t, ctx, env, in.Code, workflows.PhaseAwaitingCutover)
 
-	// The target loses two messages of one mailbox.
+	// The target loses two messages of one mailbox, and gets two others
+	// (mail delivered there), so its message count does not show the loss
+	// and the final pass does not copy them again: only validation sees it.
 	victim := org.Mailboxes[0]
 	c, err := imapclient.DialInsecure(env.Target.Addr(), nil)
 	require.NoError(t, err)
@@ -66,6 +68,15 @@ func TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched(t *testing.T)
 	require.GreaterOrEqual(t, sel.NumMessages, uint32(2))
 	require.NoError(t, c.Store(imap.SeqSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close())
 	require.NoError(t, c.Expunge().Close())
+	for i := range 2 {
+		msg := fmt.Sprintf("From: someone@elsewhere.example\r\nTo: %s\r\nSubject: delivered to the target %d\r\nMessage-ID: <new-%d@elsewhere.example>\r\n\r\nNew mail.\r\n", victim.Address, i, i)
+		app := c.Append("INBOX", int64(len(msg)), nil)
+		_, err := app.Write([]byte(msg))
+		require.NoError(t, err)
+		require.NoError(t, app.Close())
+		_, err = app.Wait()
+		require.NoError(t, err)
+	}
 	c.Logout().Wait()
 
 	_, err = control.ApproveCutover(ctx, env.Client, in.Code, "e2e-operator", "CAB-42")
