@@ -58,6 +58,8 @@ type Activities struct {
 	SpoolDir string
 	// Metrics receives mailshift's own metrics; nil records nothing.
 	Metrics *metrics.Metrics
+	// Validation is the level a policy that names none validates at.
+	Validation ValidationDefaults
 
 	locks mailboxLocks
 }
@@ -67,6 +69,30 @@ func (a *Activities) logger() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
+}
+
+// ValidationDefaults are the worker's validation level and sample size
+// ("" and 0: transfer.DefaultLevel and transfer.DefaultSample).
+type ValidationDefaults struct {
+	Level  string
+	Sample int
+}
+
+// validation resolves p's validation options against the worker's.
+func (a *Activities) validation(p Policy) (transfer.ValidateOptions, error) {
+	name := a.Validation.Level
+	if p.Validation != "" {
+		name = p.Validation
+	}
+	level, err := transfer.ParseLevel(name)
+	if err != nil {
+		return transfer.ValidateOptions{}, err
+	}
+	o := transfer.ValidateOptions{Level: level, Sample: a.Validation.Sample}
+	if p.ValidationSample > 0 {
+		o.Sample = p.ValidationSample
+	}
+	return o, nil
 }
 
 func (a *Activities) policy(p Policy) transfer.Options {

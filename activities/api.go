@@ -29,6 +29,11 @@ type Policy struct {
 	TargetMaxFolders    int `json:"target_max_folders,omitempty"`
 	TargetMaxDepth      int `json:"target_max_depth,omitempty"`
 	TargetMaxNameLength int `json:"target_max_name_length,omitempty"`
+	// Validation is the organization's validation level (metadata, sample
+	// or full; "" = the worker's) and ValidationSample the messages per
+	// folder the sample level reads (0 = the worker's).
+	Validation       string `json:"validation,omitempty"`
+	ValidationSample int    `json:"validation_sample,omitempty"`
 }
 
 // ReadinessResult is what a read-only look at both sides found.
@@ -110,6 +115,12 @@ type ValidateResult struct {
 	FlagMismatch int   `json:"flag_mismatch"`
 	DateMismatch int   `json:"date_mismatch"`
 	Extra        int   `json:"extra"`
+	// Level is how deep the validation looked; Altered counts target
+	// messages that differ from the copy's digests and Sampled the target
+	// bodies read to check them (sample level).
+	Level   string `json:"level,omitempty"`
+	Altered int    `json:"altered,omitempty"`
+	Sampled int    `json:"sampled,omitempty"`
 	// SkippedByReason counts the mailbox's skipped items by reason; Staged
 	// of them are kept in the staging store (recoverable).
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`

@@ -3,6 +3,8 @@ package activities
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,4 +107,59 @@ func rootMessage(err error) string {
 		return app.Message()
 	}
 	return err.Error()
+}
+
+// digestPrefix is where a mailbox's digest segments are kept: one per
+// folder and pass that appended anything.
+func digestPrefix(org, mailbox string) string { return staging.Name(org, mailbox, "digests") + "/" }
+
+// digestName names the segment of d: its folder (hashed: a folder name is
+// no one's business in an object name), its numbering on both sides and
+// its first and last source UID, so an attempt run again overwrites its
+// own segment.
+func digestName(org, mailbox string, d transfer.FolderDigests) string {
+	sum := sha256.Sum256([]byte(d.Source))
+	first, last := d.Digests[0].UID, d.Digests[len(d.Digests)-1].UID
+	return digestPrefix(org, mailbox) + fmt.Sprintf("%s-%d-%d-%010d-%010d.json", hex.EncodeToString(sum[:8]), d.UIDValidity, d.TargetUIDValidity, first, last)
+}
+
+// saveDigests keeps a folder pass's digests.
+func (a *Activities) saveDigests(ctx context.Context, org, mailbox string, d transfer.FolderDigests) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	name := digestName(org, mailbox, d)
+	if _, err := a.putStaging(ctx, name, bytes.NewReader(b), map[string]string{"kind": "digests"}); err != nil {
+		return temporalError("staging "+name, err)
+	}
+	return nil
+}
+
+// loadDigests reads every digest segment of a mailbox. A segment that
+// cannot be read is left out with a note: its messages are then checked
+// by metadata alone.
+func (a *Activities) loadDigests(ctx context.Context, org, mailbox string) ([]transfer.FolderDigests, []string, error) {
+	objs, err := a.Staging.List(ctx, digestPrefix(org, mailbox))
+	if err != nil {
+		return nil, nil, temporalError("digests", err)
+	}
+	var out []transfer.FolderDigests
+	var notes []string
+	for _, o := range objs {
+		rc, _, err := a.Staging.Get(ctx, o.Name)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
+			continue
+		}
+		var d transfer.FolderDigests
+		err = json.NewDecoder(rc).Decode(&d)
+		rc.Close()
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, notes, nil
 }

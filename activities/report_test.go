@@ -161,7 +161,7 @@ func TestWriteOrganizationReport(t *testing.T) {
 	_, err = st.Stat(context.Background(), item.StagedAs)
 	require.NoError(t, err, "the staged object named in the report exists")
 	require.Equal(t, report.Validation{OK: true, Folders: val.Folders, Messages: val.Messages, Bytes: val.Bytes,
-		TargetMessages: val.Messages, Skipped: 1}, *r.Validation)
+		TargetMessages: val.Messages, Skipped: 1, Level: "metadata"}, *r.Validation)
 
 	require.Equal(t, pre.Address, rs[1].Address)
 	require.Equal(t, report.Synced, rs[1].State)

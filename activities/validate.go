@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/internal/report"
 	"github.com/mailshift/mailshift/internal/staging"
@@ -30,27 +31,41 @@ func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (Val
 	if err != nil {
 		return res, err
 	}
+	vo, err := a.validation(in.Policy)
+	if err != nil {
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: %v", in.Mailbox.Address, err), ErrTypeConfig, nil)
+	}
+	var notes []string
+	if vo.Level != transfer.LevelFull {
+		segs, n, err := a.loadDigests(ctx, in.Mailbox.Org, in.Mailbox.Address)
+		if err != nil {
+			return res, err
+		}
+		vo.Digests, notes = transfer.IndexDigests(segs), n
+	}
 	src, tgt, release, err := a.connect(ctx, in.Mailbox)
 	if err != nil {
 		return res, err
 	}
 	defer release()
 	stop := keepAlive(ctx)
-	v, err := transfer.Validate(ctx, src, tgt, cp, opts.Rules)
+	v, err := transfer.ValidateWith(ctx, src, tgt, cp, opts.Rules, vo)
 	stop()
 	if err != nil {
 		return res, temporalError("mailbox "+in.Mailbox.Address, err)
 	}
 	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
-	res.Problems = v.Problems
+	res.Problems = append(v.Problems, notes...)
+	res.Level = string(v.Level)
 	_, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
 	t := v.Totals()
 	res.Skipped, res.Missing, res.Duplicates = t.Skipped, t.Missing, t.Duplicates
 	res.FlagMismatch, res.DateMismatch, res.Extra = t.FlagMismatch, t.DateMismatch, t.Extra
+	res.Altered, res.Sampled = t.Altered, t.Sampled
 	for _, f := range v.Folders {
 		if !f.OK() {
-			res.Problems = append(res.Problems, fmt.Sprintf("folder %q -> %q: %d missing, %d duplicates, %d flag and %d date mismatches",
-				f.Source, f.Target, f.Missing, f.Duplicates, f.FlagMismatch, f.DateMismatch))
+			res.Problems = append(res.Problems, fmt.Sprintf("folder %q -> %q: %d missing, %d duplicates, %d altered, %d flag and %d date mismatches",
+				f.Source, f.Target, f.Missing, f.Duplicates, f.Altered, f.FlagMismatch, f.DateMismatch))
 		}
 	}
 	if len(res.Problems) > MaxReportedItems {

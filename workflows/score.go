@@ -60,7 +60,7 @@ const (
 func Score(v activities.ValidateResult) (Consistency, []Rule) {
 	g, hits := score.Grade(score.Counts{
 		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
-		Extra: v.Extra, SkippedByReason: v.SkippedByReason, Staged: v.Staged,
+		Extra: v.Extra, SkippedByReason: v.SkippedByReason, Staged: v.Staged, Altered: v.Altered,
 	})
 	var rules []Rule
 	for _, h := range hits {

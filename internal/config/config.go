@@ -22,6 +22,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/secrets"
+	"github.com/mailshift/mailshift/internal/transfer"
 )
 
 // Config is the worker configuration file (MAILSHIFT_CONFIG).
@@ -31,6 +32,9 @@ type Config struct {
 	Staging   Staging             `yaml:"staging"`
 	Routing   Routing             `yaml:"routing"`
 	Limits    Limits              `yaml:"limits"`
+	// Validation is how deep a mailbox is validated unless its
+	// organization says otherwise.
+	Validation Validation `yaml:"validation"`
 	// PayloadEncryption, when set, encrypts every payload mailshift's
 	// clients write to Temporal (inputs, results, heartbeats, memos,
 	// failures); see internal/codec. Without it payloads are in clear.
@@ -170,6 +174,15 @@ type Limits struct {
 	AppendWindow int `yaml:"append_window"`
 }
 
+// Validation sets the worker's default validation level: metadata (the
+// default: FETCH metadata and the copy's digests, no body read), sample
+// (also Sample target bodies per folder, hashed against the digests) or
+// full (every body on both sides).
+type Validation struct {
+	Level  string `yaml:"level"`
+	Sample int    `yaml:"sample"`
+}
+
 // Defaults applied where the file is silent.
 const (
 	DefaultTaskQueue      = "mailshift"
@@ -226,6 +239,14 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("endpoints.%s: %w", name, err))
 		}
 		c.Endpoints[name] = ep
+	}
+	if l, err := transfer.ParseLevel(c.Validation.Level); err != nil {
+		errs = append(errs, fmt.Errorf("validation.level: %w", err))
+	} else {
+		c.Validation.Level = string(l)
+	}
+	if c.Validation.Sample < 0 {
+		errs = append(errs, fmt.Errorf("validation.sample: %d is negative", c.Validation.Sample))
 	}
 	switch c.Staging.Kind {
 	case "", "local":

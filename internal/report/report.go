@@ -93,18 +93,23 @@ type PassReport struct {
 
 // Validation summarises the mailbox's validation.
 type Validation struct {
-	OK             bool     `json:"ok"`
-	Folders        int      `json:"folders"`
-	Messages       int      `json:"messages"` // source messages expected in the target
-	Bytes          int64    `json:"bytes"`
-	TargetMessages int      `json:"target_messages"` // every message in the compared target folders
-	Skipped        int      `json:"skipped"`
-	Missing        int      `json:"missing"`
-	Duplicates     int      `json:"duplicates"`
-	FlagMismatch   int      `json:"flag_mismatch"`
-	DateMismatch   int      `json:"date_mismatch"`
-	Extra          int      `json:"extra"`
-	Problems       []string `json:"problems,omitempty"`
+	OK             bool  `json:"ok"`
+	Folders        int   `json:"folders"`
+	Messages       int   `json:"messages"` // source messages expected in the target
+	Bytes          int64 `json:"bytes"`
+	TargetMessages int   `json:"target_messages"` // every message in the compared target folders
+	Skipped        int   `json:"skipped"`
+	Missing        int   `json:"missing"`
+	Duplicates     int   `json:"duplicates"`
+	FlagMismatch   int   `json:"flag_mismatch"`
+	DateMismatch   int   `json:"date_mismatch"`
+	Extra          int   `json:"extra"`
+	// Level is how deep the validation looked (metadata, sample, full);
+	// Altered and Sampled as in transfer.FolderCheck.
+	Level    string   `json:"level,omitempty"`
+	Altered  int      `json:"altered,omitempty"`
+	Sampled  int      `json:"sampled,omitempty"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // MailboxReport is one mailbox's migration, after the fashion of
@@ -170,7 +175,7 @@ func DefaultScore(r *MailboxReport) (string, []string) {
 	v := r.Validation
 	g, hits := score.Grade(score.Counts{
 		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
-		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged,
+		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged, Altered: v.Altered,
 	})
 	var ids []string
 	for _, h := range hits {
@@ -358,7 +363,8 @@ func summarise(v transfer.Validation) *Validation {
 	t := v.Totals()
 	return &Validation{OK: v.OK(), Folders: len(v.Folders), Messages: v.Messages, Bytes: v.Bytes, Problems: v.Problems,
 		TargetMessages: t.TargetMessages, Skipped: t.Skipped, Missing: t.Missing, Duplicates: t.Duplicates,
-		FlagMismatch: t.FlagMismatch, DateMismatch: t.DateMismatch, Extra: t.Extra}
+		FlagMismatch: t.FlagMismatch, DateMismatch: t.DateMismatch, Extra: t.Extra,
+		Level: string(v.Level), Altered: t.Altered, Sampled: t.Sampled}
 }
 
 func (r *MailboxReport) addLedger(cp transfer.Checkpoint) {

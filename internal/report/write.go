@@ -36,7 +36,7 @@ func mailboxColumns() []string {
 		"organization", "address", "state", "consistency", "rules", "passes", "started", "finished", "duration_s",
 		"folders", "source_messages", "copied", "copied_bytes", "matched", "imported", "imported_bytes",
 		"target_messages", "target_bytes", "skipped", "skipped_by_reason", "staged",
-		"validation", "missing", "duplicates", "flag_mismatch", "date_mismatch", "extra",
+		"validation", "validation_level", "missing", "duplicates", "altered", "flag_mismatch", "date_mismatch", "extra", "sampled",
 	}
 	for _, p := range TransferPasses {
 		p = strings.ReplaceAll(p, "-", "_")
@@ -142,7 +142,7 @@ func mailboxRow(r *MailboxReport) []string {
 		strconv.Itoa(r.Folders), i64(r.SourceMessages), i64(r.Copied), i64(r.CopiedBytes), i64(r.Matched),
 		strconv.Itoa(r.Imported), i64(r.ImportedBytes), i64(r.TargetMessages), i64(r.TargetBytes),
 		strconv.Itoa(r.Skipped), text(ByReason(r.SkippedByReason)), strconv.Itoa(r.Staged),
-		validation, num(v.Missing), num(v.Duplicates), num(v.FlagMismatch), num(v.DateMismatch), num(v.Extra),
+		validation, v.Level, num(v.Missing), num(v.Duplicates), num(v.Altered), num(v.FlagMismatch), num(v.DateMismatch), num(v.Extra), num(v.Sampled),
 	}
 	for _, name := range TransferPasses {
 		p, ok := byPass[name]

@@ -27,6 +27,7 @@ const (
 	RuleDates      = "date-mismatch"
 	RuleStaged     = "staged-large-items"
 	RuleExtra      = "new-mail-in-target"
+	RuleAltered    = "altered"
 )
 
 var rank = map[string]int{"": 0, Perfect: 1, Good: 2, Investigate: 3, Poor: 4}
@@ -42,6 +43,8 @@ func Worse(a, b string) string {
 // Counts are what a validation found, and the mailbox's skipped items.
 type Counts struct {
 	Missing, Duplicates, FlagMismatch, DateMismatch, Extra int
+	// Altered target messages differ from what the copy appended.
+	Altered int
 	// SkippedByReason counts the skipped items not in the target; Staged
 	// of them are kept in the staging store.
 	SkippedByReason map[string]int
@@ -65,6 +68,9 @@ func Grade(v Counts) (string, []Hit) {
 	}
 	if v.Duplicates > 0 {
 		add(RuleDuplicates, Poor, "%d messages are in the target more often than in the source", v.Duplicates)
+	}
+	if v.Altered > 0 {
+		add(RuleAltered, Poor, "%d target messages differ from what was copied (size or content against the copy's digests)", v.Altered)
 	}
 	lost := 0
 	for reason, n := range v.SkippedByReason {

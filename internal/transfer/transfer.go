@@ -3,8 +3,11 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -169,6 +172,11 @@ type Options struct {
 	BatchSize int
 	// SpoolDir holds a body whose UID arrives after its literal (rare servers).
 	SpoolDir string
+	// Digests, when set, receives what each folder's pass appended (source
+	// and target UID, size, SHA-256 of the bytes as they streamed) once the
+	// folder is done, before Commit; validation checks against it instead of
+	// reading source bodies again. An error fails the pass.
+	Digests func(d FolderDigests) error
 }
 
 // ErrPolicy marks a mailbox that exceeded its bad/large item limits.
@@ -225,6 +233,8 @@ type runner struct {
 	cur      *FolderState
 	app      *imapconn.Appender // nil: APPEND one at a time
 	noApp    bool               // the pipeline could not be opened; don't retry
+	// digests are the current folder's appends in this pass.
+	digests []Digest
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -367,9 +377,16 @@ func (r *runner) order(work []FolderPlan) ([]FolderPlan, int) {
 
 func (r *runner) oneFolder(ctx context.Context, p FolderPlan) error {
 	r.st.Folders++
+	r.digests = r.digests[:0]
 	if err := r.folder(ctx, p); err != nil {
 		r.publish()
 		return fmt.Errorf("folder %q: %w", p.Source, err)
+	}
+	if r.opts.Digests != nil && len(r.digests) > 0 {
+		if err := r.opts.Digests(FolderDigests{Source: p.Source, Target: p.Target, UIDValidity: r.cur.UIDValidity,
+			TargetUIDValidity: r.cur.TargetUIDValidity, Digests: slices.Clone(r.digests)}); err != nil {
+			return fmt.Errorf("folder %q: digests: %w", p.Source, err)
+		}
 	}
 	r.sh.mu.Lock()
 	defer r.sh.mu.Unlock()
@@ -729,6 +746,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		tag  string
 		size int64
 		item SkippedItem
+		sum  string
 	}
 	var queue []flight
 	defer func() {
@@ -758,6 +776,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				}
 				st.TargetLastUID = max(st.TargetLastUID, res.UID)
 			}
+			r.digests = append(r.digests, Digest{UID: uint32(f.uid), TargetUID: res.UID, Size: f.size, SHA256: f.sum})
 			st.Copied++
 			st.Bytes += f.size
 			r.st.Copied++
@@ -803,7 +822,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				flags = append(flags, f)
 			}
 		}
-		head := &headCapture{r: body}
+		head := newHeadCapture(body)
 		tag, err := r.app.Append(p.Target, flags, m.date, size, head)
 		if err != nil {
 			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: fmt.Sprintf("append uid %d", uid), Err: err}
@@ -811,7 +830,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		if item.MessageID == "" {
 			item.MessageID = head.messageID()
 		}
-		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item})
+		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item, sum: head.sum()})
 		if len(queue) >= window {
 			return answer()
 		}
@@ -905,17 +924,28 @@ func (r *runner) messageIDs(p FolderPlan, uids []imap.UID, byUID map[imap.UID]me
 type headCapture struct {
 	r    io.Reader
 	head []byte
+	// h hashes every byte that streams through, so the copy records the
+	// digest of what it appended without reading the body again.
+	h hash.Hash
 }
 
 const headCaptureSize = 16 << 10
+
+func newHeadCapture(r io.Reader) *headCapture { return &headCapture{r: r, h: sha256.New()} }
 
 func (h *headCapture) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	if room := headCaptureSize - len(h.head); room > 0 && n > 0 {
 		h.head = append(h.head, p[:min(n, room)]...)
 	}
+	if n > 0 {
+		h.h.Write(p[:n])
+	}
 	return n, err
 }
+
+// sum is the hex SHA-256 of what was read.
+func (h *headCapture) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
 
 // messageID parses the header block of what was read (a Message-ID line in
 // the body does not count).
@@ -1034,7 +1064,7 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 	}
 	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
 	tw := &targetWriter{w: app}
-	head := &headCapture{r: body}
+	head := newHeadCapture(body)
 	n, err := io.Copy(tw, head)
 	if item.MessageID == "" {
 		item.MessageID = head.messageID()
@@ -1081,12 +1111,15 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		item.Detail = err.Error()
 		return r.skip(item)
 	}
+	d := Digest{UID: uint32(m.uid), Size: size, SHA256: head.sum()}
 	if data != nil && data.UID != 0 {
 		if data.UIDValidity != 0 && data.UIDValidity != st.TargetUIDValidity {
 			st.TargetUIDValidity = data.UIDValidity
 		}
 		st.TargetLastUID = max(st.TargetLastUID, uint32(data.UID))
+		d.TargetUID = uint32(data.UID)
 	}
+	r.digests = append(r.digests, d)
 	st.Copied++
 	st.Bytes += size
 	r.st.Copied++

@@ -30,6 +30,14 @@ type FolderCheck struct {
 	// Extra messages exist only on the target (e.g. mail delivered there
 	// after the routing switch); they are reported, never a failure.
 	Extra int `json:"extra"`
+	// Altered target messages differ from what the copy appended (their
+	// size, or at LevelSample a sampled body, does not match the ledger's
+	// digest).
+	Altered int `json:"altered,omitempty"`
+	// Sampled is how many target bodies LevelSample read; SampledUIDs are
+	// their target UIDs.
+	Sampled     int      `json:"sampled,omitempty"`
+	SampledUIDs []uint32 `json:"sampled_uids,omitempty"`
 }
 
 // Totals adds up the folders' counts (Source and Target stay empty).
@@ -44,17 +52,21 @@ func (v Validation) Totals() FolderCheck {
 		t.FlagMismatch += f.FlagMismatch
 		t.DateMismatch += f.DateMismatch
 		t.Extra += f.Extra
+		t.Altered += f.Altered
+		t.Sampled += f.Sampled
 	}
 	return t
 }
 
 // OK reports whether the folder matches.
 func (f FolderCheck) OK() bool {
-	return f.Missing == 0 && f.Duplicates == 0 && f.FlagMismatch == 0 && f.DateMismatch == 0
+	return f.Missing == 0 && f.Duplicates == 0 && f.FlagMismatch == 0 && f.DateMismatch == 0 && f.Altered == 0
 }
 
 // Validation is the comparison of a whole mailbox.
 type Validation struct {
+	// Level is how deep it looked.
+	Level    Level         `json:"level,omitempty"`
 	Folders  []FolderCheck `json:"folders"`
 	Messages int           `json:"messages"`
 	Bytes    int64         `json:"bytes"`
@@ -79,11 +91,43 @@ type digest struct {
 	size  int64
 }
 
+// ValidateOptions choose how deep a validation looks.
+type ValidateOptions struct {
+	Level Level
+	// Sample is how many messages per folder LevelSample reads (default
+	// DefaultSample).
+	Sample int
+	// Digests are the ledger's digest segments by source folder
+	// (IndexDigests).
+	Digests map[string][]FolderDigests
+}
+
 // Validate compares every source folder with its target folder by content
 // hash (SHA-256 of the exact bytes), flags and INTERNALDATE. Items listed as
 // skipped in the checkpoint are expected to be absent.
 func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules FolderRules) (Validation, error) {
-	var v Validation
+	return ValidateWith(ctx, src, tgt, cp, rules, ValidateOptions{Level: LevelFull})
+}
+
+// ValidateWith compares every source folder with its target folder at
+// o.Level. Every level counts missing, duplicated and extra messages and
+// flag and date mismatches: LevelFull identifies a message by the SHA-256
+// of its bytes, read on both sides; the others by its size and Message-ID
+// from FETCH metadata, and check the target against the digests the copy
+// recorded (sizes; at LevelSample also a few bodies). Items listed as
+// skipped in the checkpoint are expected to be absent.
+func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules FolderRules, o ValidateOptions) (Validation, error) {
+	if o.Level == "" {
+		o.Level = DefaultLevel
+	}
+	if o.Sample <= 0 {
+		o.Sample = DefaultSample
+	}
+	v := Validation{Level: o.Level}
+	read := digestFolder
+	if o.Level != LevelFull {
+		read = metaFolder
+	}
 	srcFolders, err := src.Folders()
 	if err != nil {
 		return v, err
@@ -111,7 +155,7 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 		if p.NoSelect {
 			continue
 		}
-		sd, uidValidity, err := digestFolder(src, p.Source)
+		sd, uidValidity, err := read(src, p.Source)
 		if err != nil {
 			return v, err
 		}
@@ -123,7 +167,7 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 				skipped[s.UID] = true
 			}
 		}
-		td, _, err := digestFolder(tgt, p.Target)
+		td, tgtUIDValidity, err := read(tgt, p.Target)
 		if err != nil {
 			return v, err
 		}
@@ -181,9 +225,112 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 		for _, ds := range have {
 			fc.Extra += len(ds)
 		}
+		if o.Level != LevelFull {
+			if err := checkDigests(tgt, p, td, byTargetUID(o.Digests[p.Source], uidValidity, tgtUIDValidity), o, &fc); err != nil {
+				return v, err
+			}
+		}
 		v.Folders = append(v.Folders, fc)
 	}
 	return v, nil
+}
+
+// checkDigests checks the target's messages against the digests the copy
+// recorded for them: the size of each, and at LevelSample the SHA-256 of
+// a sample of bodies.
+func checkDigests(tgt *imapconn.Conn, p FolderPlan, td []digest, ledger map[uint32]Digest, o ValidateOptions, fc *FolderCheck) error {
+	present := map[uint32]Digest{}
+	altered := map[uint32]bool{}
+	for _, d := range td {
+		ld, ok := ledger[uint32(d.uid)]
+		if !ok {
+			continue
+		}
+		present[uint32(d.uid)] = ld
+		if d.size != ld.Size {
+			altered[uint32(d.uid)] = true
+		}
+	}
+	if o.Level == LevelSample && len(present) > 0 {
+		pick := sampleOf(p.Target, present, o.Sample)
+		sums, err := hashBodies(tgt, p.Target, pick)
+		if err != nil {
+			return err
+		}
+		for _, u := range pick {
+			if sum, ok := sums[u]; ok && sum != present[u].SHA256 {
+				altered[u] = true
+			}
+		}
+		fc.Sampled, fc.SampledUIDs = len(pick), pick
+	}
+	fc.Altered = len(altered)
+	return nil
+}
+
+// hashBodies reads the bodies of uids in folder name and returns their
+// SHA-256 by UID.
+func hashBodies(c *imapconn.Conn, name string, uids []uint32) (map[uint32]string, error) {
+	out := map[uint32]string{}
+	if len(uids) == 0 {
+		return out, nil
+	}
+	if _, err := c.Select(name, true); err != nil {
+		return nil, err
+	}
+	defer func() { c.C.Unselect().Wait() }()
+	set := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		set[i] = imap.UID(u)
+	}
+	cmd := c.C.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var uid imap.UID
+		var sum string
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					h := sha256.New()
+					if _, err := io.Copy(h, it.Literal); err != nil {
+						return nil, imapconn.Classify("fetch "+name, err)
+					}
+					sum = hex.EncodeToString(h.Sum(nil))
+				}
+			}
+		}
+		if uid != 0 && sum != "" {
+			out[uint32(uid)] = sum
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, imapconn.Classify("fetch "+name, err)
+	}
+	return out, nil
+}
+
+// metaFolder is digestFolder from FETCH metadata alone: a message is
+// identified by its size and Message-ID.
+func metaFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
+	sel, err := c.Select(name, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { c.C.Unselect().Wait() }()
+	if sel.NumMessages == 0 {
+		return nil, sel.UIDValidity, nil
+	}
+	metas, err := fetchMeta(c.C, imap.UIDSet{{Start: 1, Stop: 0}})
+	if err != nil {
+		return nil, 0, imapconn.Classify("fetch "+name, err)
+	}
+	out := make([]digest, len(metas))
+	for i, m := range metas {
+		out[i] = digest{uid: m.uid, hash: fmt.Sprintf("%d|%s", m.size, m.messageID), flags: flagKey(m.flags), date: m.date.Unix(), size: m.size}
+	}
+	return out, sel.UIDValidity, nil
 }
 
 func attrKeys(ds []digest) []string {

@@ -35,6 +35,7 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 			LanesPerMailbox: cfg.Limits.LanesPerMailbox,
 			AppendWindow:    cfg.Limits.AppendWindow,
 		},
+		Validation: activities.ValidationDefaults{Level: cfg.Validation.Level, Sample: cfg.Validation.Sample},
 	}
 	for _, name := range cfg.EndpointNames() {
 		ep := cfg.Endpoints[name]
