@@ -43,6 +43,7 @@ import (
 	"github.com/mailshift/mailshift/internal/inventory"
 	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/internal/staging"
+	"github.com/mailshift/mailshift/internal/transfer"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -226,6 +227,8 @@ func runMigrate(ctx context.Context, args []string) error {
 	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
 	direct := fs.String("direct-max-bytes", "", "mailboxes readiness measures at or below this size (e.g. 5MB) skip pre-stage: one pass after the routing switch moves them (default: pre-stage all)")
+	validation := fs.String("validation", "", "validation level: metadata (FETCH metadata and the copy's digests, no body read), sample (also --validation-sample target bodies per folder) or full (every body on both sides); default: the worker's (validation.level, metadata)")
+	validationSample := fs.Int("validation-sample", 0, "target bodies per folder that --validation sample reads (default: the worker's validation.sample, 10)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")
 	window := fs.String("cutover-window", "", `cut over only inside this window, e.g. "Mon-Fri 18:00-23:00; Sat,Sun 00:00-24:00 Europe/London"`)
@@ -255,6 +258,14 @@ func runMigrate(ctx context.Context, args []string) error {
 			return fmt.Errorf("--max-message-size: %w", err)
 		}
 	}
+	if *validation != "" {
+		if _, err := transfer.ParseLevel(*validation); err != nil {
+			return fmt.Errorf("--validation: %w", err)
+		}
+	}
+	if *validationSample < 0 {
+		return fmt.Errorf("--validation-sample: %d is negative", *validationSample)
+	}
 	if *cfgPath == "" {
 		if s, _ := lookupSession(defaultHostPort(*address)); s != nil {
 			*cfgPath = s.Config
@@ -282,6 +293,7 @@ func runMigrate(ctx context.Context, args []string) error {
 			DeltaInterval: *delta, CutoverWindow: *window, DirectMaxBytes: directMax,
 		}
 		in.Policy.MaxMessageSize = maxSize
+		in.Policy.Validation, in.Policy.ValidationSample = strings.ToLower(*validation), *validationSample
 		in.Mailboxes = specsOf(o)
 		specsByOrg[o.Code] = in.Mailboxes
 		if err := workflows.ValidateOrganizationInput(in); err != nil {

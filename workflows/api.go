@@ -173,6 +173,8 @@ type MailboxOutcome struct {
 
 	Consistency Consistency `json:"consistency,omitempty"`
 	Rules       []Rule      `json:"rules,omitempty"`
+	// ValidationLevel is the level Consistency was computed at.
+	ValidationLevel string `json:"validation_level,omitempty"`
 }
 
 // MailboxFinding is a validated mailbox whose score is not Perfect.
@@ -309,12 +311,15 @@ type Progress struct {
 
 	// Consistency is the worst mailbox score; ConsistencyCounts counts
 	// mailboxes per score and RulesFired mailboxes per rule.
-	Consistency          Consistency         `json:"consistency,omitempty"`
-	ConsistencyCounts    map[Consistency]int `json:"consistency_counts,omitempty"`
-	RulesFired           map[string]int      `json:"rules_fired,omitempty"`
-	Findings             []MailboxFinding    `json:"findings,omitempty"`
-	SkippedItemsApproval *Approval           `json:"skipped_items_approval,omitempty"`
-	RollbackRequested    *Approval           `json:"rollback_requested,omitempty"`
+	Consistency       Consistency         `json:"consistency,omitempty"`
+	ConsistencyCounts map[Consistency]int `json:"consistency_counts,omitempty"`
+	// ValidationLevels counts validated mailboxes by the level their score
+	// was computed at (metadata, sample, full).
+	ValidationLevels     map[string]int   `json:"validation_levels,omitempty"`
+	RulesFired           map[string]int   `json:"rules_fired,omitempty"`
+	Findings             []MailboxFinding `json:"findings,omitempty"`
+	SkippedItemsApproval *Approval        `json:"skipped_items_approval,omitempty"`
+	RollbackRequested    *Approval        `json:"rollback_requested,omitempty"`
 
 	Failures []MailboxFailure `json:"failures,omitempty"`
 	Reason   string           `json:"reason,omitempty"`

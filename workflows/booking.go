@@ -121,6 +121,12 @@ func (o *organization) bookValidation(out MailboxOutcome) {
 		p.ConsistencyCounts = map[Consistency]int{}
 	}
 	p.ConsistencyCounts[out.Consistency]++
+	if out.ValidationLevel != "" {
+		if p.ValidationLevels == nil {
+			p.ValidationLevels = map[string]int{}
+		}
+		p.ValidationLevels[out.ValidationLevel]++
+	}
 	p.Consistency = Worse(p.Consistency, out.Consistency)
 	for _, r := range out.Rules {
 		if p.RulesFired == nil {

@@ -62,6 +62,7 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 	}
 	if v := res.Validation; v != nil {
 		out.Consistency, out.Rules = Score(*v)
+		out.ValidationLevel = v.Level
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/mailshift/mailshift/internal/transfer"
 )
 
 // ValidateOrganizationInput reports the first problem with an input, naming
@@ -39,6 +41,9 @@ func ValidateOrganizationInput(in OrganizationInput) error {
 			return fmt.Errorf("organization %s: mailbox %s is listed twice", in.Code, m.Address)
 		}
 		seen[key] = true
+	}
+	if _, err := transfer.ParseLevel(in.Policy.Validation); err != nil {
+		return fmt.Errorf("organization %s: policy: %w", in.Code, err)
 	}
 	if in.ReadinessThreshold < 0 || in.ReadinessThreshold > 1 {
 		return fmt.Errorf("organization %s: readiness threshold %v is outside 0..1", in.Code, in.ReadinessThreshold)

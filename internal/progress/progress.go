@@ -269,7 +269,7 @@ func consistencyReasons(p workflows.Progress) string {
 		if p.Consistency == "" {
 			return " (" + strings.TrimSuffix(failed, "; ") + ")"
 		}
-		return " (" + failed + "every validated mailbox byte-exact with flags and dates; nothing skipped)"
+		return " (" + failed + "every validated mailbox " + exactText(p) + "; nothing skipped" + levelsText(p) + ")"
 	}
 	ids := make([]string, 0, len(p.RulesFired))
 	for id := range p.RulesFired {
@@ -286,7 +286,30 @@ func consistencyReasons(p workflows.Progress) string {
 			counts = append(counts, fmt.Sprintf("%d %s", n, c))
 		}
 	}
-	return fmt.Sprintf(" (%s%s; rules: %s)", failed, strings.Join(counts, ", "), strings.Join(parts, ", "))
+	return fmt.Sprintf(" (%s%s; rules: %s%s)", failed, strings.Join(counts, ", "), strings.Join(parts, ", "), levelsText(p))
+}
+
+// exactText says what a Perfect score proved at the levels the mailboxes
+// were validated at.
+func exactText(p workflows.Progress) string {
+	if len(p.ValidationLevels) == 1 && p.ValidationLevels["full"] > 0 || len(p.ValidationLevels) == 0 {
+		return "byte-exact with flags and dates"
+	}
+	return "has every message once, with its size, flags and date, as the copy recorded it"
+}
+
+// levelsText names the validation levels the score was computed at.
+func levelsText(p workflows.Progress) string {
+	if len(p.ValidationLevels) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, l := range []string{"metadata", "sample", "full"} {
+		if n := p.ValidationLevels[l]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %d", l, n))
+		}
+	}
+	return "; validated at " + strings.Join(parts, ", ")
 }
 
 // Operator is who the person at this terminal is, for the default of
