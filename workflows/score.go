@@ -10,8 +10,10 @@ import (
 type Consistency string
 
 const (
-	// Perfect: every source message is in the target, byte-exact, with its
-	// flags and date; nothing skipped.
+	// Perfect: every source message is in the target once, with its flags
+	// and date, as far as the validation level looks (full: byte-exact;
+	// metadata: size and Message-ID, and the size the copy recorded;
+	// sample: also the sampled bodies byte-exact); nothing skipped.
 	Perfect Consistency = score.Perfect
 	// Good: nothing lost; the only differences are recoverable or expected
 	// (large items kept in the staging store, mail that arrived in the
@@ -21,8 +23,8 @@ const (
 	// (bad items, flag or date mismatches); an operator must approve the
 	// skipped items before the organization completes.
 	Investigate Consistency = score.Investigate
-	// Poor: messages missing without a recorded reason, or duplicated; the
-	// organization is rolled back.
+	// Poor: messages missing without a recorded reason, duplicated, or
+	// altered in the target; the organization is rolled back.
 	Poor Consistency = score.Poor
 )
 
