@@ -2,8 +2,15 @@
 // other tools on the same deterministic corpus, between two private Dovecot
 // instances on loopback (mail_fsync=never on both):
 //
+//   - migrate: what a user runs, `starter migrate` on one organization of the
+//     corpus's mailboxes, end to end (readiness, pre-stage, cutover with the
+//     routing switch, validation), against `starter serve` started and ready
+//     before the clock; then a no-op re-run and a re-run after every target
+//     folder was emptied, with each phase's time and the body bytes the
+//     servers sent (see migrate.go);
 //   - mailshift: transfer.Run per mailbox, several mailboxes in parallel, in
-//     a child process (this binary re-executed) so its peak RSS is its own;
+//     a child process (this binary re-executed) so its peak RSS is its own:
+//     the engine alone;
 //   - mbsync (isync) with CopyArrivalDate, one process per group of mailboxes;
 //   - doveadm backup -R with imapc as the remote, run with the target's config;
 //   - the read limit: every body fetched (one UID FETCH 1:* per folder) and
@@ -67,7 +74,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 4, "mailboxes transferred at a time (processes for mbsync and doveadm)")
 	flag.IntVar(&o.window, "append-window", 16, "mailshift: APPENDs in flight per lane over LITERAL+ (0: wait for each, as the go-imap client does)")
 	flag.IntVar(&o.lanes, "lanes", config.DefaultLanesPerMailbox, "mailshift: folders of one mailbox copied at once, each on its own connection pair (the worker's lanes_per_mailbox)")
-	flag.StringVar(&tools, "tools", "mailshift,mbsync,doveadm,read", "tools to measure, in order")
+	flag.StringVar(&tools, "tools", "migrate,mailshift,mbsync,doveadm,read", "tools to measure, in order")
 	flag.StringVar(&o.workdir, "workdir", "", "directory for tool state and logs (default: a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.repeat, "repeat", 1, "measure every tool this many times (fresh target each time) and report medians")
@@ -98,6 +105,10 @@ type row struct {
 	rerunDups string
 	notes     []string
 	failed    string
+	// migrate tool: its runs (first, rerun, emptied), and the duplicates
+	// its first check found.
+	migrateRuns []migrateRun
+	checkDups   int
 }
 
 func run(o options) error {
@@ -239,6 +250,7 @@ func run(o options) error {
 		}
 	}
 	fmt.Printf("- corpus load (APPEND, 2 connections): %v\n", load.Round(time.Millisecond))
+	printMigrate(byTool, nbytes)
 	return nil
 }
 
@@ -306,6 +318,8 @@ func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep in
 
 	var pass func(rerun bool) ([]*exec.Cmd, error)
 	switch tool {
+	case "migrate":
+		return measureMigrate(o, c, src, tgt, users, pws, dir, r)
 	case "mailshift":
 		pass = func(rerun bool) ([]*exec.Cmd, error) {
 			return childCmds(childJob{Mode: "mailshift", Src: src.Addr(), Tgt: tgt.Addr(), Users: users, Pass: pws, Parallel: o.parallel, Lanes: o.lanes, Window: o.window,
