@@ -106,13 +106,13 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 		return fail(fmt.Errorf("starter serve: %w (log %s)", err, serveLog.Name()))
 	}
 	defer cl.Close()
-	r.notes = append(r.notes, fmt.Sprintf("`starter migrate --concurrency %d` on one organization of %d mailboxes, against `starter serve` (embedded Temporal server on SQLite and a worker, %d folders per mailbox at once, %d APPENDs in flight), started and ready before the clock; validation at the worker's default level",
-		o.parallel, len(users), o.lanes, o.window))
+	r.notes = append(r.notes, fmt.Sprintf("`starter migrate` with its defaults (8 mailboxes at once, automatic approval, validation at the worker's default level) on one organization of %d mailboxes, against `starter serve` (embedded Temporal server on SQLite and a worker, %d folders per mailbox at once, %d APPENDs in flight), started and ready before the clock",
+		len(users), o.lanes, o.window))
 
 	migrate := func(label string) (migrateRun, error) {
 		m := migrateRun{label: label}
-		cmd := exec.Command(bin, "migrate", "--inventory", inv, "--config", cfg, "--address", addr,
-			"--concurrency", strconv.Itoa(o.parallel), "--approval", "auto", "--worker-wait", "0")
+		// The user's defaults: concurrency, approval and validation level.
+		cmd := exec.Command(bin, "migrate", "--inventory", inv, "--config", cfg, "--address", addr, "--worker-wait", "0")
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(dir, "state"))
 		srcOff, tgtOff := fileSize(src.LogPath()), fileSize(tgt.LogPath())
 		syscall.Sync()
@@ -194,7 +194,7 @@ func migrateFiles(dir string, o options, src, tgt *dovecottest.Instance, users, 
 	if err := os.WriteFile(passwd, []byte(pw.String()), 0o600); err != nil {
 		return "", "", err
 	}
-	conns := 2 * o.parallel * max(1, o.lanes)
+	conns := 2 * 8 * max(1, o.lanes) // migrate's default concurrency is 8
 	cfg = filepath.Join(dir, "mailshift.yaml")
 	body := fmt.Sprintf(`endpoints:
   source: {url: %q, passwords: "file:%s", max_connections: %d}
