@@ -54,6 +54,7 @@ const (
 	RuleDates      = score.RuleDates
 	RuleStaged     = score.RuleStaged
 	RuleExtra      = score.RuleExtra
+	RuleAltered    = score.RuleAltered
 )
 
 // Score grades one mailbox's validation and says which rules fired, worst

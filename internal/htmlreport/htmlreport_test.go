@@ -167,7 +167,7 @@ func TestOrganizationPageWithoutTimes(t *testing.T) {
 // The rules the page explains are the workflows' own: every rule Score can
 // fire is listed with the grade Score gives it.
 func TestRulesAreTheWorkflowsRules(t *testing.T) {
-	_, fired := workflows.Score(activities.ValidateResult{Missing: 1, Duplicates: 1, FlagMismatch: 1, DateMismatch: 1, Extra: 1, Staged: 1,
+	_, fired := workflows.Score(activities.ValidateResult{Missing: 1, Duplicates: 1, Altered: 1, FlagMismatch: 1, DateMismatch: 1, Extra: 1, Staged: 1,
 		SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1, "rejected": 1}})
 	require.Len(t, Rules, len(fired))
 	for _, f := range fired {

@@ -55,6 +55,8 @@ type Organization struct {
 	Staged          int
 	SkippedByReason map[string]int
 	Scores          map[string]int
+	// Levels counts validated mailboxes by validation level.
+	Levels map[string]int
 	RulesFired      map[string]int
 	Started         time.Time
 	Finished        time.Time
@@ -75,7 +77,7 @@ type Organization struct {
 // NewOrganization starts an empty report.
 func NewOrganization(code, name, store string) *Organization {
 	return &Organization{Code: code, Name: name, Store: store, Generated: time.Now().UTC(),
-		States: map[report.State]int{}, SkippedByReason: map[string]int{}, Scores: map[string]int{},
+		States: map[report.State]int{}, SkippedByReason: map[string]int{}, Scores: map[string]int{}, Levels: map[string]int{},
 		RulesFired: map[string]int{}, failedSeen: map[string]bool{}}
 }
 
@@ -90,6 +92,9 @@ func (o *Organization) Add(r *report.MailboxReport) {
 	o.Staged += r.Staged
 	for reason, n := range r.SkippedByReason {
 		o.SkippedByReason[reason] += n
+	}
+	if r.Validation != nil && r.Validation.Level != "" {
+		o.Levels[r.Validation.Level]++
 	}
 	if r.Consistency != "" {
 		o.Scores[r.Consistency]++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/mailshift/mailshift/internal/progress"
@@ -59,6 +60,7 @@ type Rule struct {
 var Rules = []Rule{
 	{ID: workflows.RuleMissing, Grade: workflows.Poor, Meaning: "source messages are not in the target and no reason is recorded"},
 	{ID: workflows.RuleDuplicates, Grade: workflows.Poor, Meaning: "messages are in the target more often than in the source"},
+	{ID: workflows.RuleAltered, Grade: workflows.Poor, Meaning: "target messages differ from what was copied: their size, or a sampled body, against the copy's digests"},
 	{ID: workflows.RuleBadItems, Grade: workflows.Investigate, Meaning: "items were not migrated: rejected by the target, unreadable, or too large and not staged (see the skipped items)"},
 	{ID: workflows.RuleFlags, Grade: workflows.Investigate, Meaning: "messages differ in their flags"},
 	{ID: workflows.RuleDates, Grade: workflows.Investigate, Meaning: "messages differ in their received date"},
@@ -66,15 +68,27 @@ var Rules = []Rule{
 	{ID: workflows.RuleExtra, Grade: workflows.Good, Meaning: "messages in the target are not in the source (mail delivered after the switch)"},
 }
 
+// LevelsText names the validation levels of the validated mailboxes, as
+// "metadata (24 mailboxes)".
+func (o *Organization) LevelsText() string {
+	var parts []string
+	for _, l := range []string{"metadata", "sample", "full"} {
+		if n := o.Levels[l]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d mailboxes)", l, n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Grades are the consistency scores, best first, with what each means.
 var Grades = []struct {
 	Grade   workflows.Consistency
 	Meaning string
 }{
-	{workflows.Perfect, "every source message is in the target, byte for byte, with its flags and date; nothing skipped"},
+	{workflows.Perfect, "every source message is in the target once, with its flags and date, as far as the validation level looks (full: byte for byte; metadata: size and Message-ID, and the size the copy recorded; sample: also the sampled bodies byte for byte); nothing skipped"},
 	{workflows.Good, "nothing lost; the only differences are expected (large items staged, mail delivered after the switch)"},
 	{workflows.Investigate, "something was not migrated or differs in its metadata; an operator approves the skipped items before the organization completes"},
-	{workflows.Poor, "messages missing without a recorded reason, or duplicated; the organization is rolled back"},
+	{workflows.Poor, "messages missing without a recorded reason, duplicated, or altered in the target; the organization is rolled back"},
 }
 
 type kv struct {
