@@ -338,3 +338,13 @@ func TestInvalidInputIsRejectedWithTheField(t *testing.T) {
 	require.True(t, errors.As(env.GetWorkflowError(), &app))
 	require.Equal(t, activities.ErrTypeConfig, app.Type())
 }
+
+// An altered target message (the copy's digest disagrees) is Poor at any
+// level, so it rolls back like a missing one.
+func TestAlteredMessagesArePoor(t *testing.T) {
+	c, rules := Score(activities.ValidateResult{OK: false, Altered: 2, Level: "sample"})
+	require.Equal(t, Poor, c)
+	require.Len(t, rules, 1)
+	require.Equal(t, RuleAltered, rules[0].ID)
+	require.Contains(t, rules[0].Detail, "2 target messages differ")
+}
