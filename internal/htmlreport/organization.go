@@ -56,10 +56,10 @@ type Organization struct {
 	SkippedByReason map[string]int
 	Scores          map[string]int
 	// Levels counts validated mailboxes by validation level.
-	Levels map[string]int
-	RulesFired      map[string]int
-	Started         time.Time
-	Finished        time.Time
+	Levels     map[string]int
+	RulesFired map[string]int
+	Started    time.Time
+	Finished   time.Time
 
 	failures     []Failure
 	failed       int
