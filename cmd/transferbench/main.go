@@ -266,10 +266,12 @@ func durations(rows []row, f func(row) time.Duration) []time.Duration {
 }
 
 // median of a sorted list.
+// median of d, which it sorts.
 func median(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
+	slices.Sort(d)
 	if len(d)%2 == 1 {
 		return d[len(d)/2]
 	}

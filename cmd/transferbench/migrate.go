@@ -555,8 +555,12 @@ func printMigrate(byTool map[string][]row, nbytes int64) {
 			}
 		}
 		name := map[string]string{"first": "first migration", "rerun": "re-run, nothing changed", "emptied": "re-run, every target folder emptied"}[label]
-		fmt.Printf("| %s | %s | %.1f | %.1fs | %s | %s | %s | %s | %s | %.1fs | %s | %s |\n", name, wall.Round(10*time.Millisecond),
-			mb(nbytes)/wall.Seconds(), med(func(m migrateRun) time.Duration { return m.machine }).Seconds(), strings.Join(body, " / "),
+		rate := fmt.Sprintf("%.1f", mb(nbytes)/wall.Seconds())
+		if label == "rerun" {
+			rate = "—" // nothing to copy
+		}
+		fmt.Printf("| %s | %s | %s | %.1fs | %s | %s | %s | %s | %s | %.1fs | %s | %s |\n", name, wall.Round(10*time.Millisecond),
+			rate, med(func(m migrateRun) time.Duration { return m.machine }).Seconds(), strings.Join(body, " / "),
 			phase(string(workflows.PhaseReadiness)), phase(string(workflows.PhasePreStage)), phase(string(workflows.PhaseCutover)),
 			phase(string(workflows.PhaseValidation)), med(func(m migrateRun) time.Duration { return m.approvalToSwitch }).Seconds(),
 			strings.Join(endList, " / "), strings.Join(checkList, " / "))
