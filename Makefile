@@ -25,7 +25,7 @@ bench:
 	go run ./cmd/orgbench
 	go run ./cmd/inventorybench
 
-# The long run (CI runs it after make test; about 21 minutes on 2 cores):
+# The long run (CI runs it after make test; about 32 minutes on 2 cores):
 # the scale test at an NHS trust's size, one organization of 50,000 tiny
 # mailboxes, one Mailbox workflow each. It proves that every message
 # arrives once and that each run's history stays bounded (under 10,000

@@ -27,7 +27,7 @@ import (
 // came near Temporal's limits. By default (go test, make test) it runs
 // 2,000 mailboxes: at least four runs, 1.5 to 2.5 minutes on 2 cores.
 // MAILSHIFT_SCALE_MAILBOXES sets another size; make scale runs an NHS
-// trust's 50,000 (about 21 minutes).
+// trust's 50,000 (about 32 minutes).
 func TestLargeOrganizationContinuesAsNewWithBoundedHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an embedded Temporal server")
