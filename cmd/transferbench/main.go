@@ -31,8 +31,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/mailshift/mailshift/internal/config"
-	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"log"
 	"os"
@@ -45,6 +43,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/procstat"
 
 	"github.com/mailshift/mailshift/internal/dovecottest"
 )
@@ -422,28 +423,7 @@ func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep in
 			r.notes = append(r.notes, fmt.Sprintf("re-run read %d bodies and copied %d messages", res.BodiesRead, res.Messages))
 		}
 	}
-	dups := 0
-	err = parallel(len(users), o.parallel, func(i int) error {
-		s, err := countMailbox(ctx, account{src.Addr(), users[i], pws[i]})
-		if err != nil {
-			return err
-		}
-		t, err := countMailbox(ctx, account{tgt.Addr(), users[i], pws[i]})
-		if err != nil {
-			return err
-		}
-		for f, n := range t {
-			if n > s[f] {
-				atomicAddInt(&dups, n-s[f])
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		r.rerunDups = "error: " + err.Error()
-	} else {
-		r.rerunDups = fmt.Sprint(dups - total.Duplicates)
-	}
+	r.rerunDups = duplicatesAfter(ctx, o, src, tgt, users, pws, total.Duplicates)
 	log.Printf("%s: re-run in %v, %s duplicates after it", tool, rerun.Round(time.Millisecond), r.rerunDups)
 	return r
 }
