@@ -6,12 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/mailshift/mailshift/internal/estate"
 	"io"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/mailshift/mailshift/internal/estate"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mailshift/mailshift/internal/estate"
-	"github.com/mailshift/mailshift/internal/procstat"
 	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/procstat"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"

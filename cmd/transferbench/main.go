@@ -62,6 +62,7 @@ type options struct {
 	keep                bool
 	repeat              int
 	store               string
+	starter             string // the starter binary the migrate tool runs, built for this run
 }
 
 func main() {
@@ -167,6 +168,11 @@ func run(o options) error {
 
 	// Each repetition measures every tool once, in order, so that a slow
 	// phase of the host hits all tools alike; the table shows medians.
+	if slices.Contains(o.tools, "migrate") {
+		if o.starter, err = buildStarter(o.workdir); err != nil {
+			return err
+		}
+	}
 	byTool := map[string][]row{}
 	for rep := 1; rep <= o.repeat; rep++ {
 		for _, tool := range o.tools {
@@ -262,11 +268,9 @@ func durations(rows []row, f func(row) time.Duration) []time.Duration {
 	for i, r := range rows {
 		out[i] = f(r)
 	}
-	slices.Sort(out)
 	return out
 }
 
-// median of a sorted list.
 // median of d, which it sorts.
 func median(d []time.Duration) time.Duration {
 	if len(d) == 0 {
@@ -322,7 +326,7 @@ func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep in
 	var pass func(rerun bool) ([]*exec.Cmd, error)
 	switch tool {
 	case "migrate":
-		return measureMigrate(o, c, src, tgt, users, pws, dir, r)
+		return measureMigrate(o, src, tgt, users, pws, dir, r)
 	case "mailshift":
 		pass = func(rerun bool) ([]*exec.Cmd, error) {
 			return childCmds(childJob{Mode: "mailshift", Src: src.Addr(), Tgt: tgt.Addr(), Users: users, Pass: pws, Parallel: o.parallel, Lanes: o.lanes, Window: o.window,

@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mailshift/mailshift/control"
 	"github.com/mailshift/mailshift/internal/dovecottest"
+	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -37,6 +37,7 @@ const benchOrg = "BENCH"
 type migrateRun struct {
 	label              string
 	wall, cpu, machine time.Duration
+	rssKB              int64
 	// phases are the organization's phases in order with their durations,
 	// from its workflow history; approvalToSwitch runs from the cutover's
 	// start (auto approval) to the routing switch's completion.
@@ -56,7 +57,7 @@ type phaseTime struct {
 }
 
 // measureMigrate measures the migrate tool into r.
-func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, pws []string, dir string, r row) row {
+func measureMigrate(o options, src, tgt *dovecottest.Instance, users, pws []string, dir string, r row) row {
 	fail := func(err error) row { r.failed = err.Error(); return r }
 	// The servers' logs outlive them in the work directory (--keep).
 	defer func() {
@@ -66,10 +67,7 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 			}
 		}
 	}()
-	bin, err := buildStarter(o.workdir)
-	if err != nil {
-		return fail(err)
-	}
+	bin := o.starter
 	cfg, inv, err := migrateFiles(dir, o, src, tgt, users, pws)
 	if err != nil {
 		return fail(err)
@@ -117,9 +115,9 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 		srcOff, tgtOff := fileSize(src.LogPath()), fileSize(tgt.LogPath())
 		syscall.Sync()
 		busy := machineBusy()
-		wall, _, cpu, out, err := runCmds([]*exec.Cmd{cmd}, 1, filepath.Join(dir, label+".log"))
+		wall, rss, cpu, out, err := runCmds([]*exec.Cmd{cmd}, 1, filepath.Join(dir, label+".log"))
 		m.machine = machineBusy() - busy
-		m.wall, m.cpu = wall, cpu
+		m.wall, m.cpu, m.rssKB = wall, cpu, rss
 		if err != nil {
 			return m, fmt.Errorf("%s: %v: %s", label, err, tailString(out, 400))
 		}
@@ -136,7 +134,7 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 	if err != nil {
 		return fail(err)
 	}
-	r.wall, r.cpu, r.machine = first.wall, first.cpu, first.machine
+	r.wall, r.cpu, r.machine, r.rssKB = first.wall, first.cpu, first.machine, first.rssKB
 	r.migrateRuns = append(r.migrateRuns, first)
 	r.notes = append(r.notes, "peak RSS: the starter migrate process; the worker runs inside starter serve, whose CPU is in Machine CPU")
 	r.check = checkAll(ctx, o, src, tgt, users, pws, &r)
@@ -144,6 +142,8 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 	again, err := migrate("rerun")
 	if err != nil {
 		r.notes = append(r.notes, "re-run failed: "+err.Error())
+		r.rerunDups = "—"
+		return r
 	}
 	r.rerun = again.wall
 	r.migrateRuns = append(r.migrateRuns, again)
@@ -151,7 +151,7 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 
 	// Every target folder emptied, the source unchanged: the next run must
 	// copy everything again, validate, and duplicate nothing.
-	if err := emptyTargets(ctx, tgt, users, pws); err != nil {
+	if err := emptyTargets(ctx, o, tgt, users, pws); err != nil {
 		r.notes = append(r.notes, "emptying the targets failed: "+err.Error())
 		return r
 	}
@@ -162,16 +162,18 @@ func measureMigrate(o options, c corpus, src, tgt *dovecottest.Instance, users, 
 	}
 	var chk row
 	emptied.check = checkAll(ctx, o, src, tgt, users, pws, &chk)
+	if chk.checkDups > 0 {
+		emptied.check += fmt.Sprintf(" (%d duplicates)", chk.checkDups)
+	}
+	r.notes = append(r.notes, chk.notes...)
 	r.migrateRuns = append(r.migrateRuns, emptied)
 	return r
 }
 
-// buildStarter builds the starter once per bench run.
+// buildStarter builds the starter from this checkout, once per bench run
+// and always (a binary left in a reused work directory may be old code).
 func buildStarter(workdir string) (string, error) {
 	bin := filepath.Join(workdir, "starter")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
 	log.Printf("building the starter (the Temporal server included: minutes on a cold cache)")
 	cmd := exec.Command("go", "build", "-o", bin, "./starter")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -222,21 +224,20 @@ func freeAddr() (string, error) {
 // waitServe waits until serve's frontend answers and its worker polls.
 func waitServe(ctx context.Context, addr string, within time.Duration) (client.Client, error) {
 	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	for {
 		cl, err := client.Dial(client.Options{HostPort: addr, Logger: quietLogger{}})
 		if err == nil {
-			resp, err := cl.DescribeTaskQueue(ctx, workflows.TaskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
-			if err == nil && pollers(resp.GetPollers()) > 0 {
+			if _, err = control.WaitForWorker(ctx, cl, "", time.Until(deadline)); err == nil {
 				return cl, nil
 			}
 			cl.Close()
 		}
-		time.Sleep(250 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("not ready at %s after %v: %w", addr, within, err)
+		}
+		time.Sleep(250 * time.Millisecond) // the frontend is not listening yet
 	}
-	return nil, fmt.Errorf("not ready at %s after %v", addr, within)
 }
-
-func pollers(p []*taskqueue.PollerInfo) int { return len(p) }
 
 // quietLogger drops the SDK's log lines.
 type quietLogger struct{}
@@ -442,27 +443,24 @@ func duplicatesAfter(ctx context.Context, o options, src, tgt *dovecottest.Insta
 }
 
 // emptyTargets expunges every message of every target folder.
-func emptyTargets(ctx context.Context, tgt *dovecottest.Instance, users, pws []string) error {
-	return parallel(len(users), 4, func(i int) error {
-		c, err := imapclient.DialInsecure(tgt.Addr(), nil)
+func emptyTargets(ctx context.Context, o options, tgt *dovecottest.Instance, users, pws []string) error {
+	return parallel(len(users), o.parallel, func(i int) error {
+		c, err := login(ctx, account{tgt.Addr(), users[i], pws[i]})
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		if err := c.Login(users[i], pws[i]).Wait(); err != nil {
-			return err
-		}
-		folders, err := c.List("", "*", nil).Collect()
+		folders, err := estate.ListFolders(c)
 		if err != nil {
 			return err
 		}
 		for _, f := range folders {
-			if hasAttr(f.Attrs, imap.MailboxAttrNoSelect) {
+			if f.NoSelect {
 				continue
 			}
-			sel, err := c.Select(f.Mailbox, nil).Wait()
+			sel, err := c.Select(f.Name, nil).Wait()
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", users[i], f.Mailbox, err)
+				return fmt.Errorf("%s %s: %w", users[i], f.Name, err)
 			}
 			if sel.NumMessages > 0 {
 				if err := c.Store(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
@@ -475,15 +473,6 @@ func emptyTargets(ctx context.Context, tgt *dovecottest.Instance, users, pws []s
 		}
 		return c.Logout().Wait()
 	})
-}
-
-func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
-	for _, x := range attrs {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // printMigrate prints the migrate tool's runs, each a median over the
