@@ -52,23 +52,8 @@ func RunningOrg(ctx context.Context, c client.Client, org string, dc converter.D
 	if r.Progress, err = Progress(ctx, c, org); err != nil {
 		return nil, err
 	}
-	it := c.GetWorkflowHistory(ctx, id, r.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return nil, fmt.Errorf("%s run %s: no history", id, r.RunID)
-	}
-	ev, err := it.Next()
-	if err != nil {
-		return nil, fmt.Errorf("%s run %s: history: %w", id, r.RunID, err)
-	}
-	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
-	if attrs == nil {
-		return nil, fmt.Errorf("%s run %s: the first event is %s, not the start", id, r.RunID, ev.GetEventType())
-	}
-	if dc == nil {
-		dc = converter.GetDefaultDataConverter()
-	}
-	if err := dc.FromPayloads(attrs.GetInput(), &r.Input); err != nil {
-		return nil, fmt.Errorf("%s run %s: reading its input: %w", id, r.RunID, err)
+	if err := StartInput(ctx, c, id, r.RunID, dc, &r.Input); err != nil {
+		return nil, err
 	}
 	// What was added since the run started is in the workflow, not its input.
 	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryAddedMailboxes)
@@ -125,6 +110,8 @@ func ChangedSettings(running *RunningOrganization, want workflows.OrganizationIn
 	cmp("delta-interval", have.DeltaInterval, want.DeltaInterval, "")
 	cmp("cutover-window", have.CutoverWindow, want.CutoverWindow, "")
 	cmp("direct-max-bytes", have.DirectMaxBytes, want.DirectMaxBytes, "")
+	cmp("validation", have.Policy.Validation, want.Policy.Validation, "")
+	cmp("validation-sample", have.Policy.ValidationSample, want.Policy.ValidationSample, "")
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -164,4 +151,30 @@ func MailboxDiff(running, wanted []workflows.MailboxSpec) (added []workflows.Mai
 		}
 	}
 	return added, removed
+}
+
+// StartInput decodes into v the input a workflow run (runID "": the
+// latest) was started with, read from its first history event with dc
+// (nil: the default converter; give the codec's when payloads may be
+// encrypted, as history events come undecoded).
+func StartInput(ctx context.Context, c client.Client, id, runID string, dc converter.DataConverter, v any) error {
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return fmt.Errorf("workflow %s: no history", id)
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return fmt.Errorf("workflow %s: history: %w", id, err)
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil {
+		return fmt.Errorf("workflow %s: the first event is %s, not the start", id, ev.GetEventType())
+	}
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	if err := dc.FromPayloads(attrs.GetInput(), v); err != nil {
+		return fmt.Errorf("workflow %s: reading its input: %w", id, err)
+	}
+	return nil
 }

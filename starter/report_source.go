@@ -176,7 +176,11 @@ func runCampaignReport(ctx context.Context, name, address, out string) error {
 		return fmt.Errorf("report --campaign %s: a campaign's report needs Temporal: %w", name, err)
 	}
 	defer c.Close()
-	camp, err := campaignReport(ctx, c, name)
+	cc, err := clientCodec(src.config, src.options.HostPort)
+	if err != nil {
+		return fmt.Errorf("report --campaign %s: %w", name, err)
+	}
+	camp, err := campaignReport(ctx, c, cc.DataConverter(), name)
 	if err != nil {
 		return fmt.Errorf("report --campaign %s: %w", name, err)
 	}
@@ -191,11 +195,11 @@ func runCampaignReport(ctx context.Context, name, address, out string) error {
 // query.
 const campaignCodesPerQuery = 100
 
-func campaignReport(ctx context.Context, c client.Client, name string) (*htmlreport.Campaign, error) {
+func campaignReport(ctx context.Context, c client.Client, dc converter.DataConverter, name string) (*htmlreport.Campaign, error) {
 	id := workflows.CampaignWorkflowID(name)
-	in, err := campaignInput(ctx, c, id)
-	if err != nil {
-		return nil, err
+	var in workflows.CampaignInput
+	if err := control.StartInput(ctx, c, id, "", dc, &in); err != nil {
+		return nil, fmt.Errorf("%w (is the campaign's name right?)", err)
 	}
 	camp := &htmlreport.Campaign{Name: name}
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
@@ -238,27 +242,4 @@ func campaignReport(ctx context.Context, c client.Client, name string) (*htmlrep
 		camp.Orgs = append(camp.Orgs, row)
 	}
 	return camp, nil
-}
-
-// campaignInput reads the campaign's organizations from the start event of
-// its latest run: every run carries the whole input, while its progress
-// lists only the organizations started most recently.
-func campaignInput(ctx context.Context, c client.Client, id string) (workflows.CampaignInput, error) {
-	var in workflows.CampaignInput
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return in, fmt.Errorf("workflow %s: no history (is the campaign's name right?)", id)
-	}
-	ev, err := it.Next()
-	if err != nil {
-		return in, fmt.Errorf("workflow %s: %w", id, err)
-	}
-	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
-	if attrs == nil {
-		return in, fmt.Errorf("workflow %s: its first event is %s, not the start", id, ev.GetEventType())
-	}
-	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
-		return in, fmt.Errorf("workflow %s: its input: %w", id, err)
-	}
-	return in, nil
 }
