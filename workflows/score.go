@@ -28,15 +28,8 @@ const (
 	Poor Consistency = score.Poor
 )
 
-var consistencyRank = map[Consistency]int{"": 0, Perfect: 1, Good: 2, Investigate: 3, Poor: 4}
-
 // Worse returns the worse of two scores.
-func Worse(a, b Consistency) Consistency {
-	if consistencyRank[b] > consistencyRank[a] {
-		return b
-	}
-	return a
-}
+func Worse(a, b Consistency) Consistency { return Consistency(score.Worse(string(a), string(b))) }
 
 // Rule is one scoring rule that fired: a stable id and what it saw.
 type Rule struct {
