@@ -129,7 +129,10 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		beats.beat(cp)
 	}
 	opts.Commit = func(cp transfer.Checkpoint) error { return a.saveJSON(ctx, ledger, cp) }
-	opts.Digests = func(d transfer.FolderDigests) error { return a.saveDigests(ctx, in.Mailbox.Org, in.Mailbox.Address, d) }
+	// Like the ledger, the digests of a pass cut short are kept.
+	opts.Digests = func(d transfer.FolderDigests) error {
+		return a.saveDigests(context.WithoutCancel(ctx), in.Mailbox.Org, in.Mailbox.Address, d)
+	}
 	start := time.Now()
 	res.Started = start.UTC()
 	tally := cp.Tally(in.PassID)

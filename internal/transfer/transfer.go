@@ -174,8 +174,9 @@ type Options struct {
 	SpoolDir string
 	// Digests, when set, receives what each folder's pass appended (source
 	// and target UID, size, SHA-256 of the bytes as they streamed) once the
-	// folder is done, before Commit; validation checks against it instead of
-	// reading source bodies again. An error fails the pass.
+	// folder is done, before Commit, or when the folder's pass fails (what
+	// it appended is settled all the same); validation checks against it
+	// instead of reading source bodies again. An error fails the pass.
 	Digests func(d FolderDigests) error
 }
 
@@ -375,18 +376,27 @@ func (r *runner) order(work []FolderPlan) ([]FolderPlan, int) {
 	return out, busy
 }
 
+// saveDigests hands the folder's appends of this pass to Options.Digests.
+func (r *runner) saveDigests(p FolderPlan) error {
+	if r.opts.Digests == nil || len(r.digests) == 0 || r.cur == nil {
+		return nil
+	}
+	return r.opts.Digests(FolderDigests{Source: p.Source, Target: p.Target, UIDValidity: r.cur.UIDValidity,
+		TargetUIDValidity: r.cur.TargetUIDValidity, Digests: slices.Clone(r.digests)})
+}
+
 func (r *runner) oneFolder(ctx context.Context, p FolderPlan) error {
 	r.st.Folders++
 	r.digests = r.digests[:0]
 	if err := r.folder(ctx, p); err != nil {
 		r.publish()
+		// What this attempt appended is settled in the checkpoint the
+		// caller keeps whatever happened: keep its digests too.
+		_ = r.saveDigests(p)
 		return fmt.Errorf("folder %q: %w", p.Source, err)
 	}
-	if r.opts.Digests != nil && len(r.digests) > 0 {
-		if err := r.opts.Digests(FolderDigests{Source: p.Source, Target: p.Target, UIDValidity: r.cur.UIDValidity,
-			TargetUIDValidity: r.cur.TargetUIDValidity, Digests: slices.Clone(r.digests)}); err != nil {
-			return fmt.Errorf("folder %q: digests: %w", p.Source, err)
-		}
+	if err := r.saveDigests(p); err != nil {
+		return fmt.Errorf("folder %q: digests: %w", p.Source, err)
 	}
 	r.sh.mu.Lock()
 	defer r.sh.mu.Unlock()
