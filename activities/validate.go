@@ -36,7 +36,7 @@ func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (Val
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: %v", in.Mailbox.Address, err), ErrTypeConfig, nil)
 	}
 	var notes []string
-	if vo.Level != transfer.LevelFull {
+	if vo.Level == transfer.LevelSample {
 		segs, n, err := a.loadDigests(ctx, in.Mailbox.Org, in.Mailbox.Address)
 		if err != nil {
 			return res, err

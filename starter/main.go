@@ -227,7 +227,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	archive := fs.Bool("archive", false, "export every mailbox to the staging store before cutover")
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
 	direct := fs.String("direct-max-bytes", "", "mailboxes readiness measures at or below this size (e.g. 5MB) skip pre-stage: one pass after the routing switch moves them (default: pre-stage all)")
-	validation := fs.String("validation", "", "validation level: metadata (FETCH metadata and the copy's digests, no body read), sample (also --validation-sample target bodies per folder) or full (every body on both sides); default: the worker's (validation.level, metadata)")
+	validation := fs.String("validation", "", "validation level: metadata (FETCH metadata on both sides, no body read), sample (also --validation-sample target bodies per folder) or full (every body on both sides); default: the worker's (validation.level, metadata)")
 	validationSample := fs.Int("validation-sample", 0, "target bodies per folder that --validation sample reads (default: the worker's validation.sample, 10)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")

@@ -728,6 +728,7 @@ func TestComposeCodecServer(t *testing.T) {
 	require.Equal(t, w.Environment["MAILSHIFT_CONFIG"], cfgPath)
 	require.NotEmpty(t, composeMount(cs, cfgPath), "the codec server mounts %s", cfgPath)
 	require.Equal(t, composeMount(w, cfgPath), composeMount(cs, cfgPath), "the codec server reads the worker's configuration")
+	require.NotEmpty(t, composeMount(cs, "/run/secrets/mailshift"), "the codec server mounts the secrets")
 	require.Equal(t, composeMount(w, "/run/secrets/mailshift"), composeMount(cs, "/run/secrets/mailshift"), "and its secrets")
 	cfg, err := config.Load(filepath.Join(root, "deploy", "mailshift.yaml"))
 	require.NoError(t, err)
@@ -744,12 +745,14 @@ func TestComposeCodecServer(t *testing.T) {
 	// lets the UI's origin in.
 	ui := cf.Services["temporal-ui"]
 	require.Equal(t, "http://localhost:"+cs.Ports[0].Published, ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	require.NotEmpty(t, ui.Environment["TEMPORAL_CORS_ORIGINS"])
 	require.Contains(t, strings.Split(flag("--cors-origin"), ","), ui.Environment["TEMPORAL_CORS_ORIGINS"])
 	require.Contains(t, ui.DependsOn, "codec-server")
 
 	// The secrets README tells how to make the key.
 	readme, err := os.ReadFile(filepath.Join(root, "deploy", "secrets", "README.md"))
 	require.NoError(t, err)
+	require.NotEmpty(t, cfg.PayloadEncryption.Keys)
 	for _, k := range cfg.PayloadEncryption.Keys {
 		require.Contains(t, string(readme), filepath.Base(strings.TrimPrefix(string(k.Key), "file:")))
 	}

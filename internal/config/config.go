@@ -175,8 +175,8 @@ type Limits struct {
 }
 
 // Validation sets the worker's default validation level: metadata (the
-// default: FETCH metadata and the copy's digests, no body read), sample
-// (also Sample target bodies per folder, hashed against the digests) or
+// default: FETCH metadata on both sides, no body read), sample (also
+// Sample target bodies per folder, hashed against the copy's digests) or
 // full (every body on both sides).
 type Validation struct {
 	Level  string `yaml:"level"`

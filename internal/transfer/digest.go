@@ -33,8 +33,8 @@ type Level string
 
 const (
 	// LevelMetadata compares source and target from FETCH metadata alone
-	// (UID, size, INTERNALDATE, flags, Message-ID) and checks the target's
-	// sizes against the ledger's digests: no body is read.
+	// (UID, size, INTERNALDATE, flags, Message-ID): no body is read, and no
+	// digest either (the size it compares is the one the copy recorded).
 	LevelMetadata Level = "metadata"
 	// LevelSample is LevelMetadata plus the target bodies of a few
 	// messages per folder (Sample), hashed and compared with the digests

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -100,6 +101,19 @@ func TestValidationLevelsCatchWhatTheyClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	alterOneBody(t, tgt.MaildirOf(mbs[2].User))
+
+	// A sample smaller than the folder: as many bodies as asked per folder
+	// with enough mail, the same ones every time.
+	small := transfer.ValidateOptions{Level: transfer.LevelSample, Sample: 2}
+	a, b := validate(0, small), validate(0, small)
+	for i, f := range a.Folders {
+		if want := min(2, f.TargetMessages); f.Sampled != want {
+			t.Errorf("folder %s: sampled %d, want %d", f.Source, f.Sampled, want)
+		}
+		if !slices.Equal(f.SampledUIDs, b.Folders[i].SampledUIDs) {
+			t.Errorf("folder %s: sampled %v, then %v", f.Source, f.SampledUIDs, b.Folders[i].SampledUIDs)
+		}
+	}
 
 	for _, o := range levels {
 		if tt := validate(0, o).Totals(); tt.Missing != 1 {

@@ -113,9 +113,10 @@ func Validate(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules
 // o.Level. Every level counts missing, duplicated and extra messages and
 // flag and date mismatches: LevelFull identifies a message by the SHA-256
 // of its bytes, read on both sides; the others by its size and Message-ID
-// from FETCH metadata, and check the target against the digests the copy
-// recorded (sizes; at LevelSample also a few bodies). Items listed as
-// skipped in the checkpoint are expected to be absent.
+// from FETCH metadata (a size changed on the target shows as missing);
+// LevelSample also hashes a few target bodies per folder against the
+// digests the copy recorded. Items listed as skipped in the checkpoint are
+// expected to be absent.
 func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, rules FolderRules, o ValidateOptions) (Validation, error) {
 	if o.Level == "" {
 		o.Level = DefaultLevel
@@ -225,7 +226,7 @@ func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, r
 		for _, ds := range have {
 			fc.Extra += len(ds)
 		}
-		if o.Level != LevelFull {
+		if o.Level == LevelSample {
 			if err := checkDigests(tgt, p, td, byTargetUID(o.Digests[p.Source], uidValidity, tgtUIDValidity), o, &fc); err != nil {
 				return v, err
 			}
