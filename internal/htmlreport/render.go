@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/internal/report"
+	"github.com/mailshift/mailshift/internal/transfer"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -72,8 +73,8 @@ var Rules = []Rule{
 // "metadata (24 mailboxes)".
 func (o *Organization) LevelsText() string {
 	var parts []string
-	for _, l := range []string{"metadata", "sample", "full"} {
-		if n := o.Levels[l]; n > 0 {
+	for _, l := range transfer.Levels {
+		if n := o.Levels[string(l)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s (%d mailboxes)", l, n))
 		}
 	}

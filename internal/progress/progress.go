@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailshift/mailshift/internal/transfer"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -292,7 +293,7 @@ func consistencyReasons(p workflows.Progress) string {
 // exactText says what a Perfect score proved at the levels the mailboxes
 // were validated at.
 func exactText(p workflows.Progress) string {
-	if len(p.ValidationLevels) == 1 && p.ValidationLevels["full"] > 0 || len(p.ValidationLevels) == 0 {
+	if len(p.ValidationLevels) == 1 && p.ValidationLevels[string(transfer.LevelFull)] > 0 || len(p.ValidationLevels) == 0 {
 		return "byte-exact with flags and dates"
 	}
 	return "has every message once, with its size, flags and date, as the copy recorded it"
@@ -304,8 +305,8 @@ func levelsText(p workflows.Progress) string {
 		return ""
 	}
 	var parts []string
-	for _, l := range []string{"metadata", "sample", "full"} {
-		if n := p.ValidationLevels[l]; n > 0 {
+	for _, l := range transfer.Levels {
+		if n := p.ValidationLevels[string(l)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s: %d", l, n))
 		}
 	}

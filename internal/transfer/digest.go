@@ -44,6 +44,9 @@ const (
 	LevelFull Level = "full"
 )
 
+// Levels are the validation levels, shallowest first.
+var Levels = []Level{LevelMetadata, LevelSample, LevelFull}
+
 // DefaultLevel is the level a policy that names none validates at.
 const DefaultLevel = LevelMetadata
 
