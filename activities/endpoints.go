@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -21,8 +22,16 @@ type Endpoint struct {
 	Options imapconn.Options
 	// Login resolves credentials for a user; called only inside activities.
 	Login func(user string) (imapconn.Login, error)
-	// slots bounds concurrent connections to this endpoint across the worker.
+	// KeepIdle is how long a connection a pass is done with stays logged
+	// in for the mailbox's next pass: 0 means DefaultKeepIdle, < 0 never.
+	KeepIdle time.Duration
+	// slots bounds concurrent connections to this endpoint across the
+	// worker, idle ones included.
 	slots chan struct{}
+	pool  idlePool
+	// waiting counts dials waiting for a slot; idle connections are then
+	// closed rather than kept.
+	waiting atomic.Int64
 }
 
 // NewEndpoint builds an endpoint with a connection limit.
@@ -103,16 +112,35 @@ func (a *Activities) side(m MailboxRef, source bool) (*Endpoint, string, error) 
 // takeSlot reserves one of ep's connections, waiting for one (with
 // heartbeats) or failing at once with errNoSlot; releaseSlot gives it back.
 func (a *Activities) takeSlot(ctx context.Context, ep *Endpoint, wait bool) error {
-	if wait {
-		if err := acquire(ctx, ep.slots); err != nil {
-			return err
+	// A free slot, or one an idle connection gives up.
+	free := func() bool {
+		for {
+			select {
+			case ep.slots <- struct{}{}:
+				a.Metrics.ConnOpened(ep.Name)
+				return true
+			default:
+			}
+			if !a.evictIdle(ep) {
+				return false
+			}
 		}
-	} else {
-		select {
-		case ep.slots <- struct{}{}:
-		default:
-			return errNoSlot
-		}
+	}
+	if free() {
+		return nil
+	}
+	if !wait {
+		return errNoSlot
+	}
+	// Counted before looking at the pool again, so that a connection put
+	// back from now on is closed and its slot freed, not kept idle.
+	ep.waiting.Add(1)
+	defer ep.waiting.Add(-1)
+	if free() {
+		return nil
+	}
+	if err := acquire(ctx, ep.slots); err != nil {
+		return err
 	}
 	a.Metrics.ConnOpened(ep.Name)
 	return nil
@@ -154,12 +182,14 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := a.takeSlot(ctx, ep, wait); err != nil {
-		return nil, nil, err
-	}
 	login, err := loginFor(m, ep, user)
 	if err != nil {
-		a.releaseSlot(ep)
+		return nil, nil, err
+	}
+	if c := a.reuse(ctx, ep, login); c != nil {
+		return c, func() { a.putBack(ep, login, c) }, nil
+	}
+	if err := a.takeSlot(ctx, ep, wait); err != nil {
 		return nil, nil, err
 	}
 	start := time.Now()
@@ -172,7 +202,7 @@ func (a *Activities) dialSide(ctx context.Context, m MailboxRef, source, wait bo
 		return nil, nil, temporalError(fmt.Sprintf("mailbox %s: %s", m.Address, ep.Name), err)
 	}
 	a.Metrics.LoggedIn(ep.Name, time.Since(start))
-	return c, func() { c.Close(); a.releaseSlot(ep) }, nil
+	return c, func() { a.putBack(ep, login, c) }, nil
 }
 
 func acquire(ctx context.Context, slots chan struct{}) error {

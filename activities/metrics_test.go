@@ -45,6 +45,9 @@ func value(s *dto.Metric) float64 {
 	if s.Counter != nil {
 		return s.Counter.GetValue()
 	}
+	if s.Histogram != nil {
+		return float64(s.Histogram.GetSampleCount())
+	}
 	return s.Gauge.GetValue()
 }
 
@@ -100,6 +103,23 @@ func TestConnectionMetrics(t *testing.T) {
 	if v, _ := gathered(t, m, metrics.ConnectionsInUse, map[string]string{"endpoint": "good"}); v != 0 {
 		t.Fatalf("connections in use on good after release = %v, want 0", v)
 	}
+	// The mailbox's next pass takes the idle connection: no second login.
+	logins := func() float64 {
+		v, _ := gathered(t, m, metrics.EndpointLoginSeconds, map[string]string{"endpoint": "good"})
+		return v
+	}
+	before := logins()
+	again, release, err := a.dialSide(ctx, MailboxRef{Address: "alice@example.org", SourceEndpoint: "good", SourceUser: "alice"}, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != c || logins() != before {
+		t.Fatalf("the next pass logged in again (%v logins before, %v after; same connection: %v)", before, logins(), again == c)
+	}
+	if v, _ := gathered(t, m, metrics.ConnectionsInUse, map[string]string{"endpoint": "good"}); v != 1 {
+		t.Fatalf("connections in use on good after reuse = %v, want 1", v)
+	}
+	release()
 
 	if _, _, err := a.dialSide(ctx, MailboxRef{Address: "m@example.org", SourceEndpoint: "good", SourceUser: "mallory"}, true, true); err == nil {
 		t.Fatal("a wrong password logged in")

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+
 	// Cutover windows are evaluated in workflow code: every worker must see
 	// the same time zone rules, whatever the host's tzdata package holds.
 	_ "time/tzdata"
@@ -26,6 +27,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/workerapp"
@@ -63,6 +65,7 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer activities.CloseIdle(acts)
 	// Prometheus metrics: mailshift's own and the Temporal SDK's.
 	reg := metrics.New()
 	workerapp.UseMetrics(acts, reg)

@@ -214,6 +214,7 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 	if o.Metrics != nil {
 		workerapp.UseMetrics(env.Activities, o.Metrics)
 	}
+	env.stops = append(env.stops, func() { activities.CloseIdle(env.Activities) }) // last: after the worker
 
 	if env.Server, err = devserver.Start(ctx, devserver.Options{
 		FrontendAddr: o.TemporalAddr, UIAddr: o.UIAddr, DBPath: o.DBPath,

@@ -94,6 +94,14 @@ func (c *timedConn) timedOut() bool {
 	return c.expired
 }
 
+// quiet reports that no command waits for its answer and no deadline
+// was hit: the connection can serve another command stream.
+func (c *timedConn) quiet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.expired && len(c.pending) == 0
+}
+
 // armRead sets the read deadline once ready (c.mu held).
 func (c *timedConn) armRead() {
 	if c.idle == 0 {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -141,6 +142,12 @@ type Conn struct {
 	caps     imap.CapSet
 	security Security
 	tlsState *tls.ConnectionState
+	raw      *timedConn
+
+	mu sync.Mutex
+	// unbind stops the tie to the context the connection serves now
+	// (closing it when that context ends); nil while detached.
+	unbind func() bool
 }
 
 // Security is how the connection is protected.
@@ -215,7 +222,7 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 	// The client has no context support: closing the connection is how a
 	// cancelled activity unblocks a stuck command.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser(), security: sec, tlsState: st}
+	conn := &Conn{C: c, Addr: addr, User: login.mailboxUser(), security: sec, tlsState: st, raw: raw}
 	// fail reports step op; what names it in "no ... within" when the dial
 	// timeout ends it.
 	fail := func(op, what string, err error) (*Conn, error) {
@@ -264,9 +271,47 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 	}
 	raw.ready(opts.idleTimeout())
 	stop()
-	// Re-arm cancellation for the life of the connection.
-	context.AfterFunc(ctx, func() { c.Close() })
+	conn.Attach(ctx)
 	return conn, nil
+}
+
+// Attach ties the connection to ctx: when ctx ends, the connection is
+// closed, which is how a cancelled activity unblocks a stuck command (the
+// client has no context support). Dial attaches it to its own context.
+func (c *Conn) Attach(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { c.C.Close() })
+	c.mu.Lock()
+	old := c.unbind
+	c.unbind = stop
+	c.mu.Unlock()
+	if old != nil {
+		old()
+	}
+}
+
+// Detach unties the connection from its context so that it can outlive
+// it, idle in a pool. It reports whether the connection is fit to be used
+// again: not closed (by its context or the server), and with every
+// command it sent answered.
+func (c *Conn) Detach() bool {
+	c.mu.Lock()
+	stop := c.unbind
+	c.unbind = nil
+	c.mu.Unlock()
+	if stop != nil && !stop() {
+		return false // its context ended and closed it
+	}
+	select {
+	case <-c.C.Closed():
+		return false
+	default:
+	}
+	switch c.C.State() {
+	case imap.ConnStateAuthenticated, imap.ConnStateSelected:
+	default:
+		return false
+	}
+	return c.raw.quiet()
 }
 
 // Has reports whether the server advertised a capability.

@@ -28,6 +28,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/devserver"
@@ -156,6 +157,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		stops = nil
 	}
 	defer stop()
+	stops = append(stops, func() { activities.CloseIdle(acts) }) // last: after the worker
 	stops = append(stops, func() {
 		if err := srv.Stop(); err != nil {
 			logger.Error("stopping the Temporal server", "error", err)
