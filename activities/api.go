@@ -48,6 +48,9 @@ type ReadinessResult struct {
 	// QUOTA (RFC 9208); zero when unknown.
 	QuotaUsed  int64 `json:"quota_used,omitempty"`
 	QuotaLimit int64 `json:"quota_limit,omitempty"`
+	// Unchanged: the mailbox's seal holds (see Seal); Folders, Messages,
+	// Bytes and LargeItems are then the sealed validation's.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // TransferInput asks for one pass over a mailbox.

@@ -122,6 +122,12 @@ func quotaProblem(need, used, limit int64) string {
 // CheckReadiness logs in to both sides and measures the source without
 // changing anything (EXAMINE and FETCH RFC822.SIZE only).
 func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy) (ReadinessResult, error) {
+	return a.checkReadiness(ctx, m, p, false)
+}
+
+// checkReadiness is CheckReadiness; with sealed, a mailbox whose seal
+// still holds is ready and unchanged, without being measured again.
+func (a *Activities) checkReadiness(ctx context.Context, m MailboxRef, p Policy, sealed bool) (ReadinessResult, error) {
 	var res ReadinessResult
 	opts := a.policy(p)
 	src, tgt, release, err := a.connect(ctx, m)
@@ -137,6 +143,18 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 	// Measuring a folder of a million messages can outlast the heartbeat
 	// timeout; the pulse keeps a live check from looking dead.
 	defer keepAlive(ctx)()
+	if sealed {
+		s, err := a.unchanged(ctx, m, p, src, tgt)
+		if err != nil {
+			return res, temporalError("mailbox "+m.Address, err)
+		}
+		if s != nil {
+			res.Unchanged = true
+			res.Folders, res.Messages, res.Bytes = s.Result.Folders, int64(s.Result.Messages), s.Result.Bytes
+			res.LargeItems = s.Result.SkippedByReason[transfer.ReasonTooLarge]
+			return a.claimReady(ctx, m, res)
+		}
+	}
 	folders, err := src.Folders()
 	if err != nil {
 		return res, temporalError("mailbox "+m.Address, err)
@@ -178,15 +196,26 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 		}
 	}
 	res.Ready = len(res.Problems) == 0
-	if res.Ready && a.Staging != nil {
-		holder, err := a.claim(ctx, m)
-		if err != nil {
-			return res, err
-		}
-		if holder != nil {
-			res.Problems = append(res.Problems, claimProblem(m, holder))
-			res.Ready = false
-		}
+	if !res.Ready {
+		return res, nil
+	}
+	return a.claimReady(ctx, m, res)
+}
+
+// claimReady claims a ready mailbox for its organization; claimed by
+// another, it is not ready.
+func (a *Activities) claimReady(ctx context.Context, m MailboxRef, res ReadinessResult) (ReadinessResult, error) {
+	res.Ready = true
+	if a.Staging == nil {
+		return res, nil
+	}
+	holder, err := a.claim(ctx, m)
+	if err != nil {
+		return res, err
+	}
+	if holder != nil {
+		res.Problems = append(res.Problems, claimProblem(m, holder))
+		res.Ready = false
 	}
 	return res, nil
 }

@@ -25,6 +25,8 @@ type ReadinessBatchInput struct {
 	// Parallel is how many mailboxes are checked at once; the endpoints'
 	// connection limits apply on top.
 	Parallel int `json:"parallel"`
+	// Sealed asks whether each mailbox's seal still holds (see Seal).
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // ReadinessBrief is one mailbox's readiness in a batch, kept short: a page
@@ -37,6 +39,8 @@ type ReadinessBrief struct {
 	Bytes      int64    `json:"b,omitempty"`
 	LargeItems int      `json:"l,omitempty"`
 	Problems   []string `json:"p,omitempty"`
+	// Unchanged: the mailbox's seal holds; it has nothing to copy.
+	Unchanged bool `json:"u,omitempty"`
 	// Error is why the check itself failed after its retries (the mailbox
 	// is then not ready; the others of the page are not affected).
 	Error string `json:"e,omitempty"`
@@ -140,10 +144,10 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 	for attempt := 1; attempt <= readinessAttempts; attempt++ {
 		var r ReadinessResult
 		cctx, cancel := context.WithTimeout(ctx, readinessTimeout)
-		r, err = a.CheckReadiness(cctx, m, in.Policy)
+		r, err = a.checkReadiness(cctx, m, in.Policy, in.Sealed)
 		cancel()
 		if err == nil {
-			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: BriefProblems(r.Problems)}
+			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: BriefProblems(r.Problems), Unchanged: r.Unchanged && r.Ready}
 			if !b.Ready {
 				b.Address = s.Address
 			}

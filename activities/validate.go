@@ -49,6 +49,8 @@ func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (Val
 	}
 	defer release()
 	stop := keepAlive(ctx)
+	// Both sides as they are before the check: what a seal vouches for.
+	source, target := sealMarks(src, tgt)
 	v, err := transfer.ValidateWith(ctx, src, tgt, cp, opts.Rules, vo)
 	stop()
 	if err != nil {
@@ -74,6 +76,9 @@ func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (Val
 	res.OK = v.OK()
 	res.Report = staging.ReportName(in.Mailbox.Org, in.Mailbox.Address, report.ValidationPass)
 	if err := a.saveJSON(ctx, res.Report, v); err != nil {
+		return res, err
+	}
+	if err := a.seal(ctx, in.Mailbox, in.Policy, vo, source, target, res); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -239,6 +239,24 @@ func Watch(ctx context.Context, c client.Client, orgs []string, every time.Durat
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// Each organization's close wakes the loop at once, rather than at the
+	// next tick: a run of a few seconds must not wait most of one more.
+	wake := make(chan struct{}, 1)
+	if len(orgs) <= maxCloseWaits {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		for _, o := range orgs {
+			go func() {
+				// Get long-polls the close (following continue-as-new);
+				// nil decodes nothing.
+				_ = c.GetWorkflow(wctx, workflows.OrganizationWorkflowID(o), "").Get(wctx, nil)
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}()
+		}
+	}
 	for {
 		all := true
 		for i, o := range orgs {
@@ -275,6 +293,11 @@ func Watch(ctx context.Context, c client.Client, orgs []string, every time.Durat
 		case <-ctx.Done():
 			return ps, ctx.Err()
 		case <-t.C:
+		case <-wake:
 		}
 	}
 }
+
+// maxCloseWaits bounds the long polls Watch keeps open; watching more
+// organizations than this, it notices closes at its ticks alone.
+const maxCloseWaits = 64

@@ -263,6 +263,11 @@ type Progress struct {
 	// one pass and not failed or skipped since (validated ones included);
 	// counted from versionLiveProgress on, so 0 in older runs.
 	MailboxesCopied int `json:"mailboxes_copied,omitempty"`
+	// MailboxesUnchanged counts mailboxes found unchanged since their last
+	// validation (see activities.Seal): they took no copy pass and kept
+	// their sealed score. Found at readiness; one that changed before the
+	// routing switch is taken out again.
+	MailboxesUnchanged int `json:"mailboxes_unchanged,omitempty"`
 	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
 	Pass        Pass `json:"pass,omitempty"`
 	PassDone    int  `json:"pass_done"`

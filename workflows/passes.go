@@ -76,8 +76,12 @@ func (o *organization) covers(i int, pass Pass) bool {
 		return false
 	}
 	switch pass {
-	case PassPreStage, PassDelta, PassFinal, PassImport:
+	case PassPreStage, PassDelta, PassFinal:
+		return !o.table.isDirect(i) && !o.table.isUnchanged(i)
+	case PassImport:
 		return !o.table.isDirect(i)
+	case PassPostSwitch:
+		return !o.table.isUnchanged(i)
 	}
 	return true
 }

@@ -159,23 +159,34 @@ func (o *organization) deltaPass(ctx workflow.Context) error {
 
 // cutover: final pass, staged imports, routing switch, post-switch pass.
 func (o *organization) cutover(ctx workflow.Context) error {
-	done, err := o.runSteps(ctx,
-		stepFunc{stepFinal, func(ctx workflow.Context) error { return o.runPass(ctx, PassFinal) }},
-		stepFunc{stepImport, func(ctx workflow.Context) error {
-			if !o.in.ImportStaged {
-				return nil
-			}
-			return o.runPass(ctx, PassImport)
-		}},
-		stepFunc{stepSwitch, func(ctx workflow.Context) error { return o.route(ctx, false) }},
-		stepFunc{stepPostSwitch, func(ctx workflow.Context) error { return o.runPass(ctx, PassPostSwitch) }},
-		stepFunc{stepRestoreFailedDirect, func(ctx workflow.Context) error {
-			if !o.table.anyDirect() {
-				return nil
-			}
-			return o.restoreFailedDirect(ctx)
-		}},
-	)
+	final := stepFunc{stepFinal, func(ctx workflow.Context) error { return o.runPass(ctx, PassFinal) }}
+	imports := stepFunc{stepImport, func(ctx workflow.Context) error {
+		if !o.in.ImportStaged {
+			return nil
+		}
+		return o.runPass(ctx, PassImport)
+	}}
+	switchRouting := stepFunc{stepSwitch, func(ctx workflow.Context) error { return o.route(ctx, false) }}
+	postSwitch := stepFunc{stepPostSwitch, func(ctx workflow.Context) error { return o.runPass(ctx, PassPostSwitch) }}
+	restore := stepFunc{stepRestoreFailedDirect, func(ctx workflow.Context) error {
+		if !o.table.anyDirect() {
+			return nil
+		}
+		return o.restoreFailedDirect(ctx)
+	}}
+	all := []stepFunc{final, imports, switchRouting, postSwitch, restore}
+	if o.sealed {
+		// Unchanged mailboxes are checked again before the final pass
+		// (mail that came since readiness gets it) and after the switch
+		// (mail that came before the switch gets the post-switch pass).
+		all = []stepFunc{
+			{stepRecheckFinal, func(ctx workflow.Context) error { return o.recheckUnchanged(ctx, false) }},
+			final, imports, switchRouting,
+			{stepRecheckSwitched, func(ctx workflow.Context) error { return o.recheckUnchanged(ctx, true) }},
+			postSwitch, restore,
+		}
+	}
+	done, err := o.runSteps(ctx, all...)
 	if done && err == nil {
 		o.setPhase(ctx, PhaseValidation)
 	}

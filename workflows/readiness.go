@@ -35,7 +35,7 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 		}
 		in := activities.ReadinessBatchInput{
 			Org: o.in.Code, SourceEndpoint: o.in.SourceEndpoint, TargetEndpoint: o.in.TargetEndpoint,
-			Policy: o.in.Policy, Parallel: p.Concurrency,
+			Policy: o.in.Policy, Parallel: p.Concurrency, Sealed: o.sealed,
 		}
 		// The next page, or, once every page is done, the mailboxes an
 		// operator retried meanwhile.
@@ -88,6 +88,10 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 				out.Error = b.Error
 			}
 			o.book(out)
+			if err == nil && briefs[k].Unchanged && o.sealed && o.table.state(i) == mbActive {
+				o.table.markUnchanged(i)
+				p.MailboxesUnchanged++
+			}
 		}
 		o.progressed(ctx)
 		if cur := o.steps.position(); cur < o.total {

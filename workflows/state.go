@@ -28,6 +28,9 @@ type OrganizationState struct {
 	// Copied has a bit per mailbox counted in Progress.MailboxesCopied
 	// (versionLiveProgress), so a failure or skip takes it out once.
 	Copied []byte `json:"copied,omitempty"`
+	// Unchanged has a bit per mailbox whose seal held at readiness and
+	// that takes no copy pass while it still holds (versionSealed).
+	Unchanged []byte `json:"unchanged,omitempty"`
 	// The current pass: its sequence number (outcomes of older passes are
 	// ignored), the next mailbox index to start, mailboxes to start again
 	// first (paused, retried), and those started and not yet reported.

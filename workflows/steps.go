@@ -20,6 +20,10 @@ const (
 	stepSwitch              step = "switch"
 	stepPostSwitch          step = "post-switch"
 	stepRestoreFailedDirect step = "restore-failed-direct"
+	// Unchanged mailboxes are checked again before the final pass and
+	// after the switch (versionSealed).
+	stepRecheckFinal    step = "recheck-final"
+	stepRecheckSwitched step = "recheck-switched"
 	// Rollback reverts the routing switch a page at a time.
 	stepRevert step = "revert"
 )

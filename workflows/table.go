@@ -36,6 +36,7 @@ type mailboxTable struct {
 	small      []byte
 	direct     []byte
 	copied     []byte
+	unchanged  []byte
 	skipCounts []byte
 
 	inline    []MailboxSpec
@@ -57,6 +58,7 @@ func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable 
 	t := &mailboxTable{inline: in.Mailboxes, inventory: in.Inventory, base: in.MailboxCount(), addedBatch: -1}
 	if st != nil {
 		t.status, t.small, t.direct, t.copied, t.skipCounts = st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts
+		t.unchanged = st.Unchanged
 		t.added = st.Added
 		return t
 	}
@@ -69,6 +71,7 @@ func newMailboxTable(in OrganizationInput, st *OrganizationState) *mailboxTable 
 
 func (t *mailboxTable) save(st *OrganizationState) {
 	st.Status, st.Small, st.Direct, st.Copied, st.SkipCounts = t.status, t.small, t.direct, t.copied, t.skipCounts
+	st.Unchanged = t.unchanged
 	st.Added = t.added
 }
 
@@ -99,7 +102,7 @@ func (t *mailboxTable) add(b addedBatch) int {
 		}
 		return bits
 	}
-	t.small, t.direct, t.copied = grow(t.small), grow(t.direct), grow(t.copied)
+	t.small, t.direct, t.copied, t.unchanged = grow(t.small), grow(t.direct), grow(t.copied), grow(t.unchanged)
 	if len(t.skipCounts) > 0 {
 		t.skipCounts = append(t.skipCounts, make([]byte, n*slotBytes)...)
 	}
@@ -205,6 +208,15 @@ func (t *mailboxTable) markCopied(i int)    { setBit(&t.copied, t.len(), i) }
 func (t *mailboxTable) unmarkCopied(i int) {
 	if hasBit(t.copied, i) {
 		t.copied[i/8] &^= 1 << (i % 8)
+	}
+}
+
+// A mailbox is unchanged while its seal holds (versionSealed).
+func (t *mailboxTable) isUnchanged(i int) bool { return hasBit(t.unchanged, i) }
+func (t *mailboxTable) markUnchanged(i int)    { setBit(&t.unchanged, t.len(), i) }
+func (t *mailboxTable) unmarkUnchanged(i int) {
+	if hasBit(t.unchanged, i) {
+		t.unchanged[i/8] &^= 1 << (i % 8)
 	}
 }
 

@@ -43,6 +43,15 @@ const (
 	// listed by organization. Temporal then refuses a second running
 	// writer of one target mailbox anywhere in the namespace.
 	versionOpaqueIDs = "opaque-mailbox-ids"
+
+	// versionSealed marks mailboxes left alone while they are unchanged:
+	// readiness asks whether each mailbox's seal (activities.Seal, written
+	// by a validation that found it consistent) still holds; such a
+	// mailbox takes no copy pass, is checked again (CheckUnchanged) before
+	// the final pass and after the routing switch, and is booked with its
+	// sealed validation. One that changed meanwhile takes the passes it
+	// missed from there on.
+	versionSealed = "sealed-mailboxes"
 )
 
 // readVersions reads every version gate once, so the rest of the run asks
@@ -55,4 +64,5 @@ func (o *organization) readVersions(ctx workflow.Context) {
 	o.live = workflow.GetVersion(ctx, versionLiveProgress, workflow.DefaultVersion, 1) >= 1
 	o.truth = workflow.GetVersion(ctx, versionTruth, workflow.DefaultVersion, 1) >= 1
 	o.opaqueIDs = workflow.GetVersion(ctx, versionOpaqueIDs, workflow.DefaultVersion, 1) >= 1
+	o.sealed = workflow.GetVersion(ctx, versionSealed, workflow.DefaultVersion, 1) >= 1
 }

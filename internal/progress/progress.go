@@ -225,6 +225,9 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 			fmt.Fprintf(w, "  %s: %d messages (%.1f MB) in the target, counted from the ledgers and validations (this run appended %d)\n",
 				p.Organization, p.TargetMessages, mb(p.TargetBytes), p.Messages)
 		}
+		if p.MailboxesUnchanged > 0 {
+			fmt.Fprintf(w, "  %s: %d mailbox(es) unchanged on both sides since their last validation: nothing copied or read, their last score kept\n", p.Organization, p.MailboxesUnchanged)
+		}
 		if p.StagedCount > 0 {
 			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
 		}

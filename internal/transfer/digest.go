@@ -53,6 +53,21 @@ const DefaultLevel = LevelMetadata
 // DefaultSample is how many messages per folder LevelSample reads.
 const DefaultSample = 10
 
+// LevelCovers: a validation at level had with sample hadSample looked at
+// least as deep as one at want with wantSample would. A sample checks
+// different messages each time only if it is larger, so a smaller or equal
+// sample is covered; full covers every sample.
+func LevelCovers(had Level, hadSample int, want Level, wantSample int) bool {
+	hi, wi := slices.Index(Levels, had), slices.Index(Levels, want)
+	if hi < 0 || wi < 0 || hi < wi {
+		return false
+	}
+	if had == LevelSample && want == LevelSample {
+		return hadSample >= wantSample
+	}
+	return true
+}
+
 // ParseLevel checks a level's name; "" is DefaultLevel.
 func ParseLevel(s string) (Level, error) {
 	switch l := Level(strings.ToLower(strings.TrimSpace(s))); l {

@@ -1,0 +1,83 @@
+package workflows
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/transfer"
+)
+
+// TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged: of three
+// mailboxes, readiness finds user00 and user01 unchanged since their last
+// validation. user00 stays so and takes no pass at all: it is booked with
+// its sealed result (one staged item: Good). user01 gets mail between the
+// final pass and the routing switch: the check after the switch sees it,
+// and it takes the post-switch pass (copy and validation). user02 takes
+// every pass.
+func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
+	env := newEnv(t)
+	var a *activities.Activities
+	var mu sync.Mutex
+	var passes []string
+	checks := 0
+	sealed := activities.ValidateResult{OK: true, Messages: 7, Bytes: 700, Level: string(transfer.LevelMetadata), Skipped: 1, Staged: 1, SkippedByReason: map[string]int{transfer.ReasonTooLarge: 1}}
+	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReadinessBatchInput) ([]activities.ReadinessBrief, error) {
+		require.True(t, in.Sealed, "readiness is asked to look at the seals")
+		return []activities.ReadinessBrief{
+			{Ready: true, Unchanged: true, Messages: 7, Bytes: 700},
+			{Ready: true, Unchanged: true, Messages: 7, Bytes: 700},
+			{Ready: true, Messages: 5, Bytes: 500},
+		}, nil
+	})
+	env.OnActivity(a.CheckUnchanged, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UnchangedInput) ([]activities.UnchangedBrief, error) {
+		checks++
+		var out []activities.UnchangedBrief
+		for _, m := range in.Mailboxes {
+			// user01's source gets mail after the first check.
+			still := m.Address == "user00@rxh.example" || checks == 1
+			if still {
+				v := sealed
+				out = append(out, activities.UnchangedBrief{Unchanged: true, Validation: &v})
+			} else {
+				out = append(out, activities.UnchangedBrief{})
+			}
+		}
+		return out, nil
+	})
+	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
+		mu.Lock()
+		passes = append(passes, in.Mailbox.Address+" "+in.Pass)
+		mu.Unlock()
+		return activities.TransferResult{Copied: 1, Bytes: 100}, nil
+	})
+	env.OnActivity(a.ValidateMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ValidateInput) (activities.ValidateResult, error) {
+		mu.Lock()
+		passes = append(passes, in.Mailbox.Address+" validate")
+		mu.Unlock()
+		return activities.ValidateResult{OK: true, Level: string(transfer.LevelMetadata)}, nil
+	})
+	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(activities.RoutingResult{}, nil)
+	env.ExecuteWorkflow(Organization, orgInput(3))
+	p := result(t, env)
+
+	sort.Strings(passes)
+	require.Equal(t, []string{
+		"user01@rxh.example post-switch", "user01@rxh.example validate",
+		"user02@rxh.example final", "user02@rxh.example post-switch", "user02@rxh.example prestage", "user02@rxh.example validate",
+	}, passes)
+	require.Equal(t, 2, checks, "checked again before the final pass and after the switch")
+	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
+	require.Equal(t, 3, p.MailboxesDone)
+	require.Equal(t, 1, p.MailboxesUnchanged)
+	require.Equal(t, Good, p.Consistency, "user00 keeps its sealed score")
+	require.Equal(t, 1, p.ConsistencyCounts[Good])
+	require.Equal(t, 1, p.StagedCount)
+	require.Equal(t, 3, p.ValidationLevels[string(transfer.LevelMetadata)])
+	require.Equal(t, 3, p.MailboxesCopied)
+}
