@@ -190,11 +190,19 @@ func (a *Activities) evictIdle(ep *Endpoint) bool {
 	return true
 }
 
-// CloseIdle logs out a's idle connections (a worker that stops). It is
-// not a method: every exported method of Activities is an activity.
+// CloseIdle logs out a's idle connections (a worker that stops), all at
+// once: a hung server costs one LOGOUT timeout, not one per connection.
+// It is not a method: every exported method of Activities is an activity.
 func CloseIdle(a *Activities) {
+	var wg sync.WaitGroup
 	for _, ep := range a.Endpoints {
-		for a.evictIdle(ep) {
+		for ic := ep.pool.oldest(); ic != nil; ic = ep.pool.oldest() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closeIdle(ep, ic.c)
+			}()
 		}
 	}
+	wg.Wait()
 }

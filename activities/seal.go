@@ -66,12 +66,17 @@ func sampleOf(vo transfer.ValidateOptions) int {
 // SealName is where a mailbox's seal is kept.
 func SealName(org, mailbox string) string { return staging.Name(org, mailbox, "seal.json") }
 
-// policyFingerprint names what a copy depends on in a policy: its
-// validation settings are compared apart (a seal at full serves a run
-// that asks for metadata).
-func policyFingerprint(p Policy) string {
-	p.Validation, p.ValidationSample = "", 0
-	b, _ := json.Marshal(p)
+// policyFingerprint names what a copy under policy p depends on, with the
+// worker's limits where p sets none: a copy under other limits or folder
+// rules might have left other messages behind. The validation settings
+// are compared apart (a seal at full serves a run that asks for metadata).
+func (a *Activities) policyFingerprint(p Policy) string {
+	o := a.policy(p)
+	b, _ := json.Marshal(struct {
+		MaxMessageSize             int64
+		MaxLargeItems, MaxBadItems int
+		Rules                      transfer.FolderRules
+	}{o.MaxMessageSize, o.MaxLargeItems, o.MaxBadItems, o.Rules})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:12])
 }
@@ -171,7 +176,7 @@ func (a *Activities) seal(ctx context.Context, m MailboxRef, p Policy, vo transf
 		return nil
 	}
 	res.Problems = nil
-	s := Seal{Level: string(vo.Level), Policy: policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
+	s := Seal{Level: string(vo.Level), Policy: a.policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
 	if vo.Level == transfer.LevelSample {
 		s.Sample = sampleOf(vo)
 	}
@@ -193,7 +198,7 @@ func (a *Activities) unchanged(ctx context.Context, m MailboxRef, p Policy, src,
 	if err != nil {
 		return nil, nil // the check that follows reports the bad level
 	}
-	if s.Policy != policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, sampleOf(vo)) {
+	if s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, sampleOf(vo)) {
 		return nil, nil
 	}
 	now, err := marks(src)
