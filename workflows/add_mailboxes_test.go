@@ -2,9 +2,11 @@ package workflows
 
 import (
 	"errors"
+	"time"
+
+	"testing"
 
 	"go.temporal.io/sdk/temporal"
-	"testing"
 
 	"github.com/stretchr/testify/require"
 
@@ -70,4 +72,30 @@ func errType(err error) string {
 		return app.Type()
 	}
 	return ""
+}
+
+// TestMailboxAddedWhileWaitingGetsTheFinalPass: a cutover approved right
+// after the pre-stage skips the final pass, unless a mailbox was added
+// meanwhile: that one has not been copied yet, and must be before the
+// switch.
+func TestMailboxAddedWhileWaitingGetsTheFinalPass(t *testing.T) {
+	env := newEnv(t)
+	f := &fakeData{}
+	f.install(env)
+	in := orgInput(2)
+	in.Approval = ApprovalManual
+	late := MailboxSpec{Address: "late@rxh.example", SourceUser: "late@rxh.example", TargetUser: "late@rxh.example"}
+	added, approved := &updateResult{}, &updateResult{}
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateAddMailboxes, "add", added, AddMailboxesRequest{Operator: "ops", Mailboxes: []MailboxSpec{late}})
+		env.UpdateWorkflow(UpdateApproveCutover, "ok", approved, Approval{Approver: "bob", Reason: "CAB-7"})
+	}, time.Minute)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.NoError(t, added.err)
+	require.NoError(t, approved.err)
+	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
+	require.False(t, p.FinalPassSkipped)
+	require.Equal(t, []string{"final", "post-switch"}, f.byMailbox[late.Address])
+	require.Equal(t, []string{"prestage", "final", "post-switch"}, f.byMailbox[in.Mailboxes[0].Address])
 }

@@ -268,6 +268,10 @@ type Progress struct {
 	// their sealed score. Found at readiness; one that changed before the
 	// routing switch is taken out again.
 	MailboxesUnchanged int `json:"mailboxes_unchanged,omitempty"`
+	// FinalPassSkipped: the cutover began within minutes of the start of
+	// the last copy pass, so it went straight to the routing switch; the
+	// post-switch pass copied what came since (versionSealed).
+	FinalPassSkipped bool `json:"final_pass_skipped,omitempty"`
 	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
 	Pass        Pass `json:"pass,omitempty"`
 	PassDone    int  `json:"pass_done"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailshift/mailshift/activities"
 	"go.temporal.io/sdk/temporal"
@@ -254,6 +255,14 @@ func (o *organization) skipMailbox(ctx workflow.Context, c MailboxControl) (Mail
 	return res, nil
 }
 
+// stalesCopy: a mailbox retried or added now is not in the last copy pass
+// unless one is under way, so the cutover must not skip its final pass.
+func (o *organization) stalesCopy() {
+	if !o.window.isOpen() || (o.p.Pass != PassPreStage && o.p.Pass != PassDelta) {
+		o.copyPassAt = time.Time{}
+	}
+}
+
 // retryMailbox puts a failed or skipped mailbox back into the current and
 // later passes.
 func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (MailboxControlResult, error) {
@@ -272,6 +281,7 @@ func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (Mai
 		return res, notRetryable("mailbox %s is %s; only failed or skipped mailboxes can be retried", c.Address, statusNames[was])
 	}
 	o.table.set(i, mbActive)
+	o.stalesCopy()
 	if o.window.isOpen() && o.covers(i, p.Pass) {
 		p.PassTotal++
 		if !o.window.ahead(i) {
@@ -362,6 +372,7 @@ func (o *organization) validateAddMailboxes(r AddMailboxesRequest) error {
 func (o *organization) addMailboxes(ctx workflow.Context, r AddMailboxesRequest) (AddMailboxesResult, error) {
 	b := addedBatch{Mailboxes: r.Mailboxes, Inventory: r.Inventory}
 	n := b.count()
+	o.stalesCopy()
 	first := o.table.add(b)
 	o.total += n
 	p := &o.p

@@ -82,8 +82,12 @@ type organization struct {
 	steps  steps
 
 	lastDeltaAt time.Time
-	switched    bool // some address was switched to the target
-	runs        int
+	// copyPassAt is when the last pre-stage or delta pass of this run
+	// started (zero if it started in an earlier run): every mailbox it
+	// copied is at least that fresh (see freshCopy).
+	copyPassAt time.Time
+	switched   bool // some address was switched to the target
+	runs       int
 
 	total  int
 	paused bool

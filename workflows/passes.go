@@ -21,6 +21,9 @@ func (o *organization) runPass(ctx workflow.Context, pass Pass) error {
 	if !o.window.isOpen() {
 		o.window.begin()
 		o.openPass(ctx, pass)
+		if pass == PassPreStage || pass == PassDelta {
+			o.copyPassAt = workflow.Now(ctx)
+		}
 	}
 	covers := func(i int) bool { return o.covers(i, pass) }
 	for {

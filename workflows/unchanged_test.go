@@ -69,9 +69,10 @@ func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
 	sort.Strings(passes)
 	require.Equal(t, []string{
 		"user01@rxh.example post-switch", "user01@rxh.example validate",
-		"user02@rxh.example final", "user02@rxh.example post-switch", "user02@rxh.example prestage", "user02@rxh.example validate",
+		"user02@rxh.example post-switch", "user02@rxh.example prestage", "user02@rxh.example validate",
 	}, passes)
 	require.Equal(t, 2, checks, "checked again before the final pass and after the switch")
+	require.True(t, p.FinalPassSkipped, "the cutover came right after the pre-stage")
 	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
 	require.Equal(t, 3, p.MailboxesDone)
 	require.Equal(t, 1, p.MailboxesUnchanged)
