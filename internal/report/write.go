@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,7 +187,9 @@ func ByReason(m map[string]int) string {
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
-func secs(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+// secs prints seconds to the millisecond: a sum of pass durations carries
+// float noise (3.8689999999999998) that a spreadsheet would show.
+func secs(s float64) string { return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', -1, 64) }
 
 func stamp(t time.Time) string {
 	if t.IsZero() {
