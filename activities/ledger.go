@@ -21,15 +21,10 @@ import (
 
 func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Checkpoint, error) {
 	var cp transfer.Checkpoint
-	rc, _, err := a.Staging.Get(ctx, name)
+	b, err := a.readStaging(ctx, name)
 	if errors.Is(err, staging.ErrNotFound) {
 		return cp, nil
 	}
-	if err != nil {
-		return cp, temporalError("ledger "+name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
 	if errors.Is(err, staging.ErrCorrupt) {
 		// A ledger torn by a crash is no reason to stop: without it the pass
 		// reconciles every folder against the target, which never duplicates.
@@ -37,13 +32,32 @@ func (a *Activities) loadLedger(ctx context.Context, name string) (transfer.Chec
 		return transfer.Checkpoint{}, nil
 	}
 	if err != nil {
-		return cp, fmt.Errorf("ledger %s: %w", name, err)
+		return cp, err
 	}
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return cp, fmt.Errorf("ledger %s: %w", name, err)
 	}
 	sort.Slice(cp.Folders, func(i, j int) bool { return cp.Folders[i].Source < cp.Folders[j].Source })
 	return cp, nil
+}
+
+// readStaging reads a whole small object (a ledger, a seal). Its errors
+// wrap staging.ErrNotFound and staging.ErrCorrupt, which callers decide
+// on; others are the store's, as activity errors.
+func (a *Activities) readStaging(ctx context.Context, name string) ([]byte, error) {
+	rc, _, err := a.Staging.Get(ctx, name)
+	if errors.Is(err, staging.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, temporalError("staging "+name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil && !errors.Is(err, staging.ErrCorrupt) {
+		return nil, fmt.Errorf("staging %s: %w", name, err)
+	}
+	return b, err
 }
 
 func (a *Activities) saveJSON(ctx context.Context, name string, v any) error {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"time"
@@ -219,22 +218,16 @@ func (a *Activities) unchanged(ctx context.Context, m MailboxRef, p Policy, src,
 
 func (a *Activities) loadSeal(ctx context.Context, m MailboxRef) (*Seal, error) {
 	name := SealName(m.Org, m.Address)
-	rc, _, err := a.Staging.Get(ctx, name)
+	b, err := a.readStaging(ctx, name)
 	if errors.Is(err, staging.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, temporalError("staging "+name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		// A torn or corrupt seal only costs the mailbox its shortcut.
-		a.logger().Warn("seal unreadable; the mailbox is checked in full", "seal", name, "error", err)
-		return nil, nil
-	}
 	var s Seal
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err == nil {
+		err = json.Unmarshal(b, &s)
+	}
+	if err != nil {
+		// A torn or unreadable seal only costs the mailbox its shortcut.
 		a.logger().Warn("seal unreadable; the mailbox is checked in full", "seal", name, "error", err)
 		return nil, nil
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/stretchr/testify/require"
 	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -60,24 +58,11 @@ func TestPoorValidationRollsBackRoutingAndLeavesTheSourceUntouched(t *testing.T)
 	// (mail delivered there), so its message count does not show the loss
 	// and the final pass does not copy them again: only validation sees it.
 	victim := org.Mailboxes[0]
-	c, err := imapclient.DialInsecure(env.Target.Addr(), nil)
-	require.NoError(t, err)
-	require.NoError(t, c.Login(victim.User, victim.Password).Wait())
-	sel, err := c.Select("INBOX", nil).Wait()
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, sel.NumMessages, uint32(2))
-	require.NoError(t, c.Store(imap.SeqSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close())
-	require.NoError(t, c.Expunge().Close())
+	require.GreaterOrEqual(t, inboxCount(ctx, t, env.Target.Addr(), victim.User, victim.Password), uint32(2))
+	expungeFirst(t, env.Target.Addr(), victim.User, victim.Password, 2)
 	for i := range 2 {
-		msg := fmt.Sprintf("From: someone@elsewhere.example\r\nTo: %s\r\nSubject: delivered to the target %d\r\nMessage-ID: <new-%d@elsewhere.example>\r\n\r\nNew mail.\r\n", victim.Address, i, i)
-		app := c.Append("INBOX", int64(len(msg)), nil)
-		_, err := app.Write([]byte(msg))
-		require.NoError(t, err)
-		require.NoError(t, app.Close())
-		_, err = app.Wait()
-		require.NoError(t, err)
+		appendTo(t, env.Target.Addr(), victim.User, victim.Password, fmt.Sprintf("<new-%d@elsewhere.example>", i))
 	}
-	c.Logout().Wait()
 
 	_, err = control.ApproveCutover(ctx, env.Client, in.Code, "e2e-operator", "CAB-42")
 	require.NoError(t, err)

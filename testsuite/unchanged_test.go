@@ -81,7 +81,7 @@ func TestReRunLeavesUnchangedMailboxesAlone(t *testing.T) {
 	srcInbox := func(i int) uint32 { return inboxCount(ctx, t, servers.src.Addr(), mbs[i].User, mbs[i].Password) }
 	tgtInbox := func(i int) uint32 { return inboxCount(ctx, t, servers.tgt.Addr(), mbs[i].User, mbs[i].Password) }
 	appendTo(t, servers.src.Addr(), mbs[0].User, mbs[0].Password, "<late@source.example>")
-	expungeFirst(t, servers.tgt.Addr(), mbs[1].User, mbs[1].Password)
+	expungeFirst(t, servers.tgt.Addr(), mbs[1].User, mbs[1].Password, 1)
 	appendTo(t, servers.tgt.Addr(), mbs[2].User, mbs[2].Password, "<delivered@target.example>")
 	require.Equal(t, srcInbox(1)-1, tgtInbox(1))
 
@@ -131,12 +131,13 @@ func appendTo(t *testing.T, addr, user, password, messageID string) {
 	require.NoError(t, err)
 }
 
-func expungeFirst(t *testing.T, addr, user, password string) {
+// expungeFirst expunges the first n messages of INBOX.
+func expungeFirst(t *testing.T, addr, user, password string, n uint32) {
 	t.Helper()
 	c := login(t, addr, user, password)
 	defer func() { c.Logout().Wait() }()
 	_, err := c.Select("INBOX", nil).Wait()
 	require.NoError(t, err)
-	require.NoError(t, c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close())
+	require.NoError(t, c.Store(imap.SeqSet{{Start: 1, Stop: n}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close())
 	require.NoError(t, c.Expunge().Close())
 }
