@@ -155,9 +155,16 @@ func (a *Activities) putBack(ep *Endpoint, login imapconn.Login, c *imapconn.Con
 			return
 		}
 	}
-	a.Metrics.ConnClosed(ep.Name) // idle is not in use
 	ic := &idleConn{key: keyOf(login), c: c}
 	ep.pool.mu.Lock()
+	// Asked again under the lock: a dial that began to wait during the
+	// UNSELECT looked at the pool before this connection was in it.
+	if ep.waiting.Load() > 0 {
+		ep.pool.mu.Unlock()
+		a.closeConn(ep, c)
+		return
+	}
+	a.Metrics.ConnClosed(ep.Name) // idle is not in use
 	ic.timer = time.AfterFunc(keep, func() {
 		if ep.pool.remove(ic) {
 			closeIdle(ep, ic.c)

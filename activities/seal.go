@@ -31,6 +31,9 @@ import (
 
 // Seal is a mailbox's seal, kept in staging beside its ledger.
 type Seal struct {
+	// Mailbox is whose seal it is: the same organization and address on
+	// other endpoints or users is another mailbox.
+	Mailbox MailboxRef `json:"mailbox"`
 	// Level and Sample are the validation that sealed it; Policy is the
 	// fingerprint of the policy it was copied under.
 	Level  string `json:"level"`
@@ -98,9 +101,15 @@ func marks(c *imapconn.Conn) ([]FolderMark, error) {
 			return nil, imapconn.Classify("list-status", err)
 		}
 		for _, l := range list {
-			if l.Status != nil && !slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
-				mark(l.Mailbox, l.Status)
+			if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+				continue
 			}
+			if l.Status == nil {
+				// RFC 5819 lets a server leave out a folder whose STATUS
+				// failed; a folder not looked at cannot be vouched for.
+				return nil, fmt.Errorf("list-status: no STATUS for folder %q", l.Mailbox)
+			}
+			mark(l.Mailbox, l.Status)
 		}
 	} else {
 		folders, err := c.Folders()
@@ -175,7 +184,7 @@ func (a *Activities) seal(ctx context.Context, m MailboxRef, p Policy, vo transf
 		return nil
 	}
 	res.Problems = nil
-	s := Seal{Level: string(vo.Level), Policy: a.policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
+	s := Seal{Mailbox: m, Level: string(vo.Level), Policy: a.policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
 	if vo.Level == transfer.LevelSample {
 		s.Sample = sampleOf(vo)
 	}
@@ -197,7 +206,7 @@ func (a *Activities) unchanged(ctx context.Context, m MailboxRef, p Policy, src,
 	if err != nil {
 		return nil, nil // the check that follows reports the bad level
 	}
-	if s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, sampleOf(vo)) {
+	if s.Mailbox != m || s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, sampleOf(vo)) {
 		return nil, nil
 	}
 	now, err := marks(src)
@@ -270,11 +279,10 @@ func (a *Activities) CheckUnchanged(ctx context.Context, in UnchangedInput) ([]U
 				s := in.Mailboxes[i]
 				m := MailboxRef{Org: in.Org, Address: s.Address, SourceEndpoint: in.SourceEndpoint, SourceUser: s.SourceUser, TargetEndpoint: in.TargetEndpoint, TargetUser: s.TargetUser}
 				seal, err := a.stillUnchanged(ctx, m, in.Policy)
-				if err != nil {
-					a.logger().Warn("unchanged check failed; the mailbox takes the post-switch pass", "org", in.Org, "mailbox", s.Address, "error", err)
-					continue
-				}
-				if seal != nil {
+				switch {
+				case err != nil:
+					a.logger().Warn("unchanged check failed; the mailbox takes the passes", "org", in.Org, "mailbox", s.Address, "error", err)
+				case seal != nil:
 					r := seal.Result
 					out[i] = UnchangedBrief{Unchanged: true, Validation: &r}
 				}

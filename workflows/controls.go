@@ -246,6 +246,7 @@ func (o *organization) skipMailbox(ctx workflow.Context, c MailboxControl) (Mail
 	if o.table.state(i) != mbSkipped {
 		o.table.set(i, mbSkipped)
 		o.uncopy(i)
+		o.forgetUnchanged(i)
 		p.MailboxesSkipped++
 		o.window.cancel(ctx, func(f flight) bool { return f.Index == i })
 		o.logger.Info("mailbox skipped", "mailbox", c.Address, "operator", c.Operator, "reason", c.Reason)
@@ -281,6 +282,7 @@ func (o *organization) retryMailbox(ctx workflow.Context, c MailboxControl) (Mai
 		return res, notRetryable("mailbox %s is %s; only failed or skipped mailboxes can be retried", c.Address, statusNames[was])
 	}
 	o.table.set(i, mbActive)
+	o.forgetUnchanged(i)
 	o.stalesCopy()
 	if o.window.isOpen() && o.covers(i, p.Pass) {
 		p.PassTotal++

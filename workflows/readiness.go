@@ -88,7 +88,10 @@ func (o *organization) readinessBatches(ctx workflow.Context) error {
 				out.Error = b.Error
 			}
 			o.book(out)
-			if err == nil && briefs[k].Unchanged && o.sealed && o.table.state(i) == mbActive {
+			switch {
+			case err != nil || !briefs[k].Unchanged || o.table.state(i) != mbActive:
+				o.forgetUnchanged(i) // checked again after a retry, and changed
+			case o.sealed && !o.table.isUnchanged(i):
 				o.table.markUnchanged(i)
 				p.MailboxesUnchanged++
 			}

@@ -60,8 +60,7 @@ func (o *organization) recheckUnchanged(ctx workflow.Context, book bool) error {
 				}
 				b := briefs[k]
 				if !b.Unchanged || b.Validation == nil {
-					o.table.unmarkUnchanged(i)
-					p.MailboxesUnchanged--
+					o.forgetUnchanged(i)
 					continue
 				}
 				if book {
@@ -74,6 +73,16 @@ func (o *organization) recheckUnchanged(ctx workflow.Context, book bool) error {
 	}
 	o.steps.moveTo(0)
 	return nil
+}
+
+// forgetUnchanged takes mailbox i's unchanged mark away: it changed, or
+// an operator skipped or retried it (a retried mailbox takes every pass
+// still to come, so mail that came meanwhile is copied).
+func (o *organization) forgetUnchanged(i int) {
+	if o.table.isUnchanged(i) {
+		o.table.unmarkUnchanged(i)
+		o.p.MailboxesUnchanged--
+	}
 }
 
 // bookSealed books an unchanged mailbox as its last validation found it.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,55 @@ func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
 	require.Equal(t, 1, p.StagedCount)
 	require.Equal(t, 3, p.ValidationLevels[string(transfer.LevelMetadata)])
 	require.Equal(t, 3, p.MailboxesCopied)
+}
+
+// TestRetriedMailboxLosesItsUnchangedMark: an unchanged mailbox that an
+// operator skips and then retries takes the passes still to come (the
+// final pass, since it was not in the last copy pass, and the post-switch
+// pass with its validation), and is no longer counted unchanged.
+func TestRetriedMailboxLosesItsUnchangedMark(t *testing.T) {
+	env := newEnv(t)
+	var a *activities.Activities
+	var mu sync.Mutex
+	passes := map[string][]string{}
+	env.OnActivity(a.CheckReadinessBatch, mock.Anything, mock.Anything).Return([]activities.ReadinessBrief{
+		{Ready: true, Unchanged: true, Messages: 7, Bytes: 700},
+		{Ready: true, Unchanged: true, Messages: 7, Bytes: 700},
+	}, nil)
+	env.OnActivity(a.CheckUnchanged, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UnchangedInput) ([]activities.UnchangedBrief, error) {
+		out := make([]activities.UnchangedBrief, len(in.Mailboxes))
+		for i := range out {
+			out[i] = activities.UnchangedBrief{Unchanged: true, Validation: &activities.ValidateResult{OK: true, Level: string(transfer.LevelMetadata)}}
+		}
+		return out, nil
+	})
+	env.OnActivity(a.TransferMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
+		mu.Lock()
+		passes[in.Mailbox.Address] = append(passes[in.Mailbox.Address], in.Pass)
+		mu.Unlock()
+		return activities.TransferResult{}, nil
+	})
+	env.OnActivity(a.ValidateMailbox, mock.Anything, mock.Anything).Return(activities.ValidateResult{OK: true, Level: string(transfer.LevelMetadata)}, nil)
+	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(activities.RoutingResult{}, nil)
+	in := orgInput(2)
+	in.Approval = ApprovalManual
+	skip, retry, ok := &updateResult{}, &updateResult{}, &updateResult{}
+	var waiting Progress
+	env.RegisterDelayedCallback(func() {
+		waiting = query(t, env)
+		env.UpdateWorkflow(UpdateSkipMailbox, "skip", skip, MailboxControl{Address: "user00@rxh.example", Operator: "ops", Reason: "test"})
+		env.UpdateWorkflow(UpdateRetryMailbox, "retry", retry, MailboxControl{Address: "user00@rxh.example", Operator: "ops", Reason: "test"})
+		env.UpdateWorkflow(UpdateApproveCutover, "ok", ok, Approval{Approver: "bob", Reason: "CAB-9"})
+	}, time.Minute)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.NoError(t, skip.err)
+	require.NoError(t, retry.err)
+	require.NoError(t, ok.err)
+	require.Equal(t, 2, waiting.MailboxesUnchanged)
+	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
+	require.Equal(t, []string{"final", "post-switch"}, passes["user00@rxh.example"])
+	require.Empty(t, passes["user01@rxh.example"])
+	require.Equal(t, 1, p.MailboxesUnchanged)
+	require.Equal(t, 2, p.MailboxesDone)
 }
