@@ -3,11 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"go.temporal.io/sdk/activity"
 )
 
 // ReadinessBatchInput asks for the readiness of one page of an
@@ -81,53 +77,9 @@ func (a *Activities) CheckReadinessBatch(ctx context.Context, in ReadinessBatchI
 		}
 	}
 	out := make([]ReadinessBrief, len(specs))
-	parallel := min(max(in.Parallel, 1), max(len(specs), 1))
-	var (
-		done atomic.Int64
-		wg   sync.WaitGroup
-	)
-	// The batch heartbeats on a ticker, so one long check (a folder of a
-	// million messages) does not look like a dead worker.
-	beat := time.Second
-	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
-		beat = max(beat, min(hb/3, 10*time.Second))
-	}
-	ticker := time.NewTicker(beat)
-	defer ticker.Stop()
-	stopBeat := make(chan struct{})
-	defer close(stopBeat)
-	go func() {
-		for {
-			select {
-			case <-ticker.C:
-				activity.RecordHeartbeat(ctx, done.Load())
-			case <-stopBeat:
-				return
-			}
-		}
-	}()
-	next := make(chan int)
-	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = a.briefReadiness(ctx, in, specs[i])
-				done.Add(1)
-			}
-		}()
-	}
-	func() {
-		defer close(next)
-		for i := range specs {
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	wg.Wait()
+	eachInParallel(ctx, len(specs), in.Parallel, func(i int) {
+		out[i] = a.briefReadiness(ctx, in, specs[i])
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err // canceled (pause, rollback) or timed out: the page is checked again
 	}

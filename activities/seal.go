@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/staging"
@@ -55,14 +53,6 @@ type FolderMark struct {
 	Messages    uint32 `json:"messages"`
 	// ModSeq is HIGHESTMODSEQ, 0 where the server has no CONDSTORE.
 	ModSeq uint64 `json:"highestmodseq,omitempty"`
-}
-
-// sampleOf is the number of messages per folder a sample validation reads.
-func sampleOf(vo transfer.ValidateOptions) int {
-	if vo.Sample > 0 {
-		return vo.Sample
-	}
-	return transfer.DefaultSample
 }
 
 // SealName is where a mailbox's seal is kept.
@@ -186,7 +176,7 @@ func (a *Activities) seal(ctx context.Context, m MailboxRef, p Policy, vo transf
 	res.Problems = nil
 	s := Seal{Mailbox: m, Level: string(vo.Level), Policy: a.policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
 	if vo.Level == transfer.LevelSample {
-		s.Sample = sampleOf(vo)
+		s.Sample = vo.SampleSize()
 	}
 	return a.saveJSON(ctx, name, s)
 }
@@ -206,7 +196,7 @@ func (a *Activities) unchanged(ctx context.Context, m MailboxRef, p Policy, src,
 	if err != nil {
 		return nil, nil // the check that follows reports the bad level
 	}
-	if s.Mailbox != m || s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, sampleOf(vo)) {
+	if s.Mailbox != m || s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, vo.SampleSize()) {
 		return nil, nil
 	}
 	now, err := marks(src)
@@ -268,39 +258,18 @@ type UnchangedBrief struct {
 // on one mailbox answers "changed" for it.
 func (a *Activities) CheckUnchanged(ctx context.Context, in UnchangedInput) ([]UnchangedBrief, error) {
 	out := make([]UnchangedBrief, len(in.Mailboxes))
-	parallel := min(max(in.Parallel, 1), max(len(in.Mailboxes), 1))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				s := in.Mailboxes[i]
-				m := MailboxRef{Org: in.Org, Address: s.Address, SourceEndpoint: in.SourceEndpoint, SourceUser: s.SourceUser, TargetEndpoint: in.TargetEndpoint, TargetUser: s.TargetUser}
-				seal, err := a.stillUnchanged(ctx, m, in.Policy)
-				switch {
-				case err != nil:
-					a.logger().Warn("unchanged check failed; the mailbox takes the passes", "org", in.Org, "mailbox", s.Address, "error", err)
-				case seal != nil:
-					r := seal.Result
-					out[i] = UnchangedBrief{Unchanged: true, Validation: &r}
-				}
-				activity.RecordHeartbeat(ctx, i)
-			}
-		}()
-	}
-	func() {
-		defer close(next)
-		for i := range in.Mailboxes {
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
+	eachInParallel(ctx, len(in.Mailboxes), in.Parallel, func(i int) {
+		s := in.Mailboxes[i]
+		m := MailboxRef{Org: in.Org, Address: s.Address, SourceEndpoint: in.SourceEndpoint, SourceUser: s.SourceUser, TargetEndpoint: in.TargetEndpoint, TargetUser: s.TargetUser}
+		seal, err := a.stillUnchanged(ctx, m, in.Policy)
+		switch {
+		case err != nil:
+			a.logger().Warn("unchanged check failed; the mailbox takes the passes", "org", in.Org, "mailbox", s.Address, "error", err)
+		case seal != nil:
+			r := seal.Result
+			out[i] = UnchangedBrief{Unchanged: true, Validation: &r}
 		}
-	}()
-	wg.Wait()
+	})
 	return out, ctx.Err()
 }
 

@@ -102,6 +102,14 @@ type ValidateOptions struct {
 	Digests map[string][]FolderDigests
 }
 
+// SampleSize is how many messages per folder LevelSample reads.
+func (o ValidateOptions) SampleSize() int {
+	if o.Sample > 0 {
+		return o.Sample
+	}
+	return DefaultSample
+}
+
 // Validate compares every source folder with its target folder by content
 // hash (SHA-256 of the exact bytes), flags and INTERNALDATE. Items listed as
 // skipped in the checkpoint are expected to be absent.
@@ -121,9 +129,7 @@ func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, r
 	if o.Level == "" {
 		o.Level = DefaultLevel
 	}
-	if o.Sample <= 0 {
-		o.Sample = DefaultSample
-	}
+	o.Sample = o.SampleSize()
 	v := Validation{Level: o.Level}
 	read := digestFolder
 	if o.Level != LevelFull {
