@@ -3,6 +3,8 @@ package transfer_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/dovecottest"
 	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -52,6 +55,9 @@ func TestValidationLevelsCatchWhatTheyClaim(t *testing.T) {
 		var n int64
 		for _, s := range c.segs {
 			n += int64(len(s.Digests))
+			if s.Hash != transfer.DigestHash {
+				t.Fatalf("%s: segment %s hashed with %q, want %q", mb.User, s.Source, s.Hash, transfer.DigestHash)
+			}
 		}
 		if n != st.Copied {
 			t.Fatalf("%s: %d digests for %d messages copied", mb.User, n, st.Copied)
@@ -133,12 +139,53 @@ func TestValidationLevelsCatchWhatTheyClaim(t *testing.T) {
 			if tt.Altered != 1 || v.OK() {
 				t.Errorf("altered body at sample: %+v", tt)
 			}
+			// A ledger written before digests named their algorithm holds
+			// SHA-256 sums: the same body is found altered, and no other.
+			legacy := sha256Segments(t, ctx, dcDial(t, ctx, src, mbs[2]), all[2].segs)
+			o.Digests = transfer.IndexDigests(legacy)
+			lv, err := transfer.ValidateWith(ctx, dcDial(t, ctx, src, mbs[2]), dcDial(t, ctx, tgt, mbs[2]), all[2].cp, transfer.FolderRules{}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lt := lv.Totals(); lt.Altered != 1 || lt.Sampled != tt.Sampled {
+				t.Errorf("altered body at sample against SHA-256 digests: %+v, want 1 altered of %d sampled", lt, tt.Sampled)
+			}
 		case transfer.LevelFull:
 			if tt.Missing != 1 || v.OK() {
 				t.Errorf("altered body at full: %+v", tt)
 			}
 		}
 	}
+}
+
+// sha256Segments rewrites segs as a ledger from before digests named their
+// algorithm: no Hash, and the SHA-256 of each source body as the sum.
+func sha256Segments(t *testing.T, ctx context.Context, src *imapconn.Conn, segs []transfer.FolderDigests) []transfer.FolderDigests {
+	t.Helper()
+	var out []transfer.FolderDigests
+	for _, seg := range segs {
+		if _, err := src.Select(seg.Source, true); err != nil {
+			t.Fatal(err)
+		}
+		sums := map[imap.UID]string{}
+		msgs, err := src.C.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			for _, b := range m.BodySection {
+				sum := sha256.Sum256(b.Bytes)
+				sums[m.UID] = hex.EncodeToString(sum[:])
+			}
+		}
+		seg.Hash = ""
+		seg.Digests = slices.Clone(seg.Digests)
+		for i := range seg.Digests {
+			seg.Digests[i].Sum = sums[imap.UID(seg.Digests[i].UID)]
+		}
+		out = append(out, seg)
+	}
+	return out
 }
 
 // alterOneBody changes one byte of the body of one message file of the

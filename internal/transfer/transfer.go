@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -382,7 +381,7 @@ func (r *runner) saveDigests(p FolderPlan) error {
 		return nil
 	}
 	return r.opts.Digests(FolderDigests{Source: p.Source, Target: p.Target, UIDValidity: r.cur.UIDValidity,
-		TargetUIDValidity: r.cur.TargetUIDValidity, Digests: slices.Clone(r.digests)})
+		TargetUIDValidity: r.cur.TargetUIDValidity, Hash: DigestHash, Digests: slices.Clone(r.digests)})
 }
 
 func (r *runner) oneFolder(ctx context.Context, p FolderPlan) error {
@@ -786,7 +785,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				}
 				st.TargetLastUID = max(st.TargetLastUID, res.UID)
 			}
-			r.digests = append(r.digests, Digest{UID: uint32(f.uid), TargetUID: res.UID, Size: f.size, SHA256: f.sum})
+			r.digests = append(r.digests, Digest{UID: uint32(f.uid), TargetUID: res.UID, Size: f.size, Sum: f.sum})
 			st.Copied++
 			st.Bytes += f.size
 			r.st.Copied++
@@ -941,7 +940,7 @@ type headCapture struct {
 
 const headCaptureSize = 16 << 10
 
-func newHeadCapture(r io.Reader) *headCapture { return &headCapture{r: r, h: sha256.New()} }
+func newHeadCapture(r io.Reader) *headCapture { return &headCapture{r: r, h: NewHash(DigestHash)} }
 
 func (h *headCapture) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
@@ -954,7 +953,7 @@ func (h *headCapture) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sum is the hex SHA-256 of what was read.
+// sum is the hex DigestHash of what was read.
 func (h *headCapture) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
 
 // messageID parses the header block of what was read (a Message-ID line in
@@ -1121,7 +1120,7 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		item.Detail = err.Error()
 		return r.skip(item)
 	}
-	d := Digest{UID: uint32(m.uid), Size: size, SHA256: head.sum()}
+	d := Digest{UID: uint32(m.uid), Size: size, Sum: head.sum()}
 	if data != nil && data.UID != 0 {
 		if data.UIDValidity != 0 && data.UIDValidity != st.TargetUIDValidity {
 			st.TargetUIDValidity = data.UIDValidity

@@ -2,9 +2,9 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"sort"
@@ -260,12 +260,12 @@ func checkDigests(tgt *imapconn.Conn, p FolderPlan, td []digest, ledger map[uint
 	}
 	if o.Level == LevelSample && len(present) > 0 {
 		pick := sampleOf(p.Target, present, o.Sample)
-		sums, err := hashBodies(tgt, p.Target, pick)
+		sums, err := hashBodies(tgt, p.Target, pick, func(u uint32) string { return present[u].Hash })
 		if err != nil {
 			return err
 		}
 		for _, u := range pick {
-			if sum, ok := sums[u]; ok && sum != present[u].SHA256 {
+			if sum, ok := sums[u]; ok && sum != present[u].Sum {
 				altered[u] = true
 			}
 		}
@@ -276,8 +276,8 @@ func checkDigests(tgt *imapconn.Conn, p FolderPlan, td []digest, ledger map[uint
 }
 
 // hashBodies reads the bodies of uids in folder name and returns their
-// SHA-256 by UID.
-func hashBodies(c *imapconn.Conn, name string, uids []uint32) (map[uint32]string, error) {
+// hashes by UID, each with the algorithm algo gives for it (its digest's).
+func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) string) (map[uint32]string, error) {
 	out := map[uint32]string{}
 	if len(uids) == 0 {
 		return out, nil
@@ -290,25 +290,42 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32) (map[uint32]string
 	for i, u := range uids {
 		set[i] = imap.UID(u)
 	}
+	// A server may send a message's body before its UID, so every body is
+	// hashed with each algorithm the sample's digests use (one, unless the
+	// ledger spans a change of algorithm) and the UID picks the sum after.
+	var algos []string
+	for _, u := range uids {
+		if a := algo(u); NewHash(a) != nil && !slices.Contains(algos, a) {
+			algos = append(algos, a)
+		}
+	}
 	cmd := c.C.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
-		var sum string
+		sums := map[string]string{}
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
-				if it.Literal != nil {
-					h := sha256.New()
-					if _, err := io.Copy(h, it.Literal); err != nil {
-						return nil, imapconn.Classify("fetch "+name, err)
-					}
-					sum = hex.EncodeToString(h.Sum(nil))
+				if it.Literal == nil {
+					continue
+				}
+				hs := make([]hash.Hash, len(algos))
+				ws := make([]io.Writer, len(algos))
+				for i, a := range algos {
+					hs[i] = NewHash(a)
+					ws[i] = hs[i]
+				}
+				if _, err := io.Copy(io.MultiWriter(ws...), it.Literal); err != nil {
+					return nil, imapconn.Classify("fetch "+name, err)
+				}
+				for i, a := range algos {
+					sums[a] = hex.EncodeToString(hs[i].Sum(nil))
 				}
 			}
 		}
-		if uid != 0 && sum != "" {
+		if sum := sums[algo(uint32(uid))]; uid != 0 && sum != "" {
 			out[uint32(uid)] = sum
 		}
 	}
@@ -375,7 +392,7 @@ func digestFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
 				d.date = it.Time.Unix()
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					h := sha256.New()
+					h := NewHash(DigestHash)
 					n, err := io.Copy(h, it.Literal)
 					if err != nil {
 						return nil, 0, imapconn.Classify("fetch "+name, err)
