@@ -64,6 +64,9 @@ type timedConn struct {
 
 type command struct{ tag, name string }
 
+// readBuffer is the read buffer of a plaintext connection.
+const readBuffer = 64 << 10
+
 func newTimedConn(c net.Conn, r io.Reader, addr Address) *timedConn {
 	if r == nil {
 		r = c

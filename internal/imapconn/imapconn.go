@@ -255,9 +255,13 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 		}
 		return fail("login", step, e)
 	}
-	caps, err := c.Capability().Wait()
-	if err != nil {
-		return fail("capability", "answer to CAPABILITY", err)
+	// Most servers (Dovecot among them) list their capabilities in
+	// LOGIN's answer, which saves asking for them.
+	caps := c.Caps()
+	if caps == nil {
+		if caps, err = c.Capability().Wait(); err != nil {
+			return fail("capability", "answer to CAPABILITY", err)
+		}
 	}
 	conn.caps = caps
 	// LIST "" "" returns the delimiter without listing anything.
