@@ -129,7 +129,8 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 	require.Zero(t, f.budgeted)
 
 	// Mailboxes larger than LocalPassMaxBytes (readiness measured 11,000
-	// bytes) copy as regular activities straight away.
+	// bytes) pre-stage as regular activities straight away; their
+	// post-switch pass, which moves only what came since, tries locally.
 	env = newEnv(t)
 	f = &fakeData{localStops: true}
 	f.install(env)
@@ -138,8 +139,8 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 	env.ExecuteWorkflow(Organization, in)
 	p = result(t, env)
 	require.Equal(t, PhaseCompleted, p.Phase)
-	require.Zero(t, f.budgeted)
-	require.EqualValues(t, 30, p.Messages, "no local attempt: the regular activity copies all 10")
+	require.Equal(t, 3, f.budgeted, "only the post-switch passes tried locally")
+	require.Equal(t, map[string]int{"prestage": 3, "post-switch": 3}, f.passes)
 }
 
 // runBefore runs an organization as a run recorded before the changes
