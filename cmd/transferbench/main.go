@@ -1,6 +1,7 @@
 // Command transferbench measures mailshift's IMAP-to-IMAP transfer against
 // other tools on the same deterministic corpus, between two private Dovecot
-// instances on loopback (mail_fsync=never on both):
+// instances on loopback (mail_fsync=never on both, login processes in
+// high-performance mode unless --fast-logins=false):
 //
 //   - migrate: what a user runs, `starter migrate` on one organization of the
 //     corpus's mailboxes, end to end (readiness, pre-stage, cutover with the
@@ -63,6 +64,7 @@ type options struct {
 	repeat              int
 	store               string
 	starter             string // the starter binary the migrate tool runs, built for this run
+	fastLogins          bool
 }
 
 func main() {
@@ -80,6 +82,7 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", "", "directory for tool state and logs (default: a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.repeat, "repeat", 1, "measure every tool this many times (fresh target each time) and report medians")
+	flag.BoolVar(&o.fastLogins, "fast-logins", true, "run both Dovecots' login processes in high-performance mode, as Dovecot advises for larger sites (false: its default high-security mode, a process per connection)")
 	flag.StringVar(&o.store, "store", defaultStore(), `directory for the Dovecot instances' mail stores and the tools' state ("" = the system's temporary directory)`)
 	flag.Parse()
 	if *child {
@@ -140,7 +143,7 @@ func run(o options) error {
 	}
 	log.Printf("work directory %s", o.workdir)
 
-	src, err := dovecottest.Start(dovecottest.Options{Name: "bench-src", Separator: '/', MailFsync: "never"})
+	src, err := dovecottest.Start(dovecottest.Options{Name: "bench-src", Separator: '/', MailFsync: "never", FastLogins: o.fastLogins})
 	if err != nil {
 		return err
 	}
@@ -185,8 +188,12 @@ func run(o options) error {
 		}
 	}
 
-	fmt.Printf("\n### transferbench: %d mailboxes × %d messages = %d messages, %.1f MB; %d mailboxes at a time; Dovecot %s, mail_fsync=never, mail stores in %s; GOMAXPROCS %d; %s\n\n",
-		c.mailboxes, c.messages, nmsg, mb(nbytes), o.parallel, dovecotVersion(), os.TempDir(), runtime.GOMAXPROCS(0), plural(o.repeat, "run", "runs, medians (range)"))
+	logins := "login processes in high-performance mode"
+	if !o.fastLogins {
+		logins = "login processes in high-security mode (a process per connection)"
+	}
+	fmt.Printf("\n### transferbench: %d mailboxes × %d messages = %d messages, %.1f MB; %d mailboxes at a time; Dovecot %s, mail_fsync=never, %s, mail stores in %s; GOMAXPROCS %d; %s\n\n",
+		c.mailboxes, c.messages, nmsg, mb(nbytes), o.parallel, dovecotVersion(), logins, os.TempDir(), runtime.GOMAXPROCS(0), plural(o.repeat, "run", "runs, medians (range)"))
 	fmt.Println("| Tool | Wall | msg/s | MB/s | Tool CPU | Machine CPU | Peak RSS | Check (bytes, flags, dates) | No-op re-run | Duplicates after re-run |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 	seen := map[string]bool{}
@@ -304,7 +311,7 @@ func dovecotVersion() string {
 func measure(o options, c corpus, src *dovecottest.Instance, tool string, rep int, nmsg, nbytes int64) row {
 	r := row{tool: tool}
 	fail := func(err error) row { r.failed = err.Error(); return r }
-	tgt, err := dovecottest.Start(dovecottest.Options{Name: "bench-tgt", Separator: '.', MailFsync: "never"})
+	tgt, err := dovecottest.Start(dovecottest.Options{Name: "bench-tgt", Separator: '.', MailFsync: "never", FastLogins: o.fastLogins})
 	if err != nil {
 		return fail(err)
 	}
@@ -532,6 +539,62 @@ func machineBusy() time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// processCPU is the CPU time (user and system) process pid has used, its
+// threads included, or 0 when it cannot be read.
+func processCPU(pid int) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	return ticks(f[11]) + ticks(f[12])
+}
+
+// groupCPU is the CPU time of every process in pid's process group, with
+// the children they have reaped: a Dovecot master and its login, imap and
+// auth processes, ended sessions included.
+func groupCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var t time.Duration
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f := procStat(p)
+		if len(f) < 15 || f[2] != strconv.Itoa(pid) {
+			continue
+		}
+		t += ticks(f[11]) + ticks(f[12]) + ticks(f[13]) + ticks(f[14])
+	}
+	return t
+}
+
+// procStat is /proc/pid/stat's fields after the command name (state is
+// field 0, pgrp 2, utime 11).
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
+}
+
+func ticks(s string) time.Duration {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return time.Duration(n) * time.Second / 100 // USER_HZ
 }
 
 func lastLine(s string) string {

@@ -37,7 +37,10 @@ const benchOrg = "BENCH"
 type migrateRun struct {
 	label              string
 	wall, cpu, machine time.Duration
-	rssKB              int64
+	// serveCPU and serversCPU split machine: what starter serve (Temporal
+	// server and worker) and both Dovecots (logins included) used.
+	serveCPU, serversCPU time.Duration
+	rssKB                int64
 	// phases are the organization's phases in order with their durations,
 	// from its workflow history; approvalToSwitch runs from the cutover's
 	// start (auto approval) to the routing switch's completion.
@@ -114,9 +117,11 @@ func measureMigrate(o options, src, tgt *dovecottest.Instance, users, pws []stri
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(dir, "state"))
 		srcOff, tgtOff := fileSize(src.LogPath()), fileSize(tgt.LogPath())
 		syscall.Sync()
-		busy := machineBusy()
+		busy, serve0, servers0 := machineBusy(), processCPU(serve.Process.Pid), groupCPU(src.PID())+groupCPU(tgt.PID())
 		wall, rss, cpu, out, err := runCmds([]*exec.Cmd{cmd}, 1, filepath.Join(dir, label+".log"))
 		m.machine = machineBusy() - busy
+		m.serveCPU = processCPU(serve.Process.Pid) - serve0
+		m.serversCPU = groupCPU(src.PID()) + groupCPU(tgt.PID()) - servers0
 		m.wall, m.cpu, m.rssKB = wall, cpu, rss
 		if err != nil {
 			return m, fmt.Errorf("%s: %v: %s", label, err, tailString(out, 400))
@@ -135,8 +140,8 @@ func measureMigrate(o options, src, tgt *dovecottest.Instance, users, pws []stri
 		if err != nil {
 			return m, fmt.Errorf("%s: reading its history: %w", label, err)
 		}
-		log.Printf("migrate: %s in %v (%s), %d body bytes fetched from the servers, phases %v, approval to routing switch %v",
-			label, wall.Round(time.Millisecond), m.result, m.bodyBytes, m.phases, m.approvalToSwitch.Round(time.Millisecond))
+		log.Printf("migrate: %s in %v (%s), %d body bytes fetched from the servers, phases %v, approval to routing switch %v, CPU: machine %v, Dovecots %v, serve %v, starter %v",
+			label, wall.Round(time.Millisecond), m.result, m.bodyBytes, m.phases, m.approvalToSwitch.Round(time.Millisecond), m.machine, m.serversCPU, m.serveCPU, m.cpu)
 		return m, nil
 	}
 	first, err := migrate("first")
@@ -504,8 +509,8 @@ func printMigrate(byTool map[string][]row, nbytes int64) {
 		title = fmt.Sprintf("medians of %d runs", len(ok))
 	}
 	fmt.Printf("\n#### migrate, end to end (%s)\n\n", title)
-	fmt.Println("| run | Wall | MB/s | Machine CPU | Body bytes fetched | Readiness | Pre-stage | Cutover | Validation | Approval → routing switch | End | Check |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	fmt.Println("| run | Wall | MB/s | Machine CPU | of which Dovecots | of which serve | Body bytes fetched | Readiness | Pre-stage | Cutover | Validation | Approval → routing switch | End | Check |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, label := range []string{"first", "rerun", "emptied"} {
 		var runs []migrateRun
 		for _, r := range ok {
@@ -560,8 +565,10 @@ func printMigrate(byTool map[string][]row, nbytes int64) {
 		if label == "rerun" {
 			rate = "—" // nothing to copy
 		}
-		fmt.Printf("| %s | %s | %s | %.1fs | %s | %s | %s | %s | %s | %.1fs | %s | %s |\n", name, wall.Round(10*time.Millisecond),
-			rate, med(func(m migrateRun) time.Duration { return m.machine }).Seconds(), strings.Join(body, " / "),
+		fmt.Printf("| %s | %s | %s | %.1fs | %.1fs | %.1fs | %s | %s | %s | %s | %s | %.1fs | %s | %s |\n", name, wall.Round(10*time.Millisecond),
+			rate, med(func(m migrateRun) time.Duration { return m.machine }).Seconds(),
+			med(func(m migrateRun) time.Duration { return m.serversCPU }).Seconds(),
+			med(func(m migrateRun) time.Duration { return m.serveCPU }).Seconds(), strings.Join(body, " / "),
 			phase(string(workflows.PhaseReadiness)), phase(string(workflows.PhasePreStage)), phase(string(workflows.PhaseCutover)),
 			phase(string(workflows.PhaseValidation)), med(func(m migrateRun) time.Duration { return m.approvalToSwitch }).Seconds(),
 			strings.Join(endList, " / "), strings.Join(checkList, " / "))
