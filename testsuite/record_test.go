@@ -65,8 +65,8 @@ func saveRuns(t *testing.T, ctx context.Context, env *demo.Env, dir, kind, id st
 }
 
 // TestRecordHistories records every run of one organization (continuing
-// as new every 4 mailboxes, some of them direct) and every pass of one of
-// its mailboxes.
+// as new every 4 mailboxes, some of them direct), then of its re-run with
+// nothing changed, and every pass of one of its mailboxes.
 func TestRecordHistories(t *testing.T) {
 	dir := recordDir(t)
 	ctx, env := startDemo(t, 4*time.Minute, demo.Options{Seed: 11, Scale: 0.3, MaxMessageSize: 512 << 10, PlainPayloads: true})
@@ -79,7 +79,15 @@ func TestRecordHistories(t *testing.T) {
 	p, err := control.Result(ctx, env.Client, in.Code)
 	require.NoError(t, err)
 	require.True(t, p.Validated(), "%s %v", p.Phase, p.Failures)
-	saveRuns(t, ctx, env, dir, "organization", workflows.OrganizationWorkflowID(in.Code), p.Runs)
+	// A re-run with nothing changed: every mailbox unchanged, checked again
+	// before the final pass and after the switch.
+	_, err = control.Start(ctx, env.Client, workflows.TaskQueue, in)
+	require.NoError(t, err)
+	again, err := control.Result(ctx, env.Client, in.Code)
+	require.NoError(t, err)
+	require.True(t, again.Validated(), "%s %v", again.Phase, again.Failures)
+	require.Positive(t, again.MailboxesUnchanged, "the re-run found no mailbox unchanged")
+	saveRuns(t, ctx, env, dir, "organization", workflows.OrganizationWorkflowID(in.Code), p.Runs+again.Runs)
 	saveRuns(t, ctx, env, dir, "mailbox", workflows.MailboxWorkflowID(in.TargetEndpoint, in.Mailboxes[0].TargetUser), 1)
 }
 

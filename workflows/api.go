@@ -69,8 +69,9 @@ type OrganizationInput struct {
 	// runs every pass as a regular activity.
 	LocalPassBudget time.Duration `json:"local_pass_budget,omitempty"`
 	// LocalPassMaxBytes is the largest mailbox, as readiness measured it,
-	// whose transfer and validation passes try locally first (default
-	// DefaultLocalPassMaxBytes); readiness itself always does.
+	// whose every transfer and validation pass tries locally first
+	// (default DefaultLocalPassMaxBytes); readiness always does, and so do
+	// the delta, final and post-switch passes of larger mailboxes.
 	LocalPassMaxBytes int64 `json:"local_pass_max_bytes,omitempty"`
 	// DirectMaxBytes moves mailboxes that readiness measured at or below
 	// it (and with no large items) in one pass after the routing switch:

@@ -106,7 +106,8 @@ type organization struct {
 	// opaqueIDs: Mailbox workflow ids are the target mailbox's key
 	// (versionOpaqueIDs).
 	opaqueIDs bool
-	sealed    bool
+	// sealed: versionSealed. freshRecheck: versionFreshRecheck.
+	sealed, freshRecheck bool
 	// listed is what the search attributes last said and listedAt when
 	// (workflow time), so progress upserts them at a bounded rate (live).
 	listed   listedValues

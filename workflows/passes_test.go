@@ -146,7 +146,7 @@ func TestPassBeyondItsLocalBudgetGoesOnAsAnActivity(t *testing.T) {
 // runBefore runs an organization as a run recorded before the changes
 // would (GetVersion's default for each) and checks that it completes.
 // shippedVersions are the version ids in the order they shipped.
-var shippedVersions = []string{versionReportByResult, versionLean, versionLiveProgress, versionTruth, versionOpaqueIDs, versionSealed}
+var shippedVersions = []string{versionReportByResult, versionLean, versionLiveProgress, versionTruth, versionOpaqueIDs, versionSealed, versionFreshRecheck}
 
 func runBefore(t *testing.T, in OrganizationInput, changes ...string) (Progress, *fakeData) {
 	t.Helper()

@@ -159,8 +159,12 @@ func (o *organization) deltaPass(ctx workflow.Context) error {
 
 // cutover: final pass, staged imports, routing switch, post-switch pass.
 func (o *organization) cutover(ctx workflow.Context) error {
+	// skipFinal is asked by the recheck before the final pass and by the
+	// pass itself; the copy pass it looks at is over by then, so both get
+	// the same answer.
+	skipFinal := func(ctx workflow.Context) bool { return o.sealed && o.freshCopy(ctx) }
 	final := stepFunc{stepFinal, func(ctx workflow.Context) error {
-		if o.sealed && o.freshCopy(ctx) {
+		if skipFinal(ctx) {
 			// The post-switch pass copies what came since, as it would
 			// copy what came after a final pass.
 			o.p.FinalPassSkipped = true
@@ -188,7 +192,12 @@ func (o *organization) cutover(ctx workflow.Context) error {
 		// (mail that came since readiness gets it) and after the switch
 		// (mail that came before the switch gets the post-switch pass).
 		all = []stepFunc{
-			{stepRecheckFinal, func(ctx workflow.Context) error { return o.recheckUnchanged(ctx, false) }},
+			{stepRecheckFinal, func(ctx workflow.Context) error {
+				if o.freshRecheck && skipFinal(ctx) {
+					return nil // no final pass to send the changed ones to
+				}
+				return o.recheckUnchanged(ctx, false)
+			}},
 			final, imports, switchRouting,
 			{stepRecheckSwitched, func(ctx workflow.Context) error { return o.recheckUnchanged(ctx, true) }},
 			postSwitch, restore,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -17,12 +18,24 @@ import (
 // TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged: of three
 // mailboxes, readiness finds user00 and user01 unchanged since their last
 // validation. user00 stays so and takes no pass at all: it is booked with
-// its sealed result (one staged item: Good). user01 gets mail between the
-// final pass and the routing switch: the check after the switch sees it,
-// and it takes the post-switch pass (copy and validation). user02 takes
-// every pass.
+// its sealed result (one staged item: Good). user01 gets mail after
+// readiness: the check after the switch sees it, and it takes the
+// post-switch pass (copy and validation). user02 takes every pass. The
+// cutover comes right after the pre-stage, so there is no final pass and
+// no check before it; a run recorded before fresh-recheck still checks
+// before the skipped final pass, and ends the same.
 func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
+	t.Run("current", func(t *testing.T) { unchangedMailboxes(t, false) })
+	t.Run("before fresh-recheck", func(t *testing.T) { unchangedMailboxes(t, true) })
+}
+
+func unchangedMailboxes(t *testing.T, beforeFreshRecheck bool) {
 	env := newEnv(t)
+	wantChecks := 1
+	if beforeFreshRecheck {
+		env.OnGetVersion(versionFreshRecheck, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		wantChecks = 2
+	}
 	var a *activities.Activities
 	var mu sync.Mutex
 	var passes []string
@@ -40,8 +53,9 @@ func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
 		checks++
 		var out []activities.UnchangedBrief
 		for _, m := range in.Mailboxes {
-			// user01's source gets mail after the first check.
-			still := m.Address == "user00@rxh.example" || checks == 1
+			// user01's source gets mail after readiness; a run that checks
+			// before the final pass sees it only after the switch.
+			still := m.Address == "user00@rxh.example" || checks < wantChecks
 			if still {
 				v := sealed
 				out = append(out, activities.UnchangedBrief{Unchanged: true, Validation: &v})
@@ -72,7 +86,7 @@ func TestUnchangedMailboxesTakeNoPassWhileTheyStayUnchanged(t *testing.T) {
 		"user01@rxh.example post-switch", "user01@rxh.example validate",
 		"user02@rxh.example post-switch", "user02@rxh.example prestage", "user02@rxh.example validate",
 	}, passes)
-	require.Equal(t, 2, checks, "checked again before the final pass and after the switch")
+	require.Equal(t, wantChecks, checks, "checked again after the switch (and before the final pass, before fresh-recheck)")
 	require.True(t, p.FinalPassSkipped, "the cutover came right after the pre-stage")
 	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
 	require.Equal(t, 3, p.MailboxesDone)

@@ -52,6 +52,14 @@ const (
 	// sealed validation. One that changed meanwhile takes the passes it
 	// missed from there on.
 	versionSealed = "sealed-mailboxes"
+
+	// versionFreshRecheck marks the check of unchanged mailboxes before
+	// the final pass left out when the final pass is (freshCopy): its only
+	// use is to send the mailboxes that changed since readiness into that
+	// pass, and the check after the switch sends them into the post-switch
+	// pass all the same. A re-run of an unchanged organization saves one
+	// CheckUnchanged activity per page of mailboxes.
+	versionFreshRecheck = "fresh-recheck"
 )
 
 // readVersions reads every version gate once, so the rest of the run asks
@@ -65,4 +73,5 @@ func (o *organization) readVersions(ctx workflow.Context) {
 	o.truth = workflow.GetVersion(ctx, versionTruth, workflow.DefaultVersion, 1) >= 1
 	o.opaqueIDs = workflow.GetVersion(ctx, versionOpaqueIDs, workflow.DefaultVersion, 1) >= 1
 	o.sealed = workflow.GetVersion(ctx, versionSealed, workflow.DefaultVersion, 1) >= 1
+	o.freshRecheck = workflow.GetVersion(ctx, versionFreshRecheck, workflow.DefaultVersion, 1) >= 1
 }
