@@ -527,7 +527,7 @@ func machineBusy() time.Duration {
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	var ticks int64
+	var t time.Duration
 	for i, v := range f[1:] {
 		if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
 			continue
@@ -535,10 +535,9 @@ func machineBusy() time.Duration {
 		if i > 7 {
 			break // guest time is already counted in user
 		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
+		t += ticks(v)
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return t
 }
 
 // processCPU is the CPU time (user and system) process pid has used, its
