@@ -46,7 +46,7 @@ type poolKey struct {
 
 func keyOf(login imapconn.Login) poolKey {
 	h := sha256.New()
-	for _, s := range []string{login.Username, login.AuthzID, login.Password} {
+	for _, s := range []string{login.Username, login.AuthzID, login.Password, login.Credential} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

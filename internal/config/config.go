@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailshift/mailshift/internal/entra"
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/secrets"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -69,7 +71,35 @@ const (
 	// AuthMasterLogin logs in with LOGIN "user<sep>admin" (Dovecot's master user
 	// syntax) for servers that do not accept an authorization identity in PLAIN.
 	AuthMasterLogin = "master-login"
+	// AuthOAuth2 logs in to each mailbox with an app-only token from Entra
+	// ID (SASL XOAUTH2, or OAUTHBEARER): Exchange Online.
+	AuthOAuth2 = "oauth2"
 )
+
+// OAuth2 is an endpoint's app registration in Entra ID (auth: oauth2).
+type OAuth2 struct {
+	TenantID string `yaml:"tenant_id"`
+	ClientID string `yaml:"client_id"`
+	// Credential is secret (client_secret), certificate
+	// (client_certificate) or default (azidentity's chain: environment,
+	// workload identity, managed identity, Azure CLI); "" picks secret or
+	// certificate by which one is set.
+	Credential string `yaml:"credential"`
+	// ClientSecret is a secret reference (env:VAR, file:/path).
+	ClientSecret secrets.Ref `yaml:"client_secret"`
+	// ClientCertificate references a PEM (or PKCS#12) file holding the
+	// certificate and its private key; ClientCertificatePassword opens it.
+	ClientCertificate         secrets.Ref `yaml:"client_certificate"`
+	ClientCertificatePassword secrets.Ref `yaml:"client_certificate_password"`
+	// Scope defaults to https://outlook.office365.com/.default.
+	Scope string `yaml:"scope"`
+	// AuthorityHost is the Entra authority (default the public cloud's); a
+	// sovereign cloud's, or a test authority's.
+	AuthorityHost string `yaml:"authority_host"`
+	// AuthorityCAFile is a PEM bundle (an absolute path) that, when set, is
+	// the only trust for the authority's certificate.
+	AuthorityCAFile string `yaml:"authority_ca_file"`
+}
 
 // Endpoint is an IMAP server known by name; workflows refer to it by that name.
 type Endpoint struct {
@@ -79,6 +109,7 @@ type Endpoint struct {
 	MasterUser      string      `yaml:"master_user"`
 	MasterPassword  secrets.Ref `yaml:"master_password"`
 	MasterSeparator string      `yaml:"master_separator"`
+	OAuth2          *OAuth2     `yaml:"oauth2"`
 	MaxConnections  int         `yaml:"max_connections"`
 	// TLSCAFile is a PEM bundle of CA certificates (an absolute path) that
 	// the worker trusts for this endpoint in addition to the system's roots:
@@ -540,10 +571,107 @@ func (ep *Endpoint) validate() []error {
 		if ep.MasterSeparator == "" {
 			ep.MasterSeparator = "*"
 		}
+	case AuthOAuth2:
+		errs = append(errs, ep.OAuth2.validate()...)
 	default:
-		errs = append(errs, fmt.Errorf("auth: %q is not one of password, master, master-login", ep.Auth))
+		errs = append(errs, fmt.Errorf("auth: %q is not one of password, master, master-login, oauth2", ep.Auth))
+	}
+	if ep.OAuth2 != nil && ep.Auth != AuthOAuth2 {
+		errs = append(errs, fmt.Errorf("oauth2: set, but auth is %s (want auth: oauth2)", ep.Auth))
 	}
 	return errs
+}
+
+func (o *OAuth2) validate() []error {
+	if o == nil {
+		return []error{errors.New("oauth2: required for auth oauth2 (tenant_id, client_id and a credential)")}
+	}
+	var errs []error
+	if o.TenantID == "" {
+		errs = append(errs, errors.New("oauth2.tenant_id: required (the directory (tenant) ID of the app registration)"))
+	}
+	if o.ClientID == "" {
+		errs = append(errs, errors.New("oauth2.client_id: required (the application (client) ID)"))
+	}
+	if o.Credential == "" {
+		switch {
+		case o.ClientSecret != "" && o.ClientCertificate != "":
+			errs = append(errs, errors.New("oauth2: client_secret and client_certificate are both set; keep one, or say which with credential"))
+		case o.ClientCertificate != "":
+			o.Credential = entra.KindCertificate
+		default:
+			o.Credential = entra.KindSecret
+		}
+	}
+	check := func(field string, r secrets.Ref) {
+		if err := r.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("oauth2.%s: %w", field, err))
+		}
+	}
+	switch o.Credential {
+	case entra.KindSecret:
+		check("client_secret", o.ClientSecret)
+	case entra.KindCertificate:
+		check("client_certificate", o.ClientCertificate)
+		if o.ClientCertificatePassword != "" {
+			check("client_certificate_password", o.ClientCertificatePassword)
+		}
+	case entra.KindDefault:
+	default:
+		errs = append(errs, fmt.Errorf("oauth2.credential: %q is not one of secret, certificate, default", o.Credential))
+	}
+	if o.AuthorityHost != "" && !strings.HasPrefix(o.AuthorityHost, "https://") {
+		errs = append(errs, fmt.Errorf("oauth2.authority_host: %q: want an https:// URL (Entra ID refuses anything else)", o.AuthorityHost))
+	}
+	if o.AuthorityCAFile != "" && !filepath.IsAbs(o.AuthorityCAFile) {
+		errs = append(errs, fmt.Errorf("oauth2.authority_ca_file: %q: want an absolute path", o.AuthorityCAFile))
+	}
+	return errs
+}
+
+// Logins returns the function that resolves each user's credentials on
+// this endpoint. For auth oauth2 it builds the endpoint's one Entra
+// credential now (reading its secret or certificate), so the worker calls
+// it once at start; a token is asked for at the first login.
+func (ep Endpoint) Logins() (func(user string) (imapconn.Login, error), error) {
+	if ep.Auth != AuthOAuth2 {
+		return ep.Login, nil
+	}
+	o := ep.OAuth2
+	c := entra.Config{TenantID: o.TenantID, ClientID: o.ClientID, Kind: o.Credential, Scope: o.Scope, AuthorityHost: o.AuthorityHost}
+	var err error
+	switch o.Credential {
+	case entra.KindSecret:
+		if c.ClientSecret, err = o.ClientSecret.ResolveString(); err != nil {
+			return nil, fmt.Errorf("oauth2.client_secret: %w", err)
+		}
+	case entra.KindCertificate:
+		if c.Certificate, err = o.ClientCertificate.Resolve(); err != nil {
+			return nil, fmt.Errorf("oauth2.client_certificate: %w", err)
+		}
+		if o.ClientCertificatePassword != "" {
+			if c.CertificatePassword, err = o.ClientCertificatePassword.ResolveString(); err != nil {
+				return nil, fmt.Errorf("oauth2.client_certificate_password: %w", err)
+			}
+		}
+	}
+	if o.AuthorityCAFile != "" {
+		pem, err := os.ReadFile(o.AuthorityCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("oauth2.authority_ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("oauth2.authority_ca_file: %s holds no PEM certificate", o.AuthorityCAFile)
+		}
+	}
+	src, err := entra.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("oauth2: %w", err)
+	}
+	return func(user string) (imapconn.Login, error) {
+		return imapconn.Login{Username: user, Token: src.Token, Credential: src.ID()}, nil
+	}, nil
 }
 
 // IMAPOptions are the connection options of this endpoint; it reads

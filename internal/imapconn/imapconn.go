@@ -93,6 +93,15 @@ type Login struct {
 	Password string
 	// AuthzID, when set, authenticates Username on behalf of AuthzID with SASL PLAIN.
 	AuthzID string
+	// Token, when set, logs in to Username's mailbox with a bearer token
+	// (SASL XOAUTH2, or OAUTHBEARER where the server offers only that)
+	// instead of a password. It is asked for one at every login; an
+	// app-only token opens every mailbox its app was given.
+	Token func(ctx context.Context) (string, error)
+	// Credential names what the token comes from (never the secret), so
+	// that connections logged in with different credentials are not
+	// mistaken for each other.
+	Credential string
 }
 
 // The user whose mailbox this login opens.
@@ -214,6 +223,15 @@ func Classify(op string, err error) error {
 // Dial connects (see ChooseSecurity for when TLS is used or required),
 // authenticates and learns the hierarchy delimiter.
 func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, error) {
+	// The token first: a credential that cannot get one costs the server
+	// no connection.
+	var token string
+	if login.Token != nil {
+		var err error
+		if token, err = tokenFor(ctx, login); err != nil {
+			return nil, err
+		}
+	}
 	raw, sec, st, err := connect(ctx, addr, opts)
 	if err != nil {
 		return nil, err
@@ -240,17 +258,29 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 		return fail("greeting", "greeting", err)
 	}
 	step := "answer to LOGIN"
-	if login.AuthzID != "" {
+	switch {
+	case login.Token != nil:
+		step = "answer to AUTHENTICATE"
+		var sc sasl.Client
+		if sc, err = bearerClient(c, login.Username, token); err != nil {
+			return fail("login", step, err)
+		}
+		err = c.Authenticate(sc)
+	case login.AuthzID != "":
 		step = "answer to AUTHENTICATE"
 		err = c.Authenticate(sasl.NewPlainClient(login.AuthzID, login.Username, login.Password))
-	} else {
+	default:
 		err = c.Login(login.Username, login.Password).Wait()
 	}
 	if err != nil {
 		e := Classify("login", err)
 		var ce *Error
-		// A plain NO on LOGIN means bad credentials on most servers.
-		if errors.As(e, &ce) && ce.Kind == KindRejected {
+		var refused *TokenRefusedError
+		switch {
+		case errors.As(err, &refused):
+			e = &Error{Kind: KindAuth, Op: "authenticate to " + addr.String(), Permanent: true, Err: err}
+		case errors.As(e, &ce) && ce.Kind == KindRejected:
+			// A plain NO on LOGIN means bad credentials on most servers.
 			ce.Kind = KindAuth
 		}
 		return fail("login", step, e)

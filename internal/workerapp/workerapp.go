@@ -47,7 +47,11 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 		if err != nil {
 			return nil, fmt.Errorf("endpoints.%s.%w", name, err)
 		}
-		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections, opts, ep.Login)
+		login, err := ep.Logins()
+		if err != nil {
+			return nil, fmt.Errorf("endpoints.%s.%w", name, err)
+		}
+		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections, opts, login)
 	}
 	// Once per worker start: settings that weaken an endpoint's security.
 	warn := logger

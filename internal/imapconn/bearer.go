@@ -1,0 +1,94 @@
+package imapconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// SASL mechanisms for bearer tokens, as capabilities name them.
+const (
+	capXOAUTH2     = "AUTH=XOAUTH2"
+	capOAUTHBEARER = "AUTH=OAUTHBEARER"
+)
+
+// TokenRefusedError is a server's answer to a bearer token it did not
+// accept: an error challenge (RFC 7628's JSON, or XOAUTH2's).
+type TokenRefusedError struct {
+	Mailbox   string
+	Mechanism string
+	// Detail is what the server said, decoded (e.g. {"status":"401",...}).
+	Detail string
+}
+
+func (e *TokenRefusedError) Error() string {
+	return fmt.Sprintf("the server refused the token for mailbox %s (%s: %s): the app has no access to this mailbox, or the token is not valid for this server (issuer, audience, expiry, signature)",
+		e.Mailbox, e.Mechanism, e.Detail)
+}
+
+// tokenFor asks login for a token. A failure that a retry cannot mend
+// (the token source says Permanent: a secret refused, a tenant or app
+// unknown) is KindAuth and permanent.
+func tokenFor(ctx context.Context, login Login) (string, error) {
+	token, err := login.Token(ctx)
+	if err == nil {
+		return token, nil
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	var p interface{ Permanent() bool }
+	permanent := errors.As(err, &p) && p.Permanent()
+	kind := KindUnavailable
+	if permanent {
+		kind = KindAuth
+	}
+	return "", &Error{Kind: kind, Op: "token for " + login.Username, Permanent: permanent, Err: err}
+}
+
+// bearerClient picks the mechanism the server offers for a bearer token:
+// XOAUTH2 (Exchange Online), else OAUTHBEARER.
+func bearerClient(c *imapclient.Client, user, token string) (sasl.Client, error) {
+	caps := c.Caps()
+	switch {
+	case caps.Has(capXOAUTH2):
+		return &xoauth2Client{user: user, token: token}, nil
+	case caps.Has(capOAUTHBEARER):
+		return &refusalReporter{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: token}), user: user, mech: "OAUTHBEARER"}, nil
+	}
+	return nil, &Error{Kind: KindConfig, Op: "login as " + user, Permanent: true,
+		Err: errors.New("the server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER, so a token cannot be used (is this endpoint's auth right?)")}
+}
+
+// xoauth2Client is SASL XOAUTH2 (Google's and Microsoft's), which go-sasl
+// does not have: one initial response, and any challenge is the server's
+// refusal.
+type xoauth2Client struct {
+	user, token string
+}
+
+func (x *xoauth2Client) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+// Next ends the exchange on the server's error challenge. XOAUTH2 wants
+// an empty answer to it, but go-imap v2 beta.8 sends an empty response as
+// "=", which servers reject as invalid (upstream issue 760): the caller
+// closes the connection instead.
+func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) {
+	return nil, &TokenRefusedError{Mailbox: x.user, Mechanism: "XOAUTH2", Detail: string(challenge)}
+}
+
+// refusalReporter turns OAUTHBEARER's error challenge into a
+// TokenRefusedError.
+type refusalReporter struct {
+	sasl.Client
+	user, mech string
+}
+
+func (r *refusalReporter) Next(challenge []byte) ([]byte, error) {
+	return nil, &TokenRefusedError{Mailbox: r.user, Mechanism: r.mech, Detail: string(challenge)}
+}

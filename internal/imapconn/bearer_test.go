@@ -1,0 +1,132 @@
+package imapconn_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailshift/mailshift/internal/dovecottest"
+	"github.com/mailshift/mailshift/internal/entra/entratest"
+	"github.com/mailshift/mailshift/internal/imapconn"
+)
+
+// TestTokenLoginsWithDovecot: Dovecot validates the tokens of a test
+// Entra authority locally, comparing domains only, as Exchange Online
+// takes one app-only token for every mailbox. One token opens two
+// mailboxes of the domain (XOAUTH2); an expired one, one from another
+// issuer, one signed with another key and one for another domain are each
+// refused, with a permanent authentication error that names the mailbox.
+// OAUTHBEARER is used where the server offers only that.
+func TestTokenLoginsWithDovecot(t *testing.T) {
+	auth, err := entratest.New("tenant-1", "app-1", "s3cret", "app@contoso.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Close()
+	inst := dovecottest.StartT(t, dovecottest.Options{MailFsync: "never",
+		OAuth2: &dovecottest.OAuth2{Issuer: auth.Issuer(), UsernameFormat: "%Ld"}})
+	if err := inst.AddOAuth2Key("RS256", auth.KeyID(), auth.PublicKeyPEM()); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"ann@contoso.test", "bob@contoso.test", "eve@fabrikam.test"} {
+		if err := inst.AddUser(u, "unused-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr, err := imapconn.ParseAddress(inst.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	login := func(user, token string) imapconn.Login {
+		return imapconn.Login{Username: user, Credential: "oauth2:test", Token: func(context.Context) (string, error) { return token, nil }}
+	}
+
+	good := auth.Mint(nil)
+	for _, u := range []string{"ann@contoso.test", "bob@contoso.test"} {
+		c, err := imapconn.Dial(ctx, addr, login(u, good), imapconn.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if _, err := c.Folders(); err != nil {
+			t.Fatalf("%s: list: %v", u, err)
+		}
+		c.Close()
+	}
+
+	for _, c := range []struct {
+		name, user, token string
+	}{
+		{"expired", "ann@contoso.test", auth.Mint(map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "nbf": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})},
+		{"another issuer", "ann@contoso.test", auth.Mint(map[string]any{"iss": "https://sts.elsewhere.test/x/v2.0"})},
+		{"another key", "ann@contoso.test", auth.MintForeign(nil)},
+		{"another domain", "eve@fabrikam.test", good},
+	} {
+		_, err := imapconn.Dial(ctx, addr, login(c.user, c.token), imapconn.Options{})
+		var ie *imapconn.Error
+		var refused *imapconn.TokenRefusedError
+		if !errors.As(err, &ie) || ie.Kind != imapconn.KindAuth || !ie.Permanent || !errors.As(err, &refused) {
+			t.Errorf("%s: %v, want a permanent %s error with the server's refusal", c.name, err, imapconn.KindAuth)
+			continue
+		}
+		t.Logf("%s: %v", c.name, err)
+		if !strings.Contains(err.Error(), c.user) || !strings.Contains(err.Error(), "XOAUTH2") {
+			t.Errorf("%s: %v: the error does not name the mailbox and the mechanism", c.name, err)
+		}
+		if strings.Contains(err.Error(), c.token) {
+			t.Errorf("%s: the error shows the token", c.name)
+		}
+	}
+
+	// A token source that fails permanently is reported before any
+	// connection; one that may recover is retryable.
+	for _, permanent := range []bool{true, false} {
+		l := imapconn.Login{Username: "ann@contoso.test", Token: func(context.Context) (string, error) { return "", &sourceError{permanent} }}
+		_, err := imapconn.Dial(ctx, addr, l, imapconn.Options{})
+		var ie *imapconn.Error
+		if !errors.As(err, &ie) || ie.Permanent != permanent || !strings.Contains(err.Error(), "no token here") {
+			t.Errorf("token source failing (permanent %v): %v", permanent, err)
+		}
+	}
+}
+
+// TestOAuthBearerWhereOnlyItIsOffered: a server that offers OAUTHBEARER
+// and not XOAUTH2 gets OAUTHBEARER.
+func TestOAuthBearerWhereOnlyItIsOffered(t *testing.T) {
+	auth, err := entratest.New("tenant-1", "app-1", "s3cret", "ann@contoso.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Close()
+	inst := dovecottest.StartT(t, dovecottest.Options{MailFsync: "never", OAuth2: &dovecottest.OAuth2{Issuer: auth.Issuer()},
+		ExtraConfig: "auth_mechanisms = plain login oauthbearer\n"})
+	if err := inst.AddOAuth2Key("RS256", auth.KeyID(), auth.PublicKeyPEM()); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.AddUser("ann@contoso.test", "unused-password"); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := imapconn.ParseAddress(inst.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	token := auth.Mint(nil)
+	c, err := imapconn.Dial(ctx, addr, imapconn.Login{Username: "ann@contoso.test", Token: func(context.Context) (string, error) { return token, nil }}, imapconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Has("AUTH=XOAUTH2") {
+		t.Fatal("the server still offers XOAUTH2; the test shows nothing")
+	}
+	c.Close()
+	if !strings.Contains(inst.Log(1<<16), "method=OAUTHBEARER") {
+		t.Errorf("no OAUTHBEARER login in the server's log:\n%s", inst.Log(2000))
+	}
+}
+
+type sourceError struct{ permanent bool }
+
+func (e *sourceError) Error() string   { return "no token here" }
+func (e *sourceError) Permanent() bool { return e.permanent }
