@@ -94,6 +94,10 @@ type TransferResult struct {
 	// Started and Finished bound this pass's last attempt (UTC).
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
+	// Throttled counts the times the target asked this attempt to slow
+	// down, and ThrottledFor is how long it waited as asked.
+	Throttled    int           `json:"throttled,omitempty"`
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
 }
 
 // MaxReportedItems bounds the skipped items carried in a result; the full

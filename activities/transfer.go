@@ -87,11 +87,6 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 			res.Resumed = true
 		}
 	}
-	src, tgt, release, err := a.connect(ctx, in.Mailbox)
-	if err != nil {
-		return res, err
-	}
-	defer release()
 	opts.Stage = func(ctx context.Context, item transfer.SkippedItem, body io.Reader) (string, error) {
 		name := staging.ItemName(in.Mailbox.Org, in.Mailbox.Address, item.Folder, item.UIDValidity, item.UID)
 		_, err := a.putStaging(ctx, name, heartbeatReader(ctx, body), map[string]string{
@@ -137,9 +132,33 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	res.Started = start.UTC()
 	tally := cp.Tally(in.PassID)
 	skippedBefore := skippedByReason(cp.Skipped)
-	cp, st, err := transfer.Run(ctx, src, tgt, cp, opts)
+	var st transfer.Stats
+	for {
+		var run transfer.Stats
+		cp, run, err = a.transferOnce(ctx, in.Mailbox, cp, opts)
+		count(run)
+		counted = transfer.Stats{}
+		st = addStats(st, run)
+		d, ok := imapconn.Throttled(err)
+		if !ok || ctx.Err() != nil || res.ThrottledFor+d > maxThrottledWait {
+			break
+		}
+		// Throttling is the target pacing us, not a fault: keep what was
+		// settled, wait as asked (the pulse heartbeats meanwhile) and go on
+		// from the checkpoint on new connections.
+		res.Throttled++
+		res.ThrottledFor += d
+		log.Info("the target throttled the pass; waiting as it asks", "backoff", d, "times", res.Throttled)
+		if serr := a.saveJSON(ctx, ledger, cp); serr != nil {
+			err = serr
+			break
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
 	res.Finished = time.Now().UTC()
-	count(st)
 	for reason, n := range skippedByReason(cp.Skipped) {
 		a.Metrics.Skipped(in.Mailbox.Org, reason, n-skippedBefore[reason])
 	}
@@ -173,6 +192,36 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 		return res, err
 	}
 	return res, nil
+}
+
+// maxThrottledWait bounds the waiting one transfer attempt does for a
+// throttling target; beyond it the attempt ends with the throttling error
+// and Temporal's retry policy takes over.
+const maxThrottledWait = time.Hour
+
+// transferOnce runs the pass on fresh (or pooled) connections.
+func (a *Activities) transferOnce(ctx context.Context, m MailboxRef, cp transfer.Checkpoint, opts transfer.Options) (transfer.Checkpoint, transfer.Stats, error) {
+	src, tgt, release, err := a.connect(ctx, m)
+	if err != nil {
+		return cp, transfer.Stats{}, err
+	}
+	defer release()
+	return transfer.Run(ctx, src, tgt, cp, opts)
+}
+
+// addStats adds the tallies of a pass resumed after throttling to what
+// its first part did; folders and source messages are counted again by
+// each part, so the last part's count holds.
+func addStats(a, b transfer.Stats) transfer.Stats {
+	a.Copied += b.Copied
+	a.Bytes += b.Bytes
+	a.Matched += b.Matched
+	a.Skipped += b.Skipped
+	a.BodiesRead += b.BodiesRead
+	a.Reconciled += b.Reconciled
+	a.FlagsUpdated += b.FlagsUpdated
+	a.Folders, a.SourceTotal = b.Folders, b.SourceTotal
+	return a
 }
 
 // skippedSummary counts a ledger's skipped items that are still not in the

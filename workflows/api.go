@@ -176,6 +176,11 @@ type MailboxOutcome struct {
 	Rules       []Rule      `json:"rules,omitempty"`
 	// ValidationLevel is the level Consistency was computed at.
 	ValidationLevel string `json:"validation_level,omitempty"`
+
+	// Throttled and ThrottledFor: how often the target asked the pass to
+	// slow down, and how long it waited as asked.
+	Throttled    int           `json:"throttled,omitempty"`
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
 }
 
 // MailboxFinding is a validated mailbox whose score is not Perfect.
@@ -273,6 +278,12 @@ type Progress struct {
 	// the last copy pass, so it went straight to the routing switch; the
 	// post-switch pass copied what came since (versionSealed).
 	FinalPassSkipped bool `json:"final_pass_skipped,omitempty"`
+	// Throttled counts the times a target asked this run's passes to slow
+	// down (Exchange Online's "Request is throttled"), and ThrottledFor
+	// the time they spent waiting as asked: not failures, but the pace the
+	// target allows.
+	Throttled    int           `json:"throttled,omitempty"`
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
 	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
 	Pass        Pass `json:"pass,omitempty"`
 	PassDone    int  `json:"pass_done"`

@@ -55,6 +55,8 @@ func (o *organization) book(out MailboxOutcome) {
 	case PassPreStage, PassDelta, PassFinal, PassPostSwitch:
 		p.Messages += out.Copied
 		p.Bytes += out.Bytes
+		p.Throttled += out.Throttled
+		p.ThrottledFor += out.ThrottledFor
 		o.markCopied(i)
 		o.setSkips(i, skipCount{Total: out.Skipped, ByReason: out.SkippedByReason, Staged: out.Staged})
 		if out.Consistency != "" { // validated in the same workflow

@@ -53,6 +53,7 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 	}
 	if t := res.Transfer; t != nil {
 		out.Copied, out.Bytes, out.Skipped, out.SkippedByReason, out.Staged = t.Copied, t.Bytes, t.SkippedTotal, t.SkippedByReason, t.Staged
+		out.Throttled, out.ThrottledFor = t.Throttled, t.ThrottledFor
 	}
 	if r := res.Import; r != nil {
 		out.Imported, out.Bytes, out.Copied = r.Imported+r.Present, r.Bytes, int64(r.Imported)
@@ -134,6 +135,8 @@ func mailboxPass(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 			// The ledger tallies the pass by PassID: rest counts the local
 			// attempt's copies too.
 			rest.BodiesRead += r.BodiesRead
+			rest.Throttled += r.Throttled
+			rest.ThrottledFor += r.ThrottledFor
 			if !r.Started.IsZero() {
 				rest.Started = r.Started
 			}

@@ -307,3 +307,20 @@ func TestSkipAndRetryDuringReadinessBatches(t *testing.T) {
 	require.Equal(t, inventoryPage+20, after.PassTotal, "520 mailboxes, one skipped, one checked twice")
 	require.Zero(t, after.MailboxRuns, "readiness starts no Mailbox workflow")
 }
+
+// TestThrottlingIsCountedNotFailed: a pre-stage that the target throttled
+// (and that waited as asked) is a pass like any other; the organization
+// counts how often and how long.
+func TestThrottlingIsCountedNotFailed(t *testing.T) {
+	env := newEnv(t)
+	in := orgInput(3)
+	f := &fakeData{throttled: map[string]time.Duration{in.Mailboxes[1].Address: 3 * time.Second, in.Mailboxes[2].Address: time.Second}}
+	f.install(env)
+	env.ExecuteWorkflow(Organization, in)
+	p := result(t, env)
+	require.Equal(t, PhaseCompleted, p.Phase, p.Reason)
+	require.Equal(t, 3, p.MailboxesDone)
+	require.Empty(t, p.Failures)
+	require.Equal(t, 4, p.Throttled)
+	require.Equal(t, 4*time.Second, p.ThrottledFor)
+}

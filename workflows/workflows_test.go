@@ -58,11 +58,12 @@ type fakeData struct {
 	// localStops: a local (budgeted) pre-stage copies 4 of the 10
 	// messages and runs out of budget; the regular activity copies the rest.
 	localStops bool
-	budgeted   int                 // transfers that ran with a budget (local attempts)
-	batches    int                 // readiness batches
-	sizes      map[string]int64    // readiness's measure, default 11,000 bytes
-	byMailbox  map[string][]string // transfer passes per mailbox
-	failOn     map[string]string   // address -> the transfer pass that fails for good
+	budgeted   int                      // transfers that ran with a budget (local attempts)
+	batches    int                      // readiness batches
+	sizes      map[string]int64         // readiness's measure, default 11,000 bytes
+	byMailbox  map[string][]string      // transfer passes per mailbox
+	failOn     map[string]string        // address -> the transfer pass that fails for good
+	throttled  map[string]time.Duration // address -> its pre-stage waited this long, throttled twice
 	// mu: the test environment runs activities of concurrent children on
 	// goroutines of their own.
 	mu sync.Mutex
@@ -133,6 +134,9 @@ func (f *fakeData) install(env *sdktest.TestWorkflowEnvironment) {
 				r.Copied, r.Bytes = 10, 10000
 				if f.localStops && in.PassID == "" {
 					r.Copied, r.Bytes = 6, 6000
+				}
+				if d := f.throttled[in.Mailbox.Address]; d > 0 {
+					r.Throttled, r.ThrottledFor = 2, d
 				}
 			}
 			return r, nil

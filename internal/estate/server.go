@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -42,6 +43,11 @@ type ServerOptions struct {
 	// consuming a LITERAL+ literal and then parses the message body as
 	// commands.
 	AppendLimit int64
+	// Throttle, if set, is asked at every APPEND; when it says so, the
+	// message is refused as Exchange Online refuses one when it throttles
+	// ("BAD Request is throttled. Suggested Backoff Time: <N>
+	// milliseconds") and the connection is dropped a moment later.
+	Throttle func() (backoff time.Duration, throttle bool)
 }
 
 // Server is an in-process IMAP server (go-imap v2 imapserver +
@@ -129,8 +135,8 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		accounts: map[string]*account{},
 	}
 	s.imap = imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{srv: s}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &session{srv: s, conn: c}, nil, nil
 		},
 		Caps:         Capabilities(opts.IMAP4rev2),
 		Logger:       slogAdapter{opts.Logger, opts.Name},
@@ -331,6 +337,7 @@ func (a *account) setSubscribed(name string, sub bool) {
 type session struct {
 	*imapmemserver.UserSession
 	srv  *Server
+	conn *imapserver.Conn
 	acct *account
 }
 
@@ -468,6 +475,14 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	if n != r.Size() {
 		return nil, fmt.Errorf("APPEND literal truncated: got %d of %d bytes", n, r.Size())
+	}
+	if t := s.srv.opts.Throttle; t != nil {
+		if d, ok := t(); ok {
+			// The answer goes out first; then the connection is dropped.
+			time.AfterFunc(50*time.Millisecond, func() { s.conn.NetConn().Close() })
+			return nil, &imap.Error{Type: imap.StatusResponseTypeBad,
+				Text: fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", d.Milliseconds())}
+		}
 	}
 	return s.UserSession.Append(canonName(mailbox), &literal{Reader: bytes.NewReader(buf.Bytes()), size: n}, options)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,6 +178,11 @@ const (
 	// go on (plaintext refused, a certificate that does not verify); a
 	// retry cannot help.
 	KindConfig = "ConfigError"
+	// KindThrottled: the server asks the client to slow down (Exchange
+	// Online: "BAD Request is throttled. Suggested Backoff Time: <N>
+	// milliseconds", then it drops the connection). Not the message's
+	// fault, and not a failure: wait Backoff and go on.
+	KindThrottled = "Throttled"
 )
 
 // Error is an IMAP fault with a kind and whether a retry can help.
@@ -185,6 +191,36 @@ type Error struct {
 	Op        string
 	Permanent bool
 	Err       error
+	// Backoff is how long a throttled client should wait (KindThrottled).
+	Backoff time.Duration
+}
+
+// DefaultThrottleBackoff is the wait after a throttling answer that
+// suggests none.
+const DefaultThrottleBackoff = 5 * time.Second
+
+var throttleText = regexp.MustCompile(`(?i)\bthrottled\b(?:.*?backoff time:\s*(\d+)\s*milliseconds)?`)
+
+// throttled recognises a throttling answer and its suggested back-off.
+func throttled(text string) (time.Duration, bool) {
+	m := throttleText.FindStringSubmatch(text)
+	if m == nil {
+		return 0, false
+	}
+	if ms, err := strconv.Atoi(m[1]); err == nil && ms > 0 {
+		return time.Duration(ms) * time.Millisecond, true
+	}
+	return DefaultThrottleBackoff, true
+}
+
+// Throttled reports whether err is a server's request to slow down, and
+// for how long.
+func Throttled(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == KindThrottled {
+		return e.Backoff, true
+	}
+	return 0, false
 }
 
 func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
@@ -201,6 +237,9 @@ func Classify(op string, err error) error {
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
+		if d, ok := throttled(ie.Text); ok {
+			return &Error{Kind: KindThrottled, Op: op, Err: err, Backoff: d}
+		}
 		switch ie.Code {
 		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
 			return &Error{Kind: KindAuth, Op: op, Permanent: true, Err: err}

@@ -231,6 +231,10 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 		if p.StagedCount > 0 {
 			fmt.Fprintf(w, "  %s: %d large items kept in the staging store (see the mailbox reports)\n", p.Organization, p.StagedCount)
 		}
+		if p.Throttled > 0 {
+			fmt.Fprintf(w, "  %s: the target throttled the copy %d time(s); it waited %s as asked, then went on (per mailbox: throttled, throttled_s in mailboxes.csv)\n",
+				p.Organization, p.Throttled, p.ThrottledFor.Round(time.Second))
+		}
 		if len(p.Reports) > 0 {
 			fmt.Fprintf(w, "  %s: per-mailbox reports in the staging store: %s\n", p.Organization, strings.Join(p.Reports, ", "))
 		} else if p.ReportError != "" {

@@ -89,6 +89,10 @@ type PassReport struct {
 	// DurationSeconds is Finished-Started (0 when the pass report predates
 	// recorded times).
 	DurationSeconds float64 `json:"duration_seconds"`
+	// Throttled counts the target's requests to slow down during the pass,
+	// and ThrottledFor the time spent waiting on them.
+	Throttled    int           `json:"throttled,omitempty"`
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
 }
 
 // Validation summarises the mailbox's validation.

@@ -43,7 +43,7 @@ func mailboxColumns() []string {
 		p = strings.ReplaceAll(p, "-", "_")
 		c = append(c, p+"_copied", p+"_bytes", p+"_finished", p+"_duration_s")
 	}
-	return append(c, "last_error", "notes")
+	return append(c, "throttled", "throttled_s", "last_error", "notes")
 }
 
 // WriteCSV writes one row per mailbox under a header of Columns.
@@ -153,7 +153,12 @@ func mailboxRow(r *MailboxReport) []string {
 		}
 		row = append(row, i64(p.Copied), i64(p.Bytes), stamp(p.Finished), secs(p.DurationSeconds))
 	}
-	return append(row, text(r.LastError), text(strings.Join(r.Notes, "; ")))
+	throttled, waited := 0, time.Duration(0)
+	for _, p := range r.Passes {
+		throttled += p.Throttled
+		waited += p.ThrottledFor
+	}
+	return append(row, strconv.Itoa(throttled), secs(waited.Seconds()), text(r.LastError), text(strings.Join(r.Notes, "; ")))
 }
 
 func skippedRows(r *MailboxReport) [][]string {
