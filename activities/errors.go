@@ -72,6 +72,12 @@ var NonRetryable = []string{ErrTypeAuth, ErrTypeNotFound, ErrTypePolicy, ErrType
 // application error with a type (ErrType*) the workflow and the UI can
 // read; any other fault stays a plain error, which Temporal retries.
 func temporalError(prefix string, err error) error {
+	// Already decided (a connection's login refused, a claim): kept as
+	// it is, so its type and retryability survive.
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return err
+	}
 	var ie *imapconn.Error
 	if errors.As(err, &ie) {
 		if !ie.Permanent {

@@ -112,5 +112,10 @@ func TestOAuth2TargetThroughTheWorker(t *testing.T) {
 	}
 	activities.CloseIdle(good)
 	require.EqualValues(t, 1, auth.TokenRequests.Load()-before, "one token for every login of the worker")
-	require.Contains(t, tgt.Log(1<<20), "method=XOAUTH2")
+	log := tgt.Log(1 << 20)
+	require.Contains(t, log, "method=XOAUTH2")
+	// The APPEND pipeline logs in with the token as well: no login of any
+	// kind failed on the target.
+	require.NotContains(t, log, "auth failed")
+	require.NotContains(t, log, "method=PLAIN")
 }

@@ -32,6 +32,10 @@ type Appender struct {
 	err     error
 	onClose func()
 	closed  bool
+	// raw and stopDial serve the dial only: the connection's timers, and
+	// the tie of the dial's context to the connection.
+	raw      *timedConn
+	stopDial func()
 	// selected is the mailbox the session has open (see Append); the read
 	// loop clears it when the server refuses the SELECT.
 	mu       sync.Mutex
@@ -59,13 +63,21 @@ var ErrNoLiteralPlus = errors.New("server does not offer LITERAL+")
 // DialAppender connects as Dial does (TLS, STARTTLS or plaintext by the
 // same policy) and logs in. window bounds the answers buffered.
 func DialAppender(ctx context.Context, addr Address, login Login, opts Options, window int) (*Appender, error) {
+	var token string
+	if login.Token != nil {
+		var err error
+		if token, err = tokenFor(ctx, login); err != nil {
+			return nil, err
+		}
+	}
 	conn, _, _, err := connect(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}
-	a := &Appender{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), br: bufio.NewReaderSize(conn, 16<<10),
+	a := &Appender{conn: conn, raw: conn, bw: bufio.NewWriterSize(conn, 64<<10), br: bufio.NewReaderSize(conn, 16<<10),
 		results: make(chan AppendResult, window+4), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	a.stopDial = func() { stop() }
 	// step names, in "no ... within", what the dial timeout ends.
 	step := "greeting"
 	fail := func(err error) (*Appender, error) {
@@ -86,6 +98,13 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	if !strings.HasPrefix(greeting, "* OK") && !strings.HasPrefix(greeting, "* PREAUTH") {
 		return fail(&Error{Kind: KindUnavailable, Op: "greeting " + addr.String(), Err: errors.New(greeting)})
 	}
+	if login.Token != nil {
+		step = "answer to AUTHENTICATE"
+		if err := a.authenticate(greeting, login.Username, token); err != nil {
+			return fail(loginError("login "+addr.String()+" as "+login.mailboxUser(), addr, err))
+		}
+		return a.ready(ctx, addr, opts, fail, &step)
+	}
 	var cmd string
 	if login.AuthzID != "" {
 		ir := base64.StdEncoding.EncodeToString([]byte(login.AuthzID + "\x00" + login.Username + "\x00" + login.Password))
@@ -101,17 +120,19 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 		step = "answer to LOGIN"
 	}
 	if _, err := a.command(cmd, nil); err != nil {
-		e := Classify("login "+addr.String()+" as "+login.mailboxUser(), err)
-		var ce *Error
-		if errors.As(e, &ce) && ce.Kind == KindRejected {
-			ce.Kind = KindAuth
-		}
-		return fail(e)
+		return fail(loginError("login "+addr.String()+" as "+login.mailboxUser(), addr, err))
 	}
+	return a.ready(ctx, addr, opts, fail, &step)
+}
+
+// ready checks, once logged in, that the server takes LITERAL+, and starts
+// reading answers.
+func (a *Appender) ready(ctx context.Context, addr Address, opts Options, fail func(error) (*Appender, error), step *string) (*Appender, error) {
+	conn := a.raw
 	// Servers may extend their capabilities after login (go-imap's server
 	// offers LITERAL+ only then), so ask now.
 	var caps string
-	step = "answer to CAPABILITY"
+	*step = "answer to CAPABILITY"
 	if _, err := a.command("CAPABILITY", func(l string) {
 		if strings.HasPrefix(strings.ToUpper(l), "* CAPABILITY ") {
 			caps = strings.ToUpper(l)
@@ -123,10 +144,85 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 		return fail(ErrNoLiteralPlus)
 	}
 	conn.ready(opts.idleTimeout())
-	stop()
+	a.stopDial()
 	context.AfterFunc(ctx, func() { conn.Close() })
 	go a.readLoop()
 	return a, nil
+}
+
+// authenticate logs in with a bearer token: XOAUTH2 when the server
+// offers it, else OAUTHBEARER, with the initial response on the command
+// line where SASL-IR allows. An error challenge is answered with the
+// empty response the mechanisms ask for (which go-imap cannot send), so
+// the server's final answer comes too; the refusal carries the challenge.
+func (a *Appender) authenticate(greeting, user, token string) error {
+	caps := strings.ToUpper(greeting)
+	if !strings.Contains(caps, "[CAPABILITY ") {
+		caps = ""
+		if _, err := a.command("CAPABILITY", func(l string) {
+			if strings.HasPrefix(strings.ToUpper(l), "* CAPABILITY ") {
+				caps = strings.ToUpper(l)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	has := func(c string) bool { return strings.Contains(caps+" ", " "+c+" ") || strings.Contains(caps, " "+c+"]") }
+	mech, ir := "XOAUTH2", "user="+user+"\x01auth=Bearer "+token+"\x01\x01"
+	switch {
+	case has(capXOAUTH2):
+	case has(capOAUTHBEARER):
+		mech, ir = "OAUTHBEARER", "n,a="+strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user)+",\x01auth=Bearer "+token+"\x01\x01"
+	default:
+		return &Error{Kind: KindConfig, Op: "login as " + user, Permanent: true,
+			Err: errors.New("the server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER, so a token cannot be used (is this endpoint's auth right?)")}
+	}
+	enc := base64.StdEncoding.EncodeToString([]byte(ir))
+	a.next++
+	tag := "m" + strconv.Itoa(a.next)
+	cmd := tag + " AUTHENTICATE " + mech
+	sendIR := !has("SASL-IR")
+	if !sendIR {
+		cmd += " " + enc
+	}
+	if _, err := a.bw.WriteString(cmd + "\r\n"); err != nil {
+		return err
+	}
+	if err := a.bw.Flush(); err != nil {
+		return err
+	}
+	var refusal string
+	for {
+		l, err := a.line()
+		if err != nil {
+			return err
+		}
+		switch {
+		case strings.HasPrefix(l, "+"):
+			reply := ""
+			if sendIR {
+				reply, sendIR = enc, false
+			} else {
+				b, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(l, "+")))
+				refusal = string(b)
+			}
+			if _, err := a.bw.WriteString(reply + "\r\n"); err != nil {
+				return err
+			}
+			if err := a.bw.Flush(); err != nil {
+				return err
+			}
+		case strings.HasPrefix(l, tag+" "):
+			res := parseTagged(tag, l)
+			if res.Err == nil {
+				return nil
+			}
+			if refusal != "" {
+				return &TokenRefusedError{Mailbox: user, Mechanism: mech, Detail: refusal}
+			}
+			return res.Err
+		}
+	}
 }
 
 // quote makes an IMAP quoted string; credentials with CR or LF cannot be.

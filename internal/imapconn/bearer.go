@@ -92,3 +92,18 @@ type refusalReporter struct {
 func (r *refusalReporter) Next(challenge []byte) ([]byte, error) {
 	return nil, &TokenRefusedError{Mailbox: r.user, Mechanism: r.mech, Detail: string(challenge)}
 }
+
+// loginError classifies a failed login: a refused token, or a plain NO
+// (bad credentials on most servers), is KindAuth.
+func loginError(op string, addr Address, err error) error {
+	var refused *TokenRefusedError
+	if errors.As(err, &refused) {
+		return &Error{Kind: KindAuth, Op: "authenticate to " + addr.String(), Permanent: true, Err: err}
+	}
+	e := Classify(op, err)
+	var ce *Error
+	if errors.As(e, &ce) && ce.Kind == KindRejected {
+		ce.Kind = KindAuth
+	}
+	return e
+}

@@ -57,6 +57,30 @@ func TestTokenLoginsWithDovecot(t *testing.T) {
 		c.Close()
 	}
 
+	// The APPEND pipeline logs in with the token too (its own protocol
+	// code), and answers a refusal's challenge so the server's NO comes.
+	app, err := imapconn.DialAppender(ctx, addr, login("ann@contoso.test", good), imapconn.Options{}, 4)
+	if err != nil {
+		t.Fatalf("appender: %v", err)
+	}
+	msg := "Subject: token\r\nMessage-ID: <token@test>\r\n\r\nhello\r\n"
+	if _, err := app.Append("INBOX", nil, time.Now(), int64(len(msg)), strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-app.Results(); !res.OK {
+		t.Fatalf("append through a token login: %+v", res)
+	}
+	app.Close()
+	_, err = imapconn.DialAppender(ctx, addr, login("ann@contoso.test", auth.MintForeign(nil)), imapconn.Options{}, 4)
+	var refusedApp *imapconn.TokenRefusedError
+	var ieApp *imapconn.Error
+	if !errors.As(err, &refusedApp) || !errors.As(err, &ieApp) || ieApp.Kind != imapconn.KindAuth || !ieApp.Permanent {
+		t.Fatalf("appender with a foreign-key token: %v", err)
+	}
+
 	for _, c := range []struct {
 		name, user, token string
 	}{
@@ -121,6 +145,14 @@ func TestOAuthBearerWhereOnlyItIsOffered(t *testing.T) {
 		t.Fatal("the server still offers XOAUTH2; the test shows nothing")
 	}
 	c.Close()
+	app, err := imapconn.DialAppender(ctx, addr, imapconn.Login{Username: "ann@contoso.test", Token: func(context.Context) (string, error) { return token, nil }}, imapconn.Options{}, 4)
+	if err != nil {
+		t.Fatalf("appender over OAUTHBEARER: %v", err)
+	}
+	app.Close()
+	if n := strings.Count(inst.Log(1<<16), "method=OAUTHBEARER"); n != 2 {
+		t.Errorf("%d OAUTHBEARER logins in the server's log, want 2:\n%s", n, inst.Log(2000))
+	}
 	if !strings.Contains(inst.Log(1<<16), "method=OAUTHBEARER") {
 		t.Errorf("no OAUTHBEARER login in the server's log:\n%s", inst.Log(2000))
 	}

@@ -312,17 +312,7 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 		err = c.Login(login.Username, login.Password).Wait()
 	}
 	if err != nil {
-		e := Classify("login", err)
-		var ce *Error
-		var refused *TokenRefusedError
-		switch {
-		case errors.As(err, &refused):
-			e = &Error{Kind: KindAuth, Op: "authenticate to " + addr.String(), Permanent: true, Err: err}
-		case errors.As(e, &ce) && ce.Kind == KindRejected:
-			// A plain NO on LOGIN means bad credentials on most servers.
-			ce.Kind = KindAuth
-		}
-		return fail("login", step, e)
+		return fail("login", step, loginError("login", addr, err))
 	}
 	// Most servers (Dovecot among them) list their capabilities in
 	// LOGIN's answer, which saves asking for them.
