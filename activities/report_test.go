@@ -50,6 +50,21 @@ func reportEstate(t *testing.T) (*activities.Activities, *staging.Local, []estat
 	require.NoError(t, err)
 	t.Cleanup(func() { tgt.Close() })
 	require.NoError(t, tgt.AddUsers(e))
+	st, err := staging.NewLocal(t.TempDir())
+	require.NoError(t, err)
+	a := &activities.Activities{
+		Endpoints: estateEndpoints(t, mbs, src, tgt),
+		Staging:   st,
+		Limits:    activities.Limits{MaxMessageSize: limit, MaxLargeItems: -1},
+		SpoolDir:  t.TempDir(),
+	}
+	return a, st, mbs, large
+}
+
+// estateEndpoints names in-process servers "source" and "target", each
+// logging in with the mailboxes' passwords.
+func estateEndpoints(t *testing.T, mbs []estate.Mailbox, src, tgt *estate.Server) map[string]*activities.Endpoint {
+	t.Helper()
 	passwords := map[string]string{}
 	for _, mb := range mbs {
 		passwords[mb.User] = mb.Password
@@ -62,15 +77,7 @@ func reportEstate(t *testing.T) (*activities.Activities, *staging.Local, []estat
 		require.NoError(t, err)
 		return activities.NewEndpoint(s.Name(), addr, 4, imapconn.Options{}, login)
 	}
-	st, err := staging.NewLocal(t.TempDir())
-	require.NoError(t, err)
-	a := &activities.Activities{
-		Endpoints: map[string]*activities.Endpoint{"source": endpoint(src), "target": endpoint(tgt)},
-		Staging:   st,
-		Limits:    activities.Limits{MaxMessageSize: limit, MaxLargeItems: -1},
-		SpoolDir:  t.TempDir(),
-	}
-	return a, st, mbs, large
+	return map[string]*activities.Endpoint{"source": endpoint(src), "target": endpoint(tgt)}
 }
 
 func ref(mb estate.Mailbox) activities.MailboxRef {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/estate"
-	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
@@ -45,18 +44,10 @@ func TestThrottledTargetIsWaitedFor(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { tgt.Close() })
 	require.NoError(t, tgt.AddUsers(e))
-	login := func(user string) (imapconn.Login, error) {
-		return imapconn.Login{Username: user, Password: mb.Password}, nil
-	}
-	endpoint := func(s *estate.Server) *activities.Endpoint {
-		addr, err := imapconn.ParseAddress(s.URL())
-		require.NoError(t, err)
-		return activities.NewEndpoint(s.Name(), addr, 4, imapconn.Options{}, login)
-	}
 	st, err := staging.NewLocal(t.TempDir())
 	require.NoError(t, err)
 	a := &activities.Activities{
-		Endpoints: map[string]*activities.Endpoint{"source": endpoint(src), "target": endpoint(tgt)},
+		Endpoints: estateEndpoints(t, e.Orgs[0].Mailboxes, src, tgt),
 		Staging:   st,
 		Limits:    activities.Limits{MaxLargeItems: -1, AppendWindow: 8},
 		SpoolDir:  t.TempDir(),
