@@ -42,23 +42,38 @@ func reportEstate(t *testing.T) (*activities.Activities, *staging.Local, []estat
 		}
 	}
 	require.GreaterOrEqual(t, large, 0, "the estate has a large item")
+	a, st := estateActivities(t, e, estate.ServerOptions{}, activities.Limits{MaxMessageSize: limit, MaxLargeItems: -1})
+	return a, st, mbs, large
+}
+
+// estateActivities serves estate e from an in-process source to an
+// in-process target started with tgtOpts (named "target"), with a local
+// staging store and limits.
+func estateActivities(t *testing.T, e *estate.Estate, tgtOpts estate.ServerOptions, limits activities.Limits) (*activities.Activities, *staging.Local) {
+	t.Helper()
 	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	require.NoError(t, src.Load(e))
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target"})
+	tgtOpts.Name = "target"
+	tgt, err := estate.StartServer(tgtOpts)
 	require.NoError(t, err)
 	t.Cleanup(func() { tgt.Close() })
 	require.NoError(t, tgt.AddUsers(e))
 	st, err := staging.NewLocal(t.TempDir())
 	require.NoError(t, err)
+	var mbs []estate.Mailbox
+	for _, o := range e.Orgs {
+		mbs = append(mbs, o.Mailboxes...)
+	}
 	a := &activities.Activities{
 		Endpoints: estateEndpoints(t, mbs, src, tgt),
 		Staging:   st,
-		Limits:    activities.Limits{MaxMessageSize: limit, MaxLargeItems: -1},
+		Limits:    limits,
 		SpoolDir:  t.TempDir(),
 	}
-	return a, st, mbs, large
+	t.Cleanup(func() { activities.CloseIdle(a) })
+	return a, st
 }
 
 // estateEndpoints names in-process servers "source" and "target", each

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/estate"
-	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -24,14 +23,10 @@ import (
 func TestThrottledTargetIsWaitedFor(t *testing.T) {
 	e := estate.Generate(estate.Spec{Seed: 23, LargeItems: -1, Orgs: []estate.OrgSpec{{Code: "THR", Name: "Throttled", Mailboxes: 1, MeanMessages: 120}}})
 	mb := e.Orgs[0].Mailboxes[0]
-	src, err := estate.StartServer(estate.ServerOptions{Name: "source"})
-	require.NoError(t, err)
-	t.Cleanup(func() { src.Close() })
-	require.NoError(t, src.Load(e))
 	const every, backoff = 25, 150 * time.Millisecond
 	var mu sync.Mutex
 	appends, throttles := 0, 0
-	tgt, err := estate.StartServer(estate.ServerOptions{Name: "target", Throttle: func() (time.Duration, bool) {
+	a, _ := estateActivities(t, e, estate.ServerOptions{Throttle: func() (time.Duration, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		appends++
@@ -40,19 +35,7 @@ func TestThrottledTargetIsWaitedFor(t *testing.T) {
 			return backoff, true
 		}
 		return 0, false
-	}})
-	require.NoError(t, err)
-	t.Cleanup(func() { tgt.Close() })
-	require.NoError(t, tgt.AddUsers(e))
-	st, err := staging.NewLocal(t.TempDir())
-	require.NoError(t, err)
-	a := &activities.Activities{
-		Endpoints: estateEndpoints(t, e.Orgs[0].Mailboxes, src, tgt),
-		Staging:   st,
-		Limits:    activities.Limits{MaxLargeItems: -1, AppendWindow: 8},
-		SpoolDir:  t.TempDir(),
-	}
-	defer activities.CloseIdle(a)
+	}}, activities.Limits{MaxLargeItems: -1, AppendWindow: 8})
 	var suite sdktest.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.SetTestTimeout(2 * time.Minute)
