@@ -30,6 +30,7 @@ import (
 	"log/slog"
 
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/transfer"
@@ -95,7 +96,9 @@ func (a *Activities) validation(p Policy) (transfer.ValidateOptions, error) {
 	return o, nil
 }
 
-func (a *Activities) policy(p Policy) transfer.Options {
+// policy resolves p for mailbox m: the worker's limits where p sets none,
+// and what m's target endpoint keeps, takes and calls its folders.
+func (a *Activities) policy(m MailboxRef, p Policy) transfer.Options {
 	o := transfer.Options{
 		MaxMessageSize: a.Limits.MaxMessageSize,
 		MaxLargeItems:  a.Limits.MaxLargeItems,
@@ -112,5 +115,29 @@ func (a *Activities) policy(p Policy) transfer.Options {
 	if p.MaxBadItems != nil {
 		o.MaxBadItems = *p.MaxBadItems
 	}
+	if ep := a.Endpoints[m.TargetEndpoint]; ep != nil {
+		o.Target = ep.Target
+		if ep.SizeCeiling > 0 && (o.MaxMessageSize <= 0 || o.MaxMessageSize > ep.SizeCeiling) {
+			o.MaxMessageSize = ep.SizeCeiling
+		}
+		if ep.WellKnown {
+			// A bad language is a readiness problem (wellKnownProblem); until
+			// it is fixed, folders keep their names.
+			if wk, err := profile.Folders(p.TargetLanguage, p.TargetFolders); err == nil {
+				o.Rules.WellKnown = wk
+			}
+		}
+	}
 	return o
+}
+
+// wellKnownProblem says why m's well-known target folders cannot be named
+// under p, or "".
+func (a *Activities) wellKnownProblem(m MailboxRef, p Policy) string {
+	if ep := a.Endpoints[m.TargetEndpoint]; ep != nil && ep.WellKnown {
+		if _, err := profile.Folders(p.TargetLanguage, p.TargetFolders); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
 }

@@ -29,6 +29,16 @@ type Policy struct {
 	TargetMaxFolders    int `json:"target_max_folders,omitempty"`
 	TargetMaxDepth      int `json:"target_max_depth,omitempty"`
 	TargetMaxNameLength int `json:"target_max_name_length,omitempty"`
+	// TargetQuotaBytes is the target mailboxes' storage quota, checked by
+	// readiness when the target does not tell it over IMAP (Exchange
+	// Online does not offer QUOTA); 0: unknown, not checked.
+	TargetQuotaBytes int64 `json:"target_quota_bytes,omitempty"`
+	// TargetLanguage is the language of the organization's target
+	// mailboxes (en, de, fr, es, nl), which names the well-known folders of
+	// a target that has no SPECIAL-USE (Exchange Online); TargetFolders
+	// names them by role (sent, trash, drafts, junk, archive) instead.
+	TargetLanguage string            `json:"target_language,omitempty"`
+	TargetFolders  map[string]string `json:"target_folders,omitempty"`
 	// Validation is the organization's validation level (metadata, sample
 	// or full; "" = the worker's) and ValidationSample the messages per
 	// folder the sample level reads (0 = the worker's).
@@ -132,8 +142,13 @@ type ValidateResult struct {
 	// of them are kept in the staging store (recoverable).
 	SkippedByReason map[string]int `json:"skipped_by_reason,omitempty"`
 	Staged          int            `json:"staged,omitempty"`
-	Problems        []string       `json:"problems,omitempty"`
-	Report          string         `json:"report"`
+	// Rerendered: the target re-renders MIME and was compared by identity
+	// and content, not bytes. KeywordsDropped counts messages copied
+	// without the keywords the target does not keep.
+	Rerendered      bool     `json:"rerendered,omitempty"`
+	KeywordsDropped int      `json:"keywords_dropped,omitempty"`
+	Problems        []string `json:"problems,omitempty"`
+	Report          string   `json:"report"`
 }
 
 // RoutingInput switches (or reverts) mail delivery for an organization.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/transfer"
 )
 
 // Endpoint is a named IMAP server as the activities use it.
@@ -25,6 +26,15 @@ type Endpoint struct {
 	// KeepIdle is how long a connection a pass is done with stays logged
 	// in for the mailbox's next pass: 0 means DefaultKeepIdle, < 0 never.
 	KeepIdle time.Duration
+	// What the endpoint is as a target (its profile): what it keeps of an
+	// APPEND; whether its well-known folders go by localised names
+	// (Policy.TargetLanguage) instead of SPECIAL-USE; the largest message
+	// it takes whatever a policy says (0: no ceiling); and how many
+	// connections one mailbox's pass may open to it (0: no bound).
+	Target      transfer.Target
+	WellKnown   bool
+	SizeCeiling int64
+	PerMailbox  int
 	// slots bounds concurrent connections to this endpoint across the
 	// worker, idle ones included.
 	slots chan struct{}
@@ -40,6 +50,16 @@ func NewEndpoint(name string, addr imapconn.Address, maxConns int, opts imapconn
 		maxConns = 8
 	}
 	return &Endpoint{Name: name, Addr: addr, Options: opts, Login: login, slots: make(chan struct{}, maxConns)}
+}
+
+// ShareSlots makes endpoints count their connections against one limit of
+// n: the endpoints that log in with one app registration, which Exchange
+// Online throttles as a whole.
+func ShareSlots(n int, eps ...*Endpoint) {
+	slots := make(chan struct{}, max(n, 1))
+	for _, ep := range eps {
+		ep.slots = slots
+	}
 }
 
 // connect opens source and target connections for a mailbox, waiting for a

@@ -13,7 +13,7 @@ import (
 // first, and records them as imported in the mailbox ledger.
 func (a *Activities) ImportStagedItems(ctx context.Context, in ImportInput) (ImportResult, error) {
 	var res ImportResult
-	opts := a.policy(in.Policy)
+	opts := a.policy(in.Mailbox, in.Policy)
 	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
 	cp, err := a.loadLedger(ctx, ledger)
 	if err != nil {
@@ -45,7 +45,7 @@ func (a *Activities) ImportStagedItems(ctx context.Context, in ImportInput) (Imp
 		}
 		return readCloser{heartbeatReader(ctx, rc), rc}, obj.Size, nil
 	}
-	st, err := transfer.ImportStaged(ctx, tgt, &cp, opts.MaxMessageSize, open)
+	st, err := transfer.ImportStaged(ctx, tgt, &cp, opts.MaxMessageSize, opts.Target, open)
 	if serr := a.saveJSON(context.WithoutCancel(ctx), ledger, cp); serr != nil && err == nil {
 		err = serr
 	}

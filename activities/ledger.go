@@ -123,10 +123,6 @@ func rootMessage(err error) string {
 	return err.Error()
 }
 
-// digestPrefix is where a mailbox's digest segments are kept: one per
-// folder and pass that appended anything.
-func digestPrefix(org, mailbox string) string { return staging.Name(org, mailbox, "digests") + "/" }
-
 // digestName names the segment of d: its folder (hashed: a folder name is
 // no one's business in an object name), its numbering on both sides and
 // its first and last source UID, so an attempt run again overwrites its
@@ -134,7 +130,7 @@ func digestPrefix(org, mailbox string) string { return staging.Name(org, mailbox
 func digestName(org, mailbox string, d transfer.FolderDigests) string {
 	sum := sha256.Sum256([]byte(d.Source))
 	first, last := d.Digests[0].UID, d.Digests[len(d.Digests)-1].UID
-	return digestPrefix(org, mailbox) + fmt.Sprintf("%s-%d-%d-%010d-%010d.json", hex.EncodeToString(sum[:8]), d.UIDValidity, d.TargetUIDValidity, first, last)
+	return staging.DigestPrefix(org, mailbox) + fmt.Sprintf("%s-%d-%d-%010d-%010d.json", hex.EncodeToString(sum[:8]), d.UIDValidity, d.TargetUIDValidity, first, last)
 }
 
 // saveDigests keeps a folder pass's digests.
@@ -154,26 +150,9 @@ func (a *Activities) saveDigests(ctx context.Context, org, mailbox string, d tra
 // cannot be read is left out with a note: its messages are then checked
 // by metadata alone.
 func (a *Activities) loadDigests(ctx context.Context, org, mailbox string) ([]transfer.FolderDigests, []string, error) {
-	objs, err := a.Staging.List(ctx, digestPrefix(org, mailbox))
+	out, notes, err := report.Digests(ctx, a.Staging, org, mailbox)
 	if err != nil {
 		return nil, nil, temporalError("digests", err)
-	}
-	var out []transfer.FolderDigests
-	var notes []string
-	for _, o := range objs {
-		rc, _, err := a.Staging.Get(ctx, o.Name)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
-			continue
-		}
-		var d transfer.FolderDigests
-		err = json.NewDecoder(rc).Decode(&d)
-		rc.Close()
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
-			continue
-		}
-		out = append(out, d)
 	}
 	return out, notes, nil
 }

@@ -85,6 +85,49 @@ func targetFolderProblems(plans []transfer.FolderPlan, delim rune, p Policy) []s
 	return out
 }
 
+// wellKnownMissing reports source folders planned into a well-known
+// folder the target does not have: Exchange Online creates its own in the
+// mailbox's language, so a missing one means the organization's
+// target_language (or target_folders) is not the mailbox's, and the copy
+// would create a second, unlocalised folder beside the real one.
+func wellKnownMissing(plans []transfer.FolderPlan, tgt []imapconn.Folder, rules transfer.FolderRules) []string {
+	if len(rules.WellKnown) == 0 {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, f := range tgt {
+		have[strings.ToLower(f.Name)] = true
+	}
+	named := map[string]bool{}
+	for _, name := range rules.WellKnown {
+		named[strings.ToLower(name)] = true
+	}
+	var out []string
+	for _, p := range plans {
+		t := strings.ToLower(p.Target)
+		if named[t] && !have[t] {
+			out = append(out, fmt.Sprintf("%s: %q would go to %q, which the target does not have: its well-known folders have other names (set the organization's target_language or target_folders to the mailbox's)", ProblemFolders, p.Source, p.Target))
+		}
+	}
+	return out
+}
+
+// targetUsage is what the target's folders hold, by RFC822.SIZE.
+func targetUsage(c *imapconn.Conn, folders []imapconn.Folder) (int64, error) {
+	var used int64
+	for _, f := range folders {
+		if f.NoSelect {
+			continue
+		}
+		_, bytes, _, err := transfer.Measure(c, f.Name, 0)
+		if err != nil {
+			return 0, err
+		}
+		used += bytes
+	}
+	return used, nil
+}
+
 // quotaHeadroom asks the target for the INBOX quota root's storage (RFC
 // 9208). ok is false when the target does not offer QUOTA or sets no
 // storage limit; then the headroom is unknown, which is not a problem.
@@ -129,7 +172,7 @@ func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy)
 // still holds is ready and unchanged, without being measured again.
 func (a *Activities) checkReadiness(ctx context.Context, m MailboxRef, p Policy, sealed bool) (ReadinessResult, error) {
 	var res ReadinessResult
-	opts := a.policy(p)
+	opts := a.policy(m, p)
 	src, tgt, release, err := a.connect(ctx, m)
 	if err != nil {
 		if ae := nonRetryable(err); ae != nil {
@@ -178,17 +221,28 @@ func (a *Activities) checkReadiness(ctx context.Context, m MailboxRef, p Policy,
 	if err != nil {
 		return res, temporalError("mailbox "+m.Address, err)
 	}
+	if problem := a.wellKnownProblem(m, p); problem != "" {
+		res.Problems = append(res.Problems, ProblemFolders+": "+problem)
+	}
 	plans, err := transfer.Plan(folders, tf, src.Delim, tgt.Delim, opts.Rules)
 	if err != nil {
 		res.Problems = append(res.Problems, ProblemFolders+": "+err.Error())
 	}
 	res.Problems = append(res.Problems, targetFolderProblems(plans, tgt.Delim, p)...)
+	res.Problems = append(res.Problems, wellKnownMissing(plans, tf, opts.Rules)...)
 	if opts.MaxLargeItems >= 0 && res.LargeItems > opts.MaxLargeItems {
 		res.Problems = append(res.Problems, fmt.Sprintf("%s: %d items over %d bytes exceed the large-item limit %d", ProblemLargeItems, res.LargeItems, opts.MaxMessageSize, opts.MaxLargeItems))
 	}
 	used, limit, known, err := quotaHeadroom(tgt)
 	if err != nil {
 		return res, temporalError("mailbox "+m.Address, err)
+	}
+	if !known && p.TargetQuotaBytes > 0 {
+		// The target does not say; what it holds is measured instead.
+		if used, err = targetUsage(tgt, tf); err != nil {
+			return res, temporalError("mailbox "+m.Address, err)
+		}
+		limit, known = p.TargetQuotaBytes, true
 	}
 	if known {
 		res.QuotaUsed, res.QuotaLimit = used, limit

@@ -50,12 +50,16 @@ type ReportFailure struct {
 
 // OrganizationReportResult names the report objects and counts what they hold.
 type OrganizationReportResult struct {
-	CSV        string         `json:"csv"`
-	SkippedCSV string         `json:"skipped_csv"`
-	JSON       string         `json:"json"`
-	Mailboxes  int            `json:"mailboxes"`
-	Skipped    int            `json:"skipped"`
-	States     map[string]int `json:"states"`
+	CSV        string `json:"csv"`
+	SkippedCSV string `json:"skipped_csv"`
+	JSON       string `json:"json"`
+	// KeywordsCSV lists the messages copied without their keywords (a
+	// target that keeps none); "" when there are none.
+	KeywordsCSV     string         `json:"keywords_csv,omitempty"`
+	KeywordsDropped int64          `json:"keywords_dropped,omitempty"`
+	Mailboxes       int            `json:"mailboxes"`
+	Skipped         int            `json:"skipped"`
+	States          map[string]int `json:"states"`
 	// ReleasedClaims is how many target mailboxes the organization held
 	// (see claims.go) and has let go.
 	ReleasedClaims int `json:"released_claims,omitempty"`
@@ -92,6 +96,10 @@ func ReportObjectNames(org string) (csv, skippedCSV, json string) {
 		staging.Name("reports", org, "mailboxes.json")
 }
 
+// KeywordsReportName is reports/<org>/keywords.csv: the messages copied
+// without their keywords, written when there are any.
+func KeywordsReportName(org string) string { return staging.Name("reports", org, "keywords.csv") }
+
 // reportHeartbeatEvery is how many mailboxes are reported between heartbeats.
 const reportHeartbeatEvery = 200
 
@@ -122,6 +130,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 		{name: res.CSV, new: report.NewCSVWriter},
 		{name: res.SkippedCSV, new: report.NewSkippedCSVWriter},
 		{name: res.JSON, new: report.NewJSONWriter},
+		{name: KeywordsReportName(in.Org), new: report.NewKeywordsCSVWriter},
 	}
 	for i := range outs {
 		f, err := os.CreateTemp(a.SpoolDir, "mailshift-report-*")
@@ -151,6 +160,7 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 		}
 		res.Mailboxes++
 		res.Skipped += r.Skipped
+		res.KeywordsDropped += r.KeywordsDropped
 		res.States[string(r.State)]++
 		if res.Mailboxes%reportHeartbeatEvery == 0 && activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, res.Mailboxes)
@@ -160,7 +170,13 @@ func (a *Activities) WriteOrganizationReport(ctx context.Context, in Organizatio
 	if err != nil {
 		return res, temporalError("organization "+in.Org+" report", err)
 	}
+	if res.KeywordsDropped > 0 {
+		res.KeywordsCSV = KeywordsReportName(in.Org)
+	}
 	for _, o := range outs {
+		if o.name == KeywordsReportName(in.Org) && res.KeywordsCSV == "" {
+			continue
+		}
 		if err := o.w.Close(); err != nil {
 			return res, fmt.Errorf("organization %s: report spool: %w", in.Org, err)
 		}

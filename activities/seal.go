@@ -62,13 +62,18 @@ func SealName(org, mailbox string) string { return staging.Name(org, mailbox, "s
 // worker's limits where p sets none: a copy under other limits or folder
 // rules might have left other messages behind. The validation settings
 // are compared apart (a seal at full serves a run that asks for metadata).
-func (a *Activities) policyFingerprint(p Policy) string {
-	o := a.policy(p)
+func (a *Activities) policyFingerprint(m MailboxRef, p Policy) string {
+	o := a.policy(m, p)
+	var target *transfer.Target // absent for a plain target, as before profiles
+	if o.Target != (transfer.Target{}) {
+		target = &o.Target
+	}
 	b, _ := json.Marshal(struct {
 		MaxMessageSize             int64
 		MaxLargeItems, MaxBadItems int
 		Rules                      transfer.FolderRules
-	}{o.MaxMessageSize, o.MaxLargeItems, o.MaxBadItems, o.Rules})
+		Target                     *transfer.Target `json:",omitempty"`
+	}{o.MaxMessageSize, o.MaxLargeItems, o.MaxBadItems, o.Rules, target})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:12])
 }
@@ -174,7 +179,7 @@ func (a *Activities) seal(ctx context.Context, m MailboxRef, p Policy, vo transf
 		return nil
 	}
 	res.Problems = nil
-	s := Seal{Mailbox: m, Level: string(vo.Level), Policy: a.policyFingerprint(p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
+	s := Seal{Mailbox: m, Level: string(vo.Level), Policy: a.policyFingerprint(m, p), Source: source, Target: target, Result: res, At: time.Now().UTC()}
 	if vo.Level == transfer.LevelSample {
 		s.Sample = vo.SampleSize()
 	}
@@ -196,7 +201,7 @@ func (a *Activities) unchanged(ctx context.Context, m MailboxRef, p Policy, src,
 	if err != nil {
 		return nil, nil // the check that follows reports the bad level
 	}
-	if s.Mailbox != m || s.Policy != a.policyFingerprint(p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, vo.SampleSize()) {
+	if s.Mailbox != m || s.Policy != a.policyFingerprint(m, p) || !transfer.LevelCovers(transfer.Level(s.Level), s.Sample, vo.Level, vo.SampleSize()) {
 		return nil, nil
 	}
 	now, err := marks(src)

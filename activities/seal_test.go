@@ -60,18 +60,18 @@ func TestSealHoldsOnlyForWhatItChecked(t *testing.T) {
 	// A copy under another size limit (the policy's or, where it sets
 	// none, the worker's) or other folder rules is another copy.
 	a := &Activities{Limits: Limits{MaxMessageSize: 35 << 20}}
-	base := a.policyFingerprint(Policy{})
-	if a.policyFingerprint(Policy{Validation: "full", ValidationSample: 3}) != base {
+	base := a.policyFingerprint(MailboxRef{}, Policy{})
+	if a.policyFingerprint(MailboxRef{}, Policy{Validation: "full", ValidationSample: 3}) != base {
 		t.Error("the validation settings changed the fingerprint")
 	}
-	if a.policyFingerprint(Policy{MaxMessageSize: 150 << 20}) == base {
+	if a.policyFingerprint(MailboxRef{}, Policy{MaxMessageSize: 150 << 20}) == base {
 		t.Error("a larger size limit kept the fingerprint")
 	}
-	if a.policyFingerprint(Policy{Exclude: []string{"Junk"}}) == base {
+	if a.policyFingerprint(MailboxRef{}, Policy{Exclude: []string{"Junk"}}) == base {
 		t.Error("another folder rule kept the fingerprint")
 	}
 	other := &Activities{Limits: Limits{MaxMessageSize: 150 << 20}}
-	if other.policyFingerprint(Policy{}) == base {
+	if other.policyFingerprint(MailboxRef{}, Policy{}) == base {
 		t.Error("another worker size limit kept the fingerprint")
 	}
 }

@@ -47,7 +47,7 @@ func (a *Activities) TransferMailbox(ctx context.Context, in TransferInput) (Tra
 func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (TransferResult, error) {
 	var res TransferResult
 	log := a.logger().With("org", in.Mailbox.Org, "mailbox", in.Mailbox.Address, "pass", in.Pass)
-	opts := a.policy(in.Policy)
+	opts := a.policy(in.Mailbox, in.Policy)
 	ledger := staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address)
 	res.Ledger = ledger
 	// A local attempt the SDK gave up on may still be stopping; two
@@ -101,7 +101,15 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	// the routing switch (pre-stage, deltas, final).
 	opts.SyncFlags = true
 	opts.Lanes = a.Limits.LanesPerMailbox
-	if a.Limits.AppendWindow > 0 {
+	perMailbox := 0
+	if ep := a.Endpoints[in.Mailbox.TargetEndpoint]; ep != nil {
+		perMailbox = ep.PerMailbox
+	}
+	if perMailbox > 0 {
+		// Each lane is a session and an APPEND pipeline to the target.
+		opts.Lanes = max(1, min(opts.Lanes, perMailbox/2))
+	}
+	if a.Limits.AppendWindow > 0 && (perMailbox == 0 || perMailbox >= 2) {
 		opts.AppendWindow = a.Limits.AppendWindow
 		opts.Appender = func(ctx context.Context) (*imapconn.Appender, error) {
 			return a.appender(ctx, in.Mailbox)

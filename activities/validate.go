@@ -26,12 +26,13 @@ func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (Val
 
 func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
 	var res ValidateResult
-	opts := a.policy(in.Policy)
+	opts := a.policy(in.Mailbox, in.Policy)
 	cp, err := a.loadLedger(ctx, staging.LedgerName(in.Mailbox.Org, in.Mailbox.Address))
 	if err != nil {
 		return res, err
 	}
 	vo, err := a.validation(in.Policy)
+	vo.Target = opts.Target
 	if err != nil {
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("mailbox %s: %v", in.Mailbox.Address, err), ErrTypeConfig, nil)
 	}
@@ -58,7 +59,10 @@ func (a *Activities) validateMailbox(ctx context.Context, in ValidateInput) (Val
 	}
 	res.Folders, res.Messages, res.Bytes = len(v.Folders), v.Messages, v.Bytes
 	res.Problems = append(v.Problems, notes...)
-	res.Level = string(v.Level)
+	res.Level, res.Rerendered = string(v.Level), v.Rerendered
+	for _, f := range cp.Folders {
+		res.KeywordsDropped += int(f.KeywordsDropped)
+	}
 	_, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
 	t := v.Totals()
 	res.Skipped, res.Missing, res.Duplicates = t.Skipped, t.Missing, t.Duplicates

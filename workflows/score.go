@@ -57,6 +57,7 @@ func Score(v activities.ValidateResult) (Consistency, []Rule) {
 	g, hits := score.Grade(score.Counts{
 		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
 		Extra: v.Extra, SkippedByReason: v.SkippedByReason, Staged: v.Staged, Altered: v.Altered,
+		Rerendered: v.Rerendered, Level: v.Level, KeywordsDropped: v.KeywordsDropped,
 	})
 	var rules []Rule
 	for _, h := range hits {

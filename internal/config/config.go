@@ -23,6 +23,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/entra"
 	"github.com/mailshift/mailshift/internal/imapconn"
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/secrets"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
@@ -99,7 +100,18 @@ type OAuth2 struct {
 	// AuthorityCAFile is a PEM bundle (an absolute path) that, when set, is
 	// the only trust for the authority's certificate.
 	AuthorityCAFile string `yaml:"authority_ca_file"`
+	// MaxConnections bounds the connections of every endpoint logging in
+	// with this app registration (tenant_id and client_id), together: the
+	// tenant throttles an app as a whole. 0: each endpoint's own
+	// max_connections, and endpoints sharing the app share the smallest.
+	MaxConnections int `yaml:"max_connections"`
 }
+
+// MIME modes of an endpoint.
+const (
+	MIMEKeep     = "keep"
+	MIMERerender = "rerender"
+)
 
 // Endpoint is an IMAP server known by name; workflows refer to it by that name.
 type Endpoint struct {
@@ -111,6 +123,19 @@ type Endpoint struct {
 	MasterSeparator string      `yaml:"master_separator"`
 	OAuth2          *OAuth2     `yaml:"oauth2"`
 	MaxConnections  int         `yaml:"max_connections"`
+	// Profile names what the endpoint is when it is a target: "" (a server
+	// that keeps what it is given) or exchange-online (see
+	// docs/exchange-online.md), which sets MIME, keywords, the size ceiling,
+	// well-known folders and MaxConnectionsPerMailbox.
+	Profile string `yaml:"profile"`
+	// MIME says whether the target keeps the bytes of a message (keep) or
+	// renders it again when it is fetched (rerender: Exchange); default
+	// the profile's, else keep.
+	MIME string `yaml:"mime"`
+	// MaxConnectionsPerMailbox bounds the connections one mailbox's pass
+	// opens to this endpoint (default the profile's, else no bound beyond
+	// max_connections).
+	MaxConnectionsPerMailbox int `yaml:"max_connections_per_mailbox"`
 	// TLSCAFile is a PEM bundle of CA certificates (an absolute path) that
 	// the worker trusts for this endpoint in addition to the system's roots:
 	// a private CA. It is read when the worker starts.
@@ -554,6 +579,30 @@ func (ep *Endpoint) validate() []error {
 	}
 	if ep.MaxConnections < 0 {
 		errs = append(errs, errors.New("max_connections: must be > 0"))
+	}
+	prof, err := profile.Lookup(ep.Profile)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("profile: %w", err))
+	}
+	ep.Profile = prof.Name
+	switch ep.MIME {
+	case "":
+		ep.MIME = MIMEKeep
+		if prof.Target.Rerenders {
+			ep.MIME = MIMERerender
+		}
+	case MIMEKeep, MIMERerender:
+	default:
+		errs = append(errs, fmt.Errorf("mime: %q is not one of keep, rerender", ep.MIME))
+	}
+	if ep.MaxConnectionsPerMailbox == 0 {
+		ep.MaxConnectionsPerMailbox = prof.MaxConnectionsPerMailbox
+	}
+	if ep.MaxConnectionsPerMailbox < 0 {
+		errs = append(errs, errors.New("max_connections_per_mailbox: must be > 0"))
+	}
+	if ep.OAuth2 != nil && ep.OAuth2.MaxConnections < 0 {
+		errs = append(errs, errors.New("oauth2.max_connections: must be > 0"))
 	}
 	switch ep.Auth {
 	case "", AuthPassword:

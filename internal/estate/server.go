@@ -48,6 +48,20 @@ type ServerOptions struct {
 	// ("BAD Request is throttled. Suggested Backoff Time: <N>
 	// milliseconds") and the connection is dropped a moment later.
 	Throttle func() (backoff time.Duration, throttle bool)
+	// Exchange makes the server behave like Exchange Online's IMAP as
+	// documented in /work/shared/notes/exchange-online.md (see exchange.go):
+	// no SPECIAL-USE/CREATE-SPECIAL-USE (LIST shows no special-use
+	// attributes, CREATE with USE is BAD); every user starts with Exchange's
+	// well-known folders (ExchangeFolders, in the user's Language); APPEND or
+	// STORE of a keyword other than $MDNSent is answered "BAD Command
+	// Argument Error. 11" and PERMANENTFLAGS lacks \*; AppendLimit defaults
+	// to ExchangeAppendLimit; and messages are stored re-rendered (Rerender),
+	// so FETCH returns other bytes and another RFC822.SIZE than were
+	// appended. Throttle works as without it.
+	Exchange bool
+	// Language, with Exchange, gives a user's mailbox language ("en", the
+	// default, or "de"), which names its well-known folders.
+	Language func(user string) string
 }
 
 // Server is an in-process IMAP server (go-imap v2 imapserver +
@@ -126,6 +140,13 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	caps := Capabilities(opts.IMAP4rev2)
+	if opts.Exchange {
+		caps = ExchangeCapabilities()
+		if opts.AppendLimit == 0 {
+			opts.AppendLimit = ExchangeAppendLimit
+		}
+	}
 	s := &Server{
 		name:     opts.Name,
 		opts:     opts,
@@ -138,7 +159,7 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &session{srv: s, conn: c}, nil, nil
 		},
-		Caps:         Capabilities(opts.IMAP4rev2),
+		Caps:         caps,
 		Logger:       slogAdapter{opts.Logger, opts.Name},
 		InsecureAuth: true, // loopback only
 	})
@@ -199,6 +220,11 @@ func (s *Server) addUser(user, password string) (*account, error) {
 		return nil, err
 	}
 	a.folders["INBOX"].subscribed = true
+	if s.opts.Exchange {
+		if err := s.createExchangeFolders(a, user); err != nil {
+			return nil, err
+		}
+	}
 	s.mem.AddUser(a.user)
 	s.accounts[user] = a
 	return a, nil
@@ -249,7 +275,7 @@ func (s *Server) loadMailbox(mb *Mailbox) error {
 	}
 	for _, f := range mb.Folders {
 		var su []imap.MailboxAttr
-		if f.SpecialUse != "" {
+		if f.SpecialUse != "" && !s.opts.Exchange {
 			su = []imap.MailboxAttr{f.SpecialUse}
 		}
 		if err := a.create(f.Name, su); err != nil && !isAlreadyExists(err) {
@@ -258,8 +284,14 @@ func (s *Server) loadMailbox(mb *Mailbox) error {
 		a.setSubscribed(f.Name, true)
 		for i := range f.Messages {
 			msg := &f.Messages[i]
-			_, err := a.user.Append(f.Name, &literal{Reader: bytes.NewReader(msg.Raw), size: int64(len(msg.Raw))},
-				&imap.AppendOptions{Flags: msg.Flags, Time: msg.Date})
+			raw, flags := msg.Raw, msg.Flags
+			if s.opts.Exchange {
+				// What Exchange holds: re-rendered, without keywords.
+				raw = Rerender(raw)
+				flags = slices.DeleteFunc(slices.Clone(flags), func(f imap.Flag) bool { return !exchangeFlagAllowed(f) })
+			}
+			_, err := a.user.Append(f.Name, &literal{Reader: bytes.NewReader(raw), size: int64(len(raw))},
+				&imap.AppendOptions{Flags: flags, Time: msg.Date})
 			if err != nil {
 				return fmt.Errorf("estate: %s: append to %q: %w", mb.User, f.Name, err)
 			}
@@ -368,6 +400,10 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	if options != nil {
 		su = options.SpecialUse
 	}
+	if s.srv.opts.Exchange && len(su) > 0 {
+		// A server without CREATE-SPECIAL-USE cannot parse the USE option.
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Command Argument Error. CREATE-SPECIAL-USE is not supported"}
+	}
 	return s.acct.create(name, su)
 }
 
@@ -465,6 +501,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Message too big: %d bytes, limit is %d", r.Size(), lim)}
 	}
+	if s.srv.opts.Exchange && options != nil {
+		if err := checkExchangeFlags(options.Flags); err != nil {
+			return nil, err
+		}
+	}
 	// imapmemserver stores whatever arrived when a client dies mid-literal (the
 	// literal reader reports a plain EOF); a real server discards the partial
 	// message. Read it whole first and refuse a short one.
@@ -484,7 +525,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 				Text: fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", d.Milliseconds())}
 		}
 	}
-	return s.UserSession.Append(canonName(mailbox), &literal{Reader: bytes.NewReader(buf.Bytes()), size: n}, options)
+	raw := buf.Bytes()
+	if s.srv.opts.Exchange {
+		raw = Rerender(raw)
+	}
+	return s.UserSession.Append(canonName(mailbox), &literal{Reader: bytes.NewReader(raw), size: int64(len(raw))}, options)
 }
 
 // List answers LIST and LSUB from the folder registry.
@@ -539,8 +584,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if m.subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
 			d.Attrs = append(d.Attrs, imap.MailboxAttrSubscribed)
 		}
-		// RFC 6154: special-use attributes are returned in every LIST.
-		d.Attrs = append(d.Attrs, m.specialUse...)
+		// RFC 6154: special-use attributes are returned in every LIST
+		// (Exchange has none).
+		if !s.srv.opts.Exchange {
+			d.Attrs = append(d.Attrs, m.specialUse...)
+		}
 		out = append(out, d)
 	}
 	a.mu.Unlock()
@@ -576,7 +624,11 @@ func matchAny(name, ref string, patterns []string) bool {
 
 // Select, Status etc. see canonical names (INBOX/child case-insensitivity).
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	return s.UserSession.Select(canonName(name), options)
+	data, err := s.UserSession.Select(canonName(name), options)
+	if err == nil && s.srv.opts.Exchange {
+		data.PermanentFlags = slices.Clone(exchangePermanentFlags)
+	}
+	return data, err
 }
 
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {

@@ -25,7 +25,7 @@ type TokenRefusedError struct {
 }
 
 func (e *TokenRefusedError) Error() string {
-	return fmt.Sprintf("the server refused the token for mailbox %s (%s: %s): the app has no access to this mailbox, or the token is not valid for this server (issuer, audience, expiry, signature)",
+	return fmt.Sprintf("the server refused the token for mailbox %s (%s: %s): the app has no access to this mailbox (on Exchange Online: Add-MailboxPermission -AccessRights FullAccess for the app's service principal is missing, or the mailbox does not exist), or the token is not valid for this server (issuer, audience, expiry, signature)",
 		e.Mailbox, e.Mechanism, e.Detail)
 }
 

@@ -114,6 +114,19 @@ type Validation struct {
 	Altered  int      `json:"altered,omitempty"`
 	Sampled  int      `json:"sampled,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+	// Rerendered: the target re-renders MIME; messages were compared by
+	// identity and content, not bytes.
+	Rerendered bool `json:"rerendered,omitempty"`
+}
+
+// KeywordNote is a message copied without its keywords to a target that
+// keeps none: not a failure, but the user loses those labels.
+type KeywordNote struct {
+	Folder      string   `json:"folder"`
+	UIDValidity uint32   `json:"uidvalidity"`
+	UID         uint32   `json:"uid"`
+	TargetUID   uint32   `json:"target_uid,omitempty"`
+	Keywords    []string `json:"keywords"`
 }
 
 // MailboxReport is one mailbox's migration, after the fashion of
@@ -155,8 +168,12 @@ type MailboxReport struct {
 	// SkippedItems lists every item the ledger records, imported ones
 	// included (Imported set).
 	SkippedItems []transfer.SkippedItem `json:"skipped_items,omitempty"`
-	Validation   *Validation            `json:"validation,omitempty"`
-	LastError    string                 `json:"last_error,omitempty"`
+	// KeywordsDropped counts messages copied without their keywords (the
+	// ledger's count); KeywordNotes lists them, from the copy's digests.
+	KeywordsDropped int64         `json:"keywords_dropped,omitempty"`
+	KeywordNotes    []KeywordNote `json:"keyword_notes,omitempty"`
+	Validation      *Validation   `json:"validation,omitempty"`
+	LastError       string        `json:"last_error,omitempty"`
 	// Notes name stored objects that could not be read (corrupt, not JSON).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -180,6 +197,7 @@ func DefaultScore(r *MailboxReport) (string, []string) {
 	g, hits := score.Grade(score.Counts{
 		Missing: v.Missing, Duplicates: v.Duplicates, FlagMismatch: v.FlagMismatch, DateMismatch: v.DateMismatch,
 		Extra: v.Extra, SkippedByReason: r.SkippedByReason, Staged: r.Staged, Altered: v.Altered,
+		Rerendered: v.Rerendered, Level: v.Level, KeywordsDropped: int(r.KeywordsDropped),
 	})
 	var ids []string
 	for _, h := range hits {
@@ -298,6 +316,14 @@ func (o Options) mailbox(ctx context.Context, store staging.Store, org, address 
 		return r, err
 	}
 	r.addLedger(cp)
+	if r.KeywordsDropped > 0 {
+		segs, notes, err := Digests(ctx, store, org, address)
+		if err != nil {
+			return r, err
+		}
+		r.Notes = append(r.Notes, notes...)
+		r.addKeywordNotes(segs)
+	}
 	r.State = r.state(hasLedger)
 	if failed {
 		r.addFailure(f)
@@ -368,7 +394,7 @@ func summarise(v transfer.Validation) *Validation {
 	return &Validation{OK: v.OK(), Folders: len(v.Folders), Messages: v.Messages, Bytes: v.Bytes, Problems: v.Problems,
 		TargetMessages: t.TargetMessages, Skipped: t.Skipped, Missing: t.Missing, Duplicates: t.Duplicates,
 		FlagMismatch: t.FlagMismatch, DateMismatch: t.DateMismatch, Extra: t.Extra,
-		Level: string(v.Level), Altered: t.Altered, Sampled: t.Sampled}
+		Level: string(v.Level), Altered: t.Altered, Sampled: t.Sampled, Rerendered: v.Rerendered}
 }
 
 func (r *MailboxReport) addLedger(cp transfer.Checkpoint) {
@@ -379,6 +405,9 @@ func (r *MailboxReport) addLedger(cp transfer.Checkpoint) {
 		r.Matched += f.Matched
 	}
 	r.SkippedItems = cp.Skipped
+	for _, f := range cp.Folders {
+		r.KeywordsDropped += f.KeywordsDropped
+	}
 	for _, s := range cp.Skipped {
 		if s.Imported {
 			r.Imported++
@@ -519,4 +548,66 @@ func Discover(ctx context.Context, store staging.Store, org string) ([]string, e
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// addKeywordNotes lists the messages whose keywords the copy did not send,
+// once each (a pass run again writes its segment again), in folder and UID
+// order.
+func (r *MailboxReport) addKeywordNotes(segs []transfer.FolderDigests) {
+	type key struct {
+		folder   string
+		validity uint32
+		uid      uint32
+	}
+	seen := map[key]bool{}
+	for _, s := range segs {
+		for _, d := range s.Digests {
+			k := key{s.Source, s.UIDValidity, d.UID}
+			if len(d.Keywords) == 0 || seen[k] {
+				continue
+			}
+			seen[k] = true
+			r.KeywordNotes = append(r.KeywordNotes, KeywordNote{Folder: s.Source, UIDValidity: s.UIDValidity, UID: d.UID, TargetUID: d.TargetUID, Keywords: d.Keywords})
+		}
+	}
+	sort.Slice(r.KeywordNotes, func(i, j int) bool {
+		a, b := r.KeywordNotes[i], r.KeywordNotes[j]
+		if a.Folder != b.Folder {
+			return a.Folder < b.Folder
+		}
+		if a.UIDValidity != b.UIDValidity {
+			return a.UIDValidity < b.UIDValidity
+		}
+		return a.UID < b.UID
+	})
+}
+
+// Digests reads every digest segment of a mailbox. A segment that cannot
+// be read is left out with a note.
+func Digests(ctx context.Context, store staging.Store, org, mailbox string) ([]transfer.FolderDigests, []string, error) {
+	objs, err := store.List(ctx, staging.DigestPrefix(org, mailbox))
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []transfer.FolderDigests
+	var notes []string
+	for _, o := range objs {
+		rc, _, err := store.Get(ctx, o.Name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, err
+			}
+			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
+			continue
+		}
+		var d transfer.FolderDigests
+		err = json.NewDecoder(rc).Decode(&d)
+		rc.Close()
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("digest segment %s: %v", o.Name, err))
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, notes, nil
 }

@@ -32,6 +32,10 @@ var SkippedColumns = []string{
 	"reason", "detail", "staged_as", "imported",
 }
 
+// KeywordColumns of the keywords CSV (messages copied without their
+// keywords), in order.
+var KeywordColumns = []string{"organization", "address", "folder", "uidvalidity", "uid", "target_uid", "keywords"}
+
 func mailboxColumns() []string {
 	c := []string{
 		"organization", "address", "state", "consistency", "rules", "passes", "started", "finished", "duration_s",
@@ -43,7 +47,7 @@ func mailboxColumns() []string {
 		p = strings.ReplaceAll(p, "-", "_")
 		c = append(c, p+"_copied", p+"_bytes", p+"_finished", p+"_duration_s")
 	}
-	return append(c, "throttled", "throttled_s", "last_error", "notes")
+	return append(c, "throttled", "throttled_s", "keywords_dropped", "last_error", "notes")
 }
 
 // WriteCSV writes one row per mailbox under a header of Columns.
@@ -158,7 +162,24 @@ func mailboxRow(r *MailboxReport) []string {
 		throttled += p.Throttled
 		waited += p.ThrottledFor
 	}
-	return append(row, strconv.Itoa(throttled), secs(waited.Seconds()), text(r.LastError), text(strings.Join(r.Notes, "; ")))
+	return append(row, strconv.Itoa(throttled), secs(waited.Seconds()), i64(r.KeywordsDropped), text(r.LastError), text(strings.Join(r.Notes, "; ")))
+}
+
+// NewKeywordsCSVWriter streams the table of messages copied without their
+// keywords.
+func NewKeywordsCSVWriter(w io.Writer) Writer {
+	return &csvWriter{w: csv.NewWriter(w), header: KeywordColumns, rows: keywordRows}
+}
+
+func keywordRows(r *MailboxReport) [][]string {
+	rows := make([][]string, 0, len(r.KeywordNotes))
+	for _, k := range r.KeywordNotes {
+		rows = append(rows, []string{
+			text(r.Organization), text(r.Address), text(k.Folder), strconv.FormatUint(uint64(k.UIDValidity), 10),
+			strconv.FormatUint(uint64(k.UID), 10), strconv.FormatUint(uint64(k.TargetUID), 10), text(strings.Join(k.Keywords, " ")),
+		})
+	}
+	return rows
 }
 
 func skippedRows(r *MailboxReport) [][]string {

@@ -28,6 +28,11 @@ const (
 	RuleStaged     = "staged-large-items"
 	RuleExtra      = "new-mail-in-target"
 	RuleAltered    = "altered"
+	// RuleKeywords: messages copied without keywords the target does not keep.
+	RuleKeywords = "keywords-not-kept"
+	// RuleCompared says what a validation of a re-rendering target compared;
+	// it never lowers the grade.
+	RuleCompared = "compared-by-content"
 )
 
 var rank = map[string]int{"": 0, Perfect: 1, Good: 2, Investigate: 3, Poor: 4}
@@ -49,6 +54,12 @@ type Counts struct {
 	// of them are kept in the staging store.
 	SkippedByReason map[string]int
 	Staged          int
+	// Rerendered: the target re-renders MIME, so messages were compared by
+	// identity and content, not bytes; Level is how deep.
+	Rerendered bool
+	Level      string
+	// KeywordsDropped counts messages copied without their keywords.
+	KeywordsDropped int
 }
 
 // Hit is a rule that fired.
@@ -93,8 +104,21 @@ func Grade(v Counts) (string, []Hit) {
 	if v.Staged > 0 {
 		add(RuleStaged, Good, "%d large items are kept in the staging store, not in the target", v.Staged)
 	}
+	if v.KeywordsDropped > 0 {
+		add(RuleKeywords, Good, "%d messages were copied without their keywords, which the target does not keep; each is listed with them in keywords.csv", v.KeywordsDropped)
+	}
 	if v.Extra > 0 {
 		add(RuleExtra, Good, "%d messages in the target are not in the source (mail delivered after the switch)", v.Extra)
+	}
+	if v.Rerendered {
+		what := "Message-ID (Subject, From and Date for a message without one), INTERNALDATE and the flags the target keeps"
+		switch v.Level {
+		case "full":
+			what += ", and a digest of every message's decoded content on both sides"
+		case "sample":
+			what += ", and a digest of the decoded content of sampled messages against the copy's"
+		}
+		add(RuleCompared, Perfect, "the target re-renders MIME: compared by %s; sizes and bytes are not compared", what)
 	}
 	g := Perfect
 	for _, h := range hits {

@@ -72,6 +72,10 @@ func ItemName(org, mailbox, folder string, uidValidity, uid uint32) string {
 // LedgerName is the per-mailbox checkpoint.
 func LedgerName(org, mailbox string) string { return Name(org, mailbox, "ledger.json") }
 
+// DigestPrefix is where a mailbox's digest segments are kept: one per
+// folder pass.
+func DigestPrefix(org, mailbox string) string { return Name(org, mailbox, "digests") + "/" }
+
 // ReportName is the per-mailbox report of a pass.
 func ReportName(org, mailbox, pass string) string {
 	return Name(org, mailbox, "report-"+pass+".json")

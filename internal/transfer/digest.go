@@ -19,6 +19,12 @@ type Digest struct {
 	TargetUID uint32 `json:"t,omitempty"`
 	Size      int64  `json:"n"`
 	Sum       string `json:"h"`
+	// Content is the ContentDigest of the message, recorded for a
+	// re-rendering target, whose bytes cannot be compared with Sum.
+	Content string `json:"c,omitempty"`
+	// Keywords are the source's keywords that a target without keywords
+	// did not get (Target.NoKeywords): a note for the report.
+	Keywords []string `json:"k,omitempty"`
 	// Hash is Sum's algorithm, from its segment (not stored per digest).
 	Hash string `json:"-"`
 }

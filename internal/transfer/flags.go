@@ -25,7 +25,7 @@ func (r *runner) syncFlags(ctx context.Context, p FolderPlan, st *FolderState, s
 		}
 		since = st.HighestModSeq
 	}
-	changed, err := fetchMetaSince(r.src.C, imap.UIDSet{{Start: 1, Stop: imap.UID(st.LastUID)}}, since)
+	changed, err := fetchMetaOpts(r.src.C, imap.UIDSet{{Start: 1, Stop: imap.UID(st.LastUID)}}, since, r.idFields())
 	if err != nil {
 		return imapconn.Classify("fetch flags "+p.Source, err)
 	}
@@ -36,33 +36,27 @@ func (r *runner) syncFlags(ctx context.Context, p FolderPlan, st *FolderState, s
 		return err
 	}
 	defer func() { r.tgt.C.Unselect().Wait() }()
-	targets, err := fetchMeta(r.tgt.C, imap.UIDSet{{Start: 1, Stop: 0}})
+	targets, err := fetchMetaOpts(r.tgt.C, imap.UIDSet{{Start: 1, Stop: 0}}, 0, r.idFields())
 	if err != nil {
 		return imapconn.Classify("fetch flags "+p.Target, err)
 	}
-	byPrint := map[string][]meta{}
+	byUID := map[imap.UID]meta{}
+	var known pendingSet
 	for _, t := range targets {
-		fp := t.fingerprint()
-		byPrint[fp] = append(byPrint[fp], t)
+		known.add(r.opts.Target.keys(t), t.uid)
+		byUID[t.uid] = t
 	}
 	for _, m := range changed {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		cands := byPrint[m.fingerprint()]
-		if len(cands) == 0 {
+		t, ok := known.takeMeta(r.opts.Target.keys(m), byUID)
+		if !ok {
 			continue // skipped item, or removed from the target by its user
 		}
-		t := cands[0]
-		byPrint[m.fingerprint()] = cands[1:]
-		if flagKey(m.flags) == flagKey(t.flags) {
+		flags := r.opts.Target.keptFlags(m.flags)
+		if flagKey(flags) == flagKey(t.flags) {
 			continue
-		}
-		flags := make([]imap.Flag, 0, len(m.flags))
-		for _, f := range m.flags {
-			if string(f) != flagRecent {
-				flags = append(flags, f)
-			}
 		}
 		store := r.tgt.C.Store(imap.UIDSetNum(t.uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: flags}, nil)
 		if err := store.Close(); err != nil {

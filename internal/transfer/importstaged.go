@@ -27,7 +27,11 @@ type OpenStaged func(ctx context.Context, name string) (io.ReadCloser, int64, er
 // them imported in cp. An item already on the target (same fingerprint, e.g.
 // after a crash between APPEND and the ledger write) is marked without a
 // second APPEND.
-func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSize int64, open OpenStaged) (ImportStats, error) {
+//
+// On a re-rendering target an item is recognised by its Message-ID and
+// INTERNALDATE (one without a Message-ID cannot be, and is appended); on a
+// target without keywords, its keywords are not sent.
+func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSize int64, target Target, open OpenStaged) (ImportStats, error) {
 	var st ImportStats
 	targetOf := map[string]string{}
 	for _, f := range cp.Folders {
@@ -55,14 +59,19 @@ func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSi
 			if _, err := tgt.Select(folder, true); err != nil {
 				return st, err
 			}
-			metas, err := fetchMeta(tgt.C, imap.UIDSet{{Start: 1, Stop: 0}})
+			fields := messageIDField
+			if target.Rerenders {
+				fields = identityFields
+			}
+			metas, err := fetchMetaOpts(tgt.C, imap.UIDSet{{Start: 1, Stop: 0}}, 0, fields)
 			tgt.C.Unselect().Wait()
 			if err != nil {
 				return st, imapconn.Classify("fetch "+folder, err)
 			}
 			fps = map[string][]imap.UID{}
 			for _, m := range metas {
-				fps[m.fingerprint()] = append(fps[m.fingerprint()], m.uid)
+				k := target.keys(m)[0]
+				fps[k] = append(fps[k], m.uid)
 			}
 			present[folder] = fps
 		}
@@ -70,7 +79,7 @@ func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSi
 		if err != nil {
 			return st, fmt.Errorf("staged item %s: date %q: %w", it.StagedAs, it.Date, err)
 		}
-		fp := meta{date: date, size: it.Size, messageID: it.MessageID}.fingerprint()
+		fp := target.keys(meta{date: date, size: it.Size, messageID: it.MessageID})[0]
 		if uids := fps[fp]; len(uids) > 0 {
 			it.Imported, it.ImportedUID = true, uint32(uids[0])
 			fps[fp] = uids[1:]
@@ -85,6 +94,7 @@ func ImportStaged(ctx context.Context, tgt *imapconn.Conn, cp *Checkpoint, maxSi
 		for i, f := range it.Flags {
 			flags[i] = imap.Flag(f)
 		}
+		flags = target.keptFlags(flags)
 		app := tgt.C.Append(folder, size, &imap.AppendOptions{Flags: flags, Time: date})
 		n, err := io.Copy(app, rc)
 		rc.Close()

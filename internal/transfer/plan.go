@@ -29,6 +29,11 @@ type FolderRules struct {
 	// Exclude drops folders whose "/"-joined path equals an entry or starts
 	// with it followed by "/".
 	Exclude []string
+	// WellKnown names the target's own folders by special use, for a target
+	// that does not mark them (Exchange Online has no SPECIAL-USE, and
+	// names them in the mailbox's language). A source folder lands in one
+	// by its special use or, without one, by its usual name (UsualRole).
+	WellKnown map[imap.MailboxAttr]string `json:",omitempty"`
 }
 
 // Plan maps the source tree onto the target. Both sides' delimiters are
@@ -63,6 +68,8 @@ func Plan(src, tgt []imapconn.Folder, srcDelim, tgtDelim rune, rules FolderRules
 			target = "INBOX"
 		case f.SpecialUse != "" && special[f.SpecialUse] != "":
 			target = special[f.SpecialUse]
+		case rules.WellKnown[roleOf(f, path)] != "":
+			target = joinPath(strings.Split(rules.WellKnown[roleOf(f, path)], "/"), tgtDelim)
 		default:
 			target = joinPath(path, tgtDelim)
 		}
@@ -75,6 +82,53 @@ func Plan(src, tgt []imapconn.Folder, srcDelim, tgtDelim rune, rules FolderRules
 	// Parents first, so CREATE never depends on the server creating them implicitly.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Target < out[j].Target })
 	return out, nil
+}
+
+// roleOf is a source folder's special use, or the one its name usually
+// stands for.
+func roleOf(f imapconn.Folder, path []string) imap.MailboxAttr {
+	if f.SpecialUse != "" {
+		return f.SpecialUse
+	}
+	return UsualRole(path)
+}
+
+// usualNames are the names clients give special-use folders on servers
+// that do not mark them, lower-cased: what imapsync's --automap and
+// Thunderbird, Outlook and Apple Mail create, in the languages mailshift
+// knows Exchange's names in.
+var usualNames = map[string]imap.MailboxAttr{
+	"sent": imap.MailboxAttrSent, "sent items": imap.MailboxAttrSent, "sent messages": imap.MailboxAttrSent,
+	"sent mail": imap.MailboxAttrSent, "gesendet": imap.MailboxAttrSent, "gesendete elemente": imap.MailboxAttrSent,
+	"gesendete objekte": imap.MailboxAttrSent, "envoyés": imap.MailboxAttrSent, "éléments envoyés": imap.MailboxAttrSent,
+	"enviados": imap.MailboxAttrSent, "elementos enviados": imap.MailboxAttrSent, "verzonden": imap.MailboxAttrSent,
+	"verzonden items": imap.MailboxAttrSent,
+	"trash":           imap.MailboxAttrTrash, "deleted items": imap.MailboxAttrTrash, "deleted messages": imap.MailboxAttrTrash,
+	"bin": imap.MailboxAttrTrash, "papierkorb": imap.MailboxAttrTrash, "gelöschte elemente": imap.MailboxAttrTrash,
+	"gelöschte objekte": imap.MailboxAttrTrash, "corbeille": imap.MailboxAttrTrash, "éléments supprimés": imap.MailboxAttrTrash,
+	"papelera": imap.MailboxAttrTrash, "elementos eliminados": imap.MailboxAttrTrash, "prullenbak": imap.MailboxAttrTrash,
+	"verwijderde items": imap.MailboxAttrTrash,
+	"drafts":            imap.MailboxAttrDrafts, "entwürfe": imap.MailboxAttrDrafts, "brouillons": imap.MailboxAttrDrafts,
+	"borradores": imap.MailboxAttrDrafts, "concepten": imap.MailboxAttrDrafts,
+	"junk": imap.MailboxAttrJunk, "spam": imap.MailboxAttrJunk, "junk email": imap.MailboxAttrJunk,
+	"junk e-mail": imap.MailboxAttrJunk, "bulk mail": imap.MailboxAttrJunk, "junk-e-mail": imap.MailboxAttrJunk,
+	"courrier indésirable": imap.MailboxAttrJunk, "correo no deseado": imap.MailboxAttrJunk, "ongewenste e-mail": imap.MailboxAttrJunk,
+	"archive": imap.MailboxAttrArchive, "archives": imap.MailboxAttrArchive, "archiv": imap.MailboxAttrArchive,
+	"archivo": imap.MailboxAttrArchive, "archief": imap.MailboxAttrArchive,
+}
+
+// UsualRole is the special use a folder's name usually stands for: a
+// top-level folder, or a child of INBOX (servers with INBOX as the root of
+// the hierarchy), named like one ("Sent Messages", "Spam", "Papierkorb").
+func UsualRole(path []string) imap.MailboxAttr {
+	switch {
+	case len(path) == 1:
+	case len(path) == 2 && strings.EqualFold(path[0], "INBOX"):
+		path = path[1:]
+	default:
+		return ""
+	}
+	return usualNames[strings.ToLower(path[0])]
 }
 
 func excluded(path string, rules []string) bool {

@@ -88,6 +88,9 @@ type FolderState struct {
 	// TargetResets counts the passes that found the target folder had lost
 	// settled messages (emptied, deleted, re-created) and copied it again.
 	TargetResets int `json:"target_resets,omitempty"`
+	// KeywordsDropped counts messages copied without their keywords to a
+	// target that keeps none (Target.NoKeywords); the digests name them.
+	KeywordsDropped int64 `json:"keywords_dropped,omitempty"`
 }
 
 // SkippedItem is a message that was not appended to the target, and why.
@@ -136,12 +139,17 @@ type Stats struct {
 	SourceTotal int64 `json:"source_total"`
 	// FlagsUpdated counts target messages whose flags a delta pass changed.
 	FlagsUpdated int64 `json:"flags_updated"`
+	// KeywordsDropped counts messages copied without their keywords.
+	KeywordsDropped int64 `json:"keywords_dropped,omitempty"`
 }
 
 // Options control a pass.
 type Options struct {
 	MaxMessageSize int64
-	Rules          FolderRules
+	// Target says what the target keeps: bytes or a re-rendering, keywords
+	// or not.
+	Target Target
+	Rules  FolderRules
 	// MaxLargeItems / MaxBadItems: a negative value means no limit.
 	MaxLargeItems int
 	MaxBadItems   int
@@ -450,6 +458,8 @@ type meta struct {
 	date      time.Time
 	size      int64
 	messageID string
+	// alt is the fallback identity on a re-rendering target (Target.keys).
+	alt string
 }
 
 func (m meta) fingerprint() string {
@@ -582,7 +592,7 @@ func (r *runner) copyNew(ctx context.Context, p FolderPlan, st *FolderState, sel
 // but are not recorded: after a crash, after a lost checkpoint, or when the
 // target folder had mail before we started. Matching source messages are
 // not appended again.
-func (r *runner) uncertainTail(p FolderPlan, st *FolderState) (map[string]int, error) {
+func (r *runner) uncertainTail(p FolderPlan, st *FolderState) (*pendingSet, error) {
 	status, err := r.tgt.C.Status(p.Target, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}).Wait()
 	if err != nil {
 		return nil, imapconn.Classify("status "+p.Target, err)
@@ -603,14 +613,14 @@ func (r *runner) uncertainTail(p FolderPlan, st *FolderState) (map[string]int, e
 	defer func() { r.tgt.C.Unselect().Wait() }()
 	r.st.Reconciled++
 	set := imap.UIDSet{{Start: imap.UID(st.TargetLastUID + 1), Stop: 0}}
-	metas, err := fetchMeta(r.tgt.C, set)
+	metas, err := fetchMetaOpts(r.tgt.C, set, 0, r.idFields())
 	if err != nil {
 		return nil, imapconn.Classify("fetch target "+p.Target, err)
 	}
-	out := map[string]int{}
+	out := &pendingSet{}
 	for _, m := range metas {
 		if uint32(m.uid) > st.TargetLastUID {
-			out[m.fingerprint()]++
+			out.add(r.opts.Target.keys(m), m.uid)
 		}
 	}
 	return out, nil
@@ -623,16 +633,29 @@ func fetchMeta(c *imapclient.Client, set imap.UIDSet) ([]meta, error) {
 // fetchMetaSince fetches metadata (no bodies); a non-zero since limits it to
 // messages whose mod-sequence is higher (CONDSTORE CHANGEDSINCE).
 func fetchMetaSince(c *imapclient.Client, set imap.UIDSet, since uint64) ([]meta, error) {
-	return fetchMetaOpts(c, set, since, true)
+	return fetchMetaOpts(c, set, since, messageIDField)
 }
 
-// fetchMetaOpts fetches metadata, with the Message-ID header or without:
-// asking for a header field makes the server open and parse every message,
-// which a first copy that has nothing to reconcile does not need.
-func fetchMetaOpts(c *imapclient.Client, set imap.UIDSet, since uint64, messageID bool) ([]meta, error) {
+// messageIDField is what identifies a message on a target that keeps bytes,
+// besides its size and INTERNALDATE.
+var messageIDField = []string{"Message-ID"}
+
+// idFields are the header fields that identify a message on the target.
+func (r *runner) idFields() []string {
+	if r.opts.Target.Rerenders {
+		return identityFields
+	}
+	return messageIDField
+}
+
+// fetchMetaOpts fetches metadata, with header fields (the Message-ID, or
+// identityFields) or without: asking for a header field makes the server
+// open and parse every message, which a first copy that has nothing to
+// reconcile does not need.
+func fetchMetaOpts(c *imapclient.Client, set imap.UIDSet, since uint64, fields []string) ([]meta, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, ChangedSince: since}
-	if messageID {
-		opts.BodySection = []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}}
+	if len(fields) > 0 {
+		opts.BodySection = []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: fields, Peek: true}}
 	}
 	cmd := c.Fetch(set, opts)
 	var out []meta
@@ -650,8 +673,12 @@ func fetchMetaOpts(c *imapclient.Client, set imap.UIDSet, since uint64, messageI
 				m.size = it.Size
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					b, _ := io.ReadAll(io.LimitReader(it.Literal, 4096))
-					m.messageID = parseMessageID(b)
+					b, _ := io.ReadAll(io.LimitReader(it.Literal, 8192))
+					if len(fields) > 1 {
+						headerIdentity(&m, b)
+					} else {
+						m.messageID = parseMessageID(b)
+					}
 				}
 			}
 		}
@@ -677,13 +704,17 @@ func parseMessageID(header []byte) string {
 	return ""
 }
 
-func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids []imap.UID, pending map[string]int) error {
+func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids []imap.UID, pending *pendingSet) error {
 	// Message-IDs are needed to recognise messages already in the target
 	// (pending) and to name skipped items. Without pending, only items that
 	// will go to staging get theirs now; an item the target refuses has it
 	// read from its own header as it streams (see headCapture).
-	withID := len(pending) > 0
-	metas, err := fetchMetaOpts(r.src.C, imap.UIDSetNum(uids...), 0, withID)
+	withID := !pending.empty()
+	var fields []string
+	if withID {
+		fields = r.idFields()
+	}
+	metas, err := fetchMetaOpts(r.src.C, imap.UIDSetNum(uids...), 0, fields)
 	if err != nil {
 		return imapconn.Classify("fetch "+p.Source, err)
 	}
@@ -707,8 +738,7 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		if !ok {
 			continue
 		}
-		if fp := m.fingerprint(); pending[fp] > 0 {
-			pending[fp]--
+		if pending.take(r.opts.Target.keys(m)) {
 			continue
 		}
 		toRead = append(toRead, uid)
@@ -756,6 +786,9 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		size int64
 		item SkippedItem
 		sum  string
+		// content is the ContentDigest, and dropped the keywords not sent.
+		content string
+		dropped []string
 	}
 	var queue []flight
 	defer func() {
@@ -785,7 +818,11 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 				}
 				st.TargetLastUID = max(st.TargetLastUID, res.UID)
 			}
-			r.digests = append(r.digests, Digest{UID: uint32(f.uid), TargetUID: res.UID, Size: f.size, Sum: f.sum})
+			r.digests = append(r.digests, Digest{UID: uint32(f.uid), TargetUID: res.UID, Size: f.size, Sum: f.sum, Content: f.content, Keywords: f.dropped})
+			if len(f.dropped) > 0 {
+				st.KeywordsDropped++
+				r.st.KeywordsDropped++
+			}
 			st.Copied++
 			st.Bytes += f.size
 			r.st.Copied++
@@ -825,21 +862,17 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 		}
 		r.st.BodiesRead++
 		item := r.newItem(p, st, m, size)
-		flags := make([]imap.Flag, 0, len(m.flags))
-		for _, f := range m.flags {
-			if !strings.EqualFold(string(f), flagRecent) {
-				flags = append(flags, f)
-			}
-		}
-		head := newHeadCapture(body)
+		flags, dropped := r.opts.Target.kept(m.flags)
+		head := newHeadCapture(body, r.opts.Target.Rerenders)
 		tag, err := r.app.Append(p.Target, flags, m.date, size, head)
+		content := head.contentSum()
 		if err != nil {
 			return &imapconn.Error{Kind: imapconn.KindUnavailable, Op: fmt.Sprintf("append uid %d", uid), Err: err}
 		}
 		if item.MessageID == "" {
 			item.MessageID = head.messageID()
 		}
-		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item, sum: head.sum()})
+		queue = append(queue, flight{uid: uid, tag: tag, size: size, item: item, sum: head.sum(), content: content, dropped: dropped})
 		if len(queue) >= window {
 			return answer()
 		}
@@ -936,11 +969,21 @@ type headCapture struct {
 	// h hashes every byte that streams through, so the copy records the
 	// digest of what it appended without reading the body again.
 	h hash.Hash
+	// content, for a re-rendering target, digests what survives it.
+	content *contentTee
 }
 
 const headCaptureSize = 16 << 10
 
-func newHeadCapture(r io.Reader) *headCapture { return &headCapture{r: r, h: NewHash(DigestHash)} }
+// newHeadCapture wraps a body; with content, it also computes the body's
+// ContentDigest, which contentSum returns (and which must be called).
+func newHeadCapture(r io.Reader, content bool) *headCapture {
+	h := &headCapture{r: r, h: NewHash(DigestHash)}
+	if content {
+		h.content = newContentTee()
+	}
+	return h
+}
 
 func (h *headCapture) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
@@ -949,8 +992,20 @@ func (h *headCapture) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		h.h.Write(p[:n])
+		if h.content != nil {
+			h.content.pw.Write(p[:n])
+		}
 	}
 	return n, err
+}
+
+// contentSum ends the content digest and returns it ("" without one). It
+// may be called more than once.
+func (h *headCapture) contentSum() string {
+	if h.content == nil {
+		return ""
+	}
+	return h.content.finish()
 }
 
 // sum is the hex DigestHash of what was read.
@@ -1065,16 +1120,12 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		}
 		return r.skip(item)
 	}
-	flags := make([]imap.Flag, 0, len(m.flags))
-	for _, f := range m.flags {
-		if !strings.EqualFold(string(f), flagRecent) {
-			flags = append(flags, f)
-		}
-	}
+	flags, dropped := r.opts.Target.kept(m.flags)
 	app := r.tgt.C.Append(p.Target, size, &imap.AppendOptions{Flags: flags, Time: m.date})
 	tw := &targetWriter{w: app}
-	head := newHeadCapture(body)
+	head := newHeadCapture(body, r.opts.Target.Rerenders)
 	n, err := io.Copy(tw, head)
+	content := head.contentSum()
 	if item.MessageID == "" {
 		item.MessageID = head.messageID()
 	}
@@ -1120,7 +1171,11 @@ func (r *runner) deliver(ctx context.Context, p FolderPlan, st *FolderState, m m
 		item.Detail = err.Error()
 		return r.skip(item)
 	}
-	d := Digest{UID: uint32(m.uid), Size: size, Sum: head.sum()}
+	d := Digest{UID: uint32(m.uid), Size: size, Sum: head.sum(), Content: content, Keywords: dropped}
+	if len(dropped) > 0 {
+		st.KeywordsDropped++
+		r.st.KeywordsDropped++
+	}
 	if data != nil && data.UID != 0 {
 		if data.UIDValidity != 0 && data.UIDValidity != st.TargetUIDValidity {
 			st.TargetUIDValidity = data.UIDValidity

@@ -66,11 +66,14 @@ func (f FolderCheck) OK() bool {
 // Validation is the comparison of a whole mailbox.
 type Validation struct {
 	// Level is how deep it looked.
-	Level    Level         `json:"level,omitempty"`
-	Folders  []FolderCheck `json:"folders"`
-	Messages int           `json:"messages"`
-	Bytes    int64         `json:"bytes"`
-	Problems []string      `json:"problems,omitempty"`
+	Level Level `json:"level,omitempty"`
+	// Rerendered: the target re-renders MIME and was compared by identity
+	// and content (ValidateOptions.Target).
+	Rerendered bool          `json:"rerendered,omitempty"`
+	Folders    []FolderCheck `json:"folders"`
+	Messages   int           `json:"messages"`
+	Bytes      int64         `json:"bytes"`
+	Problems   []string      `json:"problems,omitempty"`
 }
 
 // OK reports whether every folder matches.
@@ -89,6 +92,10 @@ type digest struct {
 	flags string
 	date  int64
 	size  int64
+	// keys and content identify a message on a re-rendering target: its
+	// identities (its own first) and its ContentDigest ("" when not read).
+	keys    []string
+	content string
 }
 
 // ValidateOptions choose how deep a validation looks.
@@ -100,6 +107,11 @@ type ValidateOptions struct {
 	// Digests are the ledger's digest segments by source folder
 	// (IndexDigests).
 	Digests map[string][]FolderDigests
+	// Target says what the target keeps. A re-rendering target is compared
+	// by Message-ID (or the fallback identity), INTERNALDATE, the flags it
+	// keeps and, at LevelSample and LevelFull, ContentDigest: never by size
+	// or bytes.
+	Target Target
 }
 
 // SampleSize is how many messages per folder LevelSample reads.
@@ -130,10 +142,15 @@ func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, r
 		o.Level = DefaultLevel
 	}
 	o.Sample = o.SampleSize()
-	v := Validation{Level: o.Level}
-	read := digestFolder
-	if o.Level != LevelFull {
-		read = metaFolder
+	v := Validation{Level: o.Level, Rerendered: o.Target.Rerenders}
+	read := func(c *imapconn.Conn, name string) ([]digest, uint32, error) {
+		switch {
+		case o.Target.Rerenders:
+			return identityFolder(c, name, o.Level == LevelFull, o.Target)
+		case o.Level == LevelFull:
+			return digestFolder(c, name, o.Target)
+		}
+		return metaFolder(c, name, o.Target)
 	}
 	srcFolders, err := src.Folders()
 	if err != nil {
@@ -179,6 +196,26 @@ func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, r
 			return v, err
 		}
 		fc := FolderCheck{Source: p.Source, Target: p.Target, SourceMessages: len(sd), TargetMessages: len(td)}
+		if o.Target.Rerenders {
+			var want []digest
+			for _, d := range sd {
+				if skipped[uint32(d.uid)] {
+					fc.Skipped++
+					continue
+				}
+				want = append(want, d)
+				v.Messages++
+				v.Bytes += d.size
+			}
+			matchIdentities(want, td, &fc)
+			if o.Level == LevelSample {
+				if err := checkContent(tgt, p, td, byTargetUID(o.Digests[p.Source], uidValidity, tgtUIDValidity), o, &fc); err != nil {
+					return v, err
+				}
+			}
+			v.Folders = append(v.Folders, fc)
+			continue
+		}
 		want := map[string][]digest{}
 		for _, d := range sd {
 			if skipped[uint32(d.uid)] {
@@ -337,7 +374,7 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) 
 
 // metaFolder is digestFolder from FETCH metadata alone: a message is
 // identified by its size and Message-ID.
-func metaFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
+func metaFolder(c *imapconn.Conn, name string, t Target) ([]digest, uint32, error) {
 	sel, err := c.Select(name, true)
 	if err != nil {
 		return nil, 0, err
@@ -352,7 +389,7 @@ func metaFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
 	}
 	out := make([]digest, len(metas))
 	for i, m := range metas {
-		out[i] = digest{uid: m.uid, hash: fmt.Sprintf("%d|%s", m.size, m.messageID), flags: flagKey(m.flags), date: m.date.Unix(), size: m.size}
+		out[i] = digest{uid: m.uid, hash: fmt.Sprintf("%d|%s", m.size, m.messageID), flags: flagKey(t.keptFlags(m.flags)), date: m.date.Unix(), size: m.size}
 	}
 	return out, sel.UIDValidity, nil
 }
@@ -366,7 +403,7 @@ func attrKeys(ds []digest) []string {
 	return out
 }
 
-func digestFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
+func digestFolder(c *imapconn.Conn, name string, t Target) ([]digest, uint32, error) {
 	sel, err := c.Select(name, true)
 	if err != nil {
 		return nil, 0, err
@@ -387,7 +424,7 @@ func digestFolder(c *imapconn.Conn, name string) ([]digest, uint32, error) {
 			case imapclient.FetchItemDataUID:
 				d.uid = it.UID
 			case imapclient.FetchItemDataFlags:
-				d.flags = flagKey(it.Flags)
+				d.flags = flagKey(t.keptFlags(it.Flags))
 			case imapclient.FetchItemDataInternalDate:
 				d.date = it.Time.Unix()
 			case imapclient.FetchItemDataBodySection:
@@ -446,4 +483,184 @@ func Measure(c *imapconn.Conn, name string, maxSize int64) (n, bytes int64, larg
 		}
 	}
 	return n, bytes, large, imapconn.Classify("fetch "+name, cmd.Close())
+}
+
+// identityFolder is metaFolder for a re-rendering target: a message is
+// known by its identities (Message-ID, or the fallback of Subject, From and
+// Date), and with content by its ContentDigest, read from its body.
+func identityFolder(c *imapconn.Conn, name string, content bool, t Target) ([]digest, uint32, error) {
+	sel, err := c.Select(name, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { c.C.Unselect().Wait() }()
+	if sel.NumMessages == 0 {
+		return nil, sel.UIDValidity, nil
+	}
+	metas, err := fetchMetaOpts(c.C, imap.UIDSet{{Start: 1, Stop: 0}}, 0, identityFields)
+	if err != nil {
+		return nil, 0, imapconn.Classify("fetch "+name, err)
+	}
+	var sums map[uint32]string
+	if content {
+		uids := make([]uint32, len(metas))
+		for i, m := range metas {
+			uids[i] = uint32(m.uid)
+		}
+		if sums, err = contentDigests(c, name, uids); err != nil {
+			return nil, 0, err
+		}
+	}
+	out := make([]digest, len(metas))
+	for i, m := range metas {
+		out[i] = digest{uid: m.uid, keys: identities(m), flags: flagKey(t.keptFlags(m.flags)), date: m.date.Unix(), size: m.size, content: sums[uint32(m.uid)]}
+	}
+	return out, sel.UIDValidity, nil
+}
+
+// contentDigests reads the bodies of uids in the selected folder name and
+// returns their ContentDigest by UID.
+func contentDigests(c *imapconn.Conn, name string, uids []uint32) (map[uint32]string, error) {
+	out := map[uint32]string{}
+	if len(uids) == 0 {
+		return out, nil
+	}
+	set := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		set[i] = imap.UID(u)
+	}
+	cmd := c.C.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var uid imap.UID
+		var sum string
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				s, err := ContentDigest(it.Literal)
+				if err != nil {
+					return nil, imapconn.Classify("fetch "+name, err)
+				}
+				sum = s
+			}
+		}
+		if uid != 0 && sum != "" {
+			out[uint32(uid)] = sum
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, imapconn.Classify("fetch "+name, err)
+	}
+	return out, nil
+}
+
+// matchIdentities compares a folder of a re-rendering target with what its
+// source folder should have put there. Each source message takes an unused
+// target message known by its own identity (Message-ID, or the fallback for
+// a message without one: a target that gave it a Message-ID still knows it
+// by the fallback), one with the same INTERNALDATE, flags and content first.
+// A source message left without one is missing; a target message left over
+// is a duplicate when a source message has its identity, else extra.
+func matchIdentities(want, have []digest, fc *FolderCheck) {
+	byKey := map[string][]int{}
+	for i, d := range have {
+		for _, k := range d.keys {
+			byKey[k] = append(byKey[k], i)
+		}
+	}
+	used := make([]bool, len(have))
+	wanted := map[string]bool{}
+	type pair struct{ w, h digest }
+	var pending []digest
+	var pairs []pair
+	// Exact matches first, so an altered message never takes the place of
+	// an intact copy of its twin.
+	for _, w := range want {
+		wanted[w.keys[0]] = true
+		found := false
+		for _, i := range byKey[w.keys[0]] {
+			h := have[i]
+			if !used[i] && h.date == w.date && h.flags == w.flags && (w.content == "" || h.content == "" || h.content == w.content) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			pending = append(pending, w)
+		}
+	}
+	for _, w := range pending {
+		found := false
+		for _, i := range byKey[w.keys[0]] {
+			if !used[i] {
+				used[i], found = true, true
+				pairs = append(pairs, pair{w, have[i]})
+				break
+			}
+		}
+		if !found {
+			fc.Missing++
+		}
+	}
+	for _, p := range pairs {
+		switch {
+		case p.w.date != p.h.date:
+			fc.DateMismatch++
+		case p.w.content != "" && p.h.content != "" && p.w.content != p.h.content:
+			fc.Altered++
+		default:
+			fc.FlagMismatch++
+		}
+	}
+	for i, h := range have {
+		if used[i] {
+			continue
+		}
+		dup := false
+		for _, k := range h.keys {
+			if wanted[k] {
+				dup = true
+			}
+		}
+		if dup {
+			fc.Duplicates++
+		} else {
+			fc.Extra++
+		}
+	}
+}
+
+// checkContent is checkDigests for a re-rendering target: sizes mean
+// nothing there, so LevelSample reads a sample of target bodies and
+// compares their ContentDigest with the one the copy recorded.
+func checkContent(tgt *imapconn.Conn, p FolderPlan, td []digest, ledger map[uint32]Digest, o ValidateOptions, fc *FolderCheck) error {
+	present := map[uint32]Digest{}
+	for _, d := range td {
+		if ld, ok := ledger[uint32(d.uid)]; ok && ld.Content != "" {
+			present[uint32(d.uid)] = ld
+		}
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	pick := sampleOf(p.Target, present, o.Sample)
+	if _, err := tgt.Select(p.Target, true); err != nil {
+		return err
+	}
+	defer func() { tgt.C.Unselect().Wait() }()
+	sums, err := contentDigests(tgt, p.Target, pick)
+	if err != nil {
+		return err
+	}
+	for _, u := range pick {
+		if sum, ok := sums[u]; ok && sum != present[u].Content {
+			fc.Altered++
+		}
+	}
+	fc.Sampled, fc.SampledUIDs = len(pick), pick
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/imapconn"
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -51,8 +52,17 @@ func Build(cfg *config.Config, logger *slog.Logger) (*activities.Activities, err
 		if err != nil {
 			return nil, fmt.Errorf("endpoints.%s.%w", name, err)
 		}
-		a.Endpoints[name] = activities.NewEndpoint(name, addr, ep.MaxConnections, opts, login)
+		e := activities.NewEndpoint(name, addr, ep.MaxConnections, opts, login)
+		prof, err := profile.Lookup(ep.Profile)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints.%s.profile: %w", name, err)
+		}
+		e.Target = prof.Target
+		e.Target.Rerenders = ep.MIME == config.MIMERerender
+		e.WellKnown, e.SizeCeiling, e.PerMailbox = prof.WellKnown, prof.MessageSizeCeiling, ep.MaxConnectionsPerMailbox
+		a.Endpoints[name] = e
 	}
+	shareAppSlots(cfg, a.Endpoints)
 	// Once per worker start: settings that weaken an endpoint's security.
 	warn := logger
 	if warn == nil {
@@ -145,4 +155,42 @@ func WorkerOptions(o worker.Options) worker.Options {
 		o.WorkerStopTimeout = StopTimeout
 	}
 	return o
+}
+
+// shareAppSlots gives the endpoints that log in with one app registration
+// one connection limit: the app's max_connections, else the smallest of
+// theirs.
+func shareAppSlots(cfg *config.Config, eps map[string]*activities.Endpoint) {
+	type app struct {
+		n     int
+		names []string
+	}
+	apps := map[string]*app{}
+	var order []string
+	for _, name := range cfg.EndpointNames() {
+		ep := cfg.Endpoints[name]
+		if ep.OAuth2 == nil {
+			continue
+		}
+		k := ep.OAuth2.TenantID + "/" + ep.OAuth2.ClientID
+		ap := apps[k]
+		if ap == nil {
+			ap = &app{n: ep.MaxConnections}
+			apps[k] = ap
+			order = append(order, k)
+		}
+		ap.n = min(ap.n, ep.MaxConnections)
+		if ep.OAuth2.MaxConnections > 0 {
+			ap.n = ep.OAuth2.MaxConnections
+		}
+		ap.names = append(ap.names, name)
+	}
+	for _, k := range order {
+		ap := apps[k]
+		shared := make([]*activities.Endpoint, len(ap.names))
+		for i, n := range ap.names {
+			shared[i] = eps[n]
+		}
+		activities.ShareSlots(ap.n, shared...)
+	}
 }
