@@ -108,6 +108,9 @@ type TransferResult struct {
 	// down, and ThrottledFor is how long it waited as asked.
 	Throttled    int           `json:"throttled,omitempty"`
 	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
+	// KeywordsDropped counts the messages this pass copied without their
+	// keywords, to a target that keeps none.
+	KeywordsDropped int64 `json:"keywords_dropped,omitempty"`
 }
 
 // MaxReportedItems bounds the skipped items carried in a result; the full

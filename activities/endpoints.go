@@ -62,6 +62,13 @@ func ShareSlots(n int, eps ...*Endpoint) {
 	}
 }
 
+// MaxConnections is how many connections the endpoint may hold at once,
+// counted together with the endpoints it shares slots with.
+func (ep *Endpoint) MaxConnections() int { return cap(ep.slots) }
+
+// SharesSlots reports whether ep and o count against one limit.
+func (ep *Endpoint) SharesSlots(o *Endpoint) bool { return ep.slots == o.slots }
+
 // connect opens source and target connections for a mailbox, waiting for a
 // free connection slot on each endpoint (and heartbeating while it waits).
 func (a *Activities) connect(ctx context.Context, m MailboxRef) (src, tgt *imapconn.Conn, release func(), err error) {

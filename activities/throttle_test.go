@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/estate"
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -21,12 +22,33 @@ import (
 // and how long it was throttled. Before, each throttled message was
 // skipped as rejected.
 func TestThrottledTargetIsWaitedFor(t *testing.T) {
+	t.Run("keeps-bytes", func(t *testing.T) { throttledTarget(t, false, estate.ServerOptions{}) })
+	t.Run("exchange", func(t *testing.T) { throttledTarget(t, true, estate.ServerOptions{}) })
+	// The server goes on storing the APPENDs in flight for a while after
+	// it throttled, each slowly, and the back-off is short: a pass that
+	// gave up on them at once would reconcile the target before they are
+	// stored, and append them again.
+	t.Run("exchange-slow-to-drop", func(t *testing.T) {
+		throttledTarget(t, true, estate.ServerOptions{ThrottleDrop: time.Second, StragglerDelay: 40 * time.Millisecond})
+	})
+}
+
+// throttledTarget is TestThrottledTargetIsWaitedFor against a target that
+// keeps bytes or one that behaves like Exchange Online (re-rendered MIME:
+// the messages appended before the throttled one but not answered are
+// recognised by Message-ID and INTERNALDATE only).
+func throttledTarget(t *testing.T, exchange bool, opts estate.ServerOptions) {
 	e := estate.Generate(estate.Spec{Seed: 23, LargeItems: -1, Orgs: []estate.OrgSpec{{Code: "THR", Name: "Throttled", Mailboxes: 1, MeanMessages: 120}}})
 	mb := e.Orgs[0].Mailboxes[0]
-	const every, backoff = 25, 150 * time.Millisecond
+	const every = 25
+	backoff := 150 * time.Millisecond
+	if opts.ThrottleDrop > 0 {
+		backoff = 10 * time.Millisecond
+	}
 	var mu sync.Mutex
 	appends, throttles := 0, 0
-	a, _ := estateActivities(t, e, estate.ServerOptions{Throttle: func() (time.Duration, bool) {
+	opts.Exchange = exchange
+	opts.Throttle = func() (time.Duration, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		appends++
@@ -35,7 +57,14 @@ func TestThrottledTargetIsWaitedFor(t *testing.T) {
 			return backoff, true
 		}
 		return 0, false
-	}}, activities.Limits{MaxLargeItems: -1, AppendWindow: 8})
+	}
+	a, _ := estateActivities(t, e, opts, activities.Limits{MaxLargeItems: -1, AppendWindow: 8})
+	if exchange {
+		p, err := profile.Lookup(profile.ExchangeOnline)
+		require.NoError(t, err)
+		tgt := a.Endpoints["target"]
+		tgt.Target, tgt.WellKnown, tgt.SizeCeiling, tgt.PerMailbox = p.Target, p.WellKnown, p.MessageSizeCeiling, p.MaxConnectionsPerMailbox
+	}
 	var suite sdktest.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.SetTestTimeout(2 * time.Minute)

@@ -182,6 +182,7 @@ func (a *Activities) transferMailbox(ctx context.Context, in TransferInput) (Tra
 	}
 	res.Folders, res.Copied, res.Bytes, res.Matched = st.Folders, st.Copied, st.Bytes, st.Matched
 	res.BodiesRead, res.SourceMessages, res.Reconciled = st.BodiesRead, st.SourceTotal, st.Reconciled
+	res.KeywordsDropped = st.KeywordsDropped
 	res.SkippedTotal, res.SkippedByReason, res.Staged = skippedSummary(cp.Skipped)
 	for _, s := range cp.Skipped {
 		if !s.Imported && len(res.Skipped) < MaxReportedItems {
@@ -228,6 +229,7 @@ func addStats(a, b transfer.Stats) transfer.Stats {
 	a.BodiesRead += b.BodiesRead
 	a.Reconciled += b.Reconciled
 	a.FlagsUpdated += b.FlagsUpdated
+	a.KeywordsDropped += b.KeywordsDropped
 	a.Folders, a.SourceTotal = b.Folders, b.SourceTotal
 	return a
 }

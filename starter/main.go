@@ -154,6 +154,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "mailboxes per organization at once")
 	size := fs.String("max-message-size", "2MiB", "target's maximum message size; larger items are staged")
 	fs.BoolVar(&o.PlainPayloads, "plain-payloads", false, "store payloads in Temporal in clear (by default the demo encrypts them with a key in its work directory)")
+	fs.StringVar(&o.Target, "target", demo.TargetInProcess, `what the in-process target server is: "inprocess" (keeps what it is given) or "exchange-online" (behaves like Exchange Online: re-rendered MIME, no keywords, localised well-known folders with one German organization, throttling; its endpoint gets profile: exchange-online and the check compares content, not bytes)`)
 	verbose := fs.Bool("v", false, "log worker activity to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -228,6 +229,8 @@ func runMigrate(ctx context.Context, args []string) error {
 	retain := fs.Int("archive-retain-days", 90, "how long archives are kept (recorded on each object)")
 	direct := fs.String("direct-max-bytes", "", "mailboxes readiness measures at or below this size (e.g. 5MB) skip pre-stage: one pass after the routing switch moves them (default: pre-stage all)")
 	validation := fs.String("validation", "", "validation level: metadata (FETCH metadata on both sides, no body read), sample (also --validation-sample target bodies per folder) or full (every body on both sides); default: the worker's (validation.level, metadata)")
+	targetLanguage := fs.String("target-language", "", "language of the target mailboxes, which names Exchange Online's well-known folders: en, de, fr, es, nl (default en)")
+	targetQuota := fs.String("target-quota", "", "the target mailboxes' quota (e.g. 50GB), checked by readiness where the target does not report it over IMAP (Exchange Online)")
 	validationSample := fs.Int("validation-sample", 0, "target bodies per folder that --validation sample reads (default: the worker's validation.sample, 10)")
 	importStaged := fs.Bool("import-staged", false, "append staged large items that fit --max-message-size to the target during cutover")
 	delta := fs.Duration("delta-interval", 0, "repeat delta passes this often while waiting for the cutover (e.g. 6h; 0: none)")
@@ -256,6 +259,12 @@ func runMigrate(ctx context.Context, args []string) error {
 	if *size != "" {
 		if maxSize, err = config.ParseByteSize(*size); err != nil {
 			return fmt.Errorf("--max-message-size: %w", err)
+		}
+	}
+	var quota int64
+	if *targetQuota != "" {
+		if quota, err = config.ParseByteSize(*targetQuota); err != nil {
+			return fmt.Errorf("--target-quota: %w", err)
 		}
 	}
 	if *validation != "" {
@@ -294,6 +303,7 @@ func runMigrate(ctx context.Context, args []string) error {
 		}
 		in.Policy.MaxMessageSize = maxSize
 		in.Policy.Validation, in.Policy.ValidationSample = strings.ToLower(*validation), *validationSample
+		in.Policy.TargetLanguage, in.Policy.TargetQuotaBytes = strings.ToLower(*targetLanguage), quota
 		in.Mailboxes = specsOf(o)
 		specsByOrg[o.Code] = in.Mailboxes
 		if err := workflows.ValidateOrganizationInput(in); err != nil {

@@ -181,6 +181,9 @@ type MailboxOutcome struct {
 	// slow down, and how long it waited as asked.
 	Throttled    int           `json:"throttled,omitempty"`
 	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
+	// KeywordsDropped counts messages the pass copied without their
+	// keywords (a target that keeps none).
+	KeywordsDropped int64 `json:"keywords_dropped,omitempty"`
 }
 
 // MailboxFinding is a validated mailbox whose score is not Perfect.
@@ -284,6 +287,10 @@ type Progress struct {
 	// target allows.
 	Throttled    int           `json:"throttled,omitempty"`
 	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
+	// KeywordsDropped counts messages copied without their keywords to a
+	// target that keeps none (Exchange Online); each is listed in the
+	// organization's keywords.csv.
+	KeywordsDropped int64 `json:"keywords_dropped,omitempty"`
 	// Pass is the pass under way; PassDone/PassTotal count its mailboxes.
 	Pass        Pass `json:"pass,omitempty"`
 	PassDone    int  `json:"pass_done"`

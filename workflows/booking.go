@@ -57,6 +57,7 @@ func (o *organization) book(out MailboxOutcome) {
 		p.Bytes += out.Bytes
 		p.Throttled += out.Throttled
 		p.ThrottledFor += out.ThrottledFor
+		p.KeywordsDropped += out.KeywordsDropped
 		o.markCopied(i)
 		o.setSkips(i, skipCount{Total: out.Skipped, ByReason: out.SkippedByReason, Staged: out.Staged})
 		if out.Consistency != "" { // validated in the same workflow

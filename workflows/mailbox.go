@@ -54,6 +54,7 @@ func outcome(in MailboxInput, res MailboxResult, err error) MailboxOutcome {
 	if t := res.Transfer; t != nil {
 		out.Copied, out.Bytes, out.Skipped, out.SkippedByReason, out.Staged = t.Copied, t.Bytes, t.SkippedTotal, t.SkippedByReason, t.Staged
 		out.Throttled, out.ThrottledFor = t.Throttled, t.ThrottledFor
+		out.KeywordsDropped = t.KeywordsDropped
 	}
 	if r := res.Import; r != nil {
 		out.Imported, out.Bytes, out.Copied = r.Imported+r.Present, r.Bytes, int64(r.Imported)

@@ -285,7 +285,11 @@ func (o *organization) report(ctx workflow.Context) {
 		return
 	}
 	o.p.Reports = []string{r.CSV, r.SkippedCSV, r.JSON}
+	if r.KeywordsCSV != "" {
+		o.p.Reports = append(o.p.Reports, r.KeywordsCSV)
+	}
 	if o.truth && r.Counted {
+		o.p.KeywordsDropped = r.KeywordsDropped
 		// Pass results count what each finished attempt appended: an
 		// attempt killed after appending is not counted, and a pass run
 		// again after its result was lost may count twice. The ledgers

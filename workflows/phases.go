@@ -295,6 +295,9 @@ func (o *organization) rulesText() string {
 	sort.Strings(ids)
 	var parts []string
 	for _, id := range ids {
+		if id == RuleCompared {
+			continue // what was compared, not a finding
+		}
 		parts = append(parts, fmt.Sprintf("%s in %d mailboxes", id, o.p.RulesFired[id]))
 	}
 	return strings.Join(parts, ", ")

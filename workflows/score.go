@@ -48,6 +48,10 @@ const (
 	RuleStaged     = score.RuleStaged
 	RuleExtra      = score.RuleExtra
 	RuleAltered    = score.RuleAltered
+	RuleKeywords   = score.RuleKeywords
+	// RuleCompared says what a re-rendering target was compared by; it
+	// never lowers a score.
+	RuleCompared = score.RuleCompared
 )
 
 // Score grades one mailbox's validation and says which rules fired, worst

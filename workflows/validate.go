@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/transfer"
 )
 
@@ -44,6 +45,14 @@ func ValidateOrganizationInput(in OrganizationInput) error {
 	}
 	if _, err := transfer.ParseLevel(in.Policy.Validation); err != nil {
 		return fmt.Errorf("organization %s: policy: %w", in.Code, err)
+	}
+	if in.Policy.TargetLanguage != "" || len(in.Policy.TargetFolders) > 0 {
+		if _, err := profile.Folders(in.Policy.TargetLanguage, in.Policy.TargetFolders); err != nil {
+			return fmt.Errorf("organization %s: policy: %w", in.Code, err)
+		}
+	}
+	if in.Policy.TargetQuotaBytes < 0 {
+		return fmt.Errorf("organization %s: policy: target_quota_bytes %d is negative", in.Code, in.Policy.TargetQuotaBytes)
 	}
 	if in.ReadinessThreshold < 0 || in.ReadinessThreshold > 1 {
 		return fmt.Errorf("organization %s: readiness threshold %v is outside 0..1", in.Code, in.ReadinessThreshold)

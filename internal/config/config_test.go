@@ -88,6 +88,37 @@ func TestParseDefaults(t *testing.T) {
 	require.Nil(t, c.Limits.MaxBadItems, "left to the worker's default (0)")
 }
 
+// TestParseExchangeProfile: the profile sets what Exchange Online is as a
+// target, and an endpoint's own settings win.
+func TestParseExchangeProfile(t *testing.T) {
+	c, err := config.Parse([]byte(`endpoints:
+  plain: {url: imap://127.0.0.1, passwords: env:PW}
+  exo:
+    url: imaps://outlook.office365.com
+    profile: exchange-online
+    auth: oauth2
+    oauth2: {tenant_id: t, client_id: c, client_secret: env:S, max_connections: 40}
+  exo2:
+    url: imaps://outlook.office365.com
+    profile: Exchange-Online
+    mime: keep
+    max_connections_per_mailbox: 6
+    auth: oauth2
+    oauth2: {tenant_id: t, client_id: c, client_secret: env:S}
+`), "exo.yaml")
+	require.NoError(t, err)
+	plain, exo, exo2 := c.Endpoints["plain"], c.Endpoints["exo"], c.Endpoints["exo2"]
+	require.Equal(t, config.MIMEKeep, plain.MIME)
+	require.Zero(t, plain.MaxConnectionsPerMailbox)
+	require.Equal(t, "exchange-online", exo.Profile)
+	require.Equal(t, config.MIMERerender, exo.MIME)
+	require.Equal(t, 3, exo.MaxConnectionsPerMailbox)
+	require.Equal(t, 40, exo.OAuth2.MaxConnections)
+	require.Equal(t, "exchange-online", exo2.Profile)
+	require.Equal(t, config.MIMEKeep, exo2.MIME)
+	require.Equal(t, 6, exo2.MaxConnectionsPerMailbox)
+}
+
 // Every error names the field it is about.
 func TestParseErrorsNameTheirField(t *testing.T) {
 	base := func(endpoint string) string {
@@ -138,6 +169,12 @@ func TestParseErrorsNameTheirField(t *testing.T) {
 			[]string{"endpoints.src: oauth2.authority_host:", "https://"}, ""},
 		{"oauth2 block with password auth", base("    url: imap://h\n    passwords: env:PW\n    oauth2:\n      tenant_id: t\n"),
 			[]string{"endpoints.src: oauth2: set, but auth is password"}, ""},
+		{"unknown profile", base("    url: imap://h\n    passwords: env:PW\n    profile: gmail\n"),
+			[]string{`endpoints.src: profile: unknown profile "gmail" (known: exchange-online)`}, ""},
+		{"unknown mime", base("    url: imap://h\n    passwords: env:PW\n    mime: mapi\n"),
+			[]string{`endpoints.src: mime: "mapi" is not one of keep, rerender`}, ""},
+		{"negative per-mailbox cap", base("    url: imap://h\n    passwords: env:PW\n    max_connections_per_mailbox: -1\n"),
+			[]string{"endpoints.src: max_connections_per_mailbox: must be > 0"}, ""},
 		{"no endpoints", "task_queue: x\n", []string{"endpoints:"}, ""},
 		{"empty file", "", []string{"endpoints:"}, ""},
 		{"staging kind", base("    url: imap://h\n    passwords: env:PW\n") + "staging:\n  kind: s3\n",

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -29,9 +31,11 @@ import (
 	"github.com/mailshift/mailshift/internal/devserver"
 	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/profile"
 	"github.com/mailshift/mailshift/internal/progress"
 	"github.com/mailshift/mailshift/internal/routing"
 	"github.com/mailshift/mailshift/internal/secrets"
+	"github.com/mailshift/mailshift/internal/staging"
 	"github.com/mailshift/mailshift/internal/workerapp"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -66,7 +70,34 @@ type Options struct {
 	// encrypts every payload with a key of its own (KeyFile in the work
 	// directory) and its Web UI decrypts through a loopback codec endpoint.
 	PlainPayloads bool
+	// Target is what the in-process target server is: TargetInProcess (""
+	// too), a server that keeps what it is given, or TargetExchangeOnline,
+	// one that behaves like Exchange Online (see ExchangeTarget).
+	Target string
 }
+
+// Demo targets (Options.Target).
+const (
+	TargetInProcess      = "inprocess"
+	TargetExchangeOnline = profile.ExchangeOnline
+)
+
+// With TargetExchangeOnline the target server throttles every
+// ExchangeThrottleEvery-th APPEND, asking for ExchangeThrottleBackoff, as
+// Exchange Online does under load (deterministic, so every run shows it).
+const (
+	ExchangeThrottleEvery   = 150
+	ExchangeThrottleBackoff = 300 * time.Millisecond
+)
+
+// ExchangeGermanOrg is the index of the organization whose mailboxes are
+// German on an Exchange target (its well-known folders are "Gesendete
+// Elemente", ...; its policy says target_language: de); the others are
+// English.
+const ExchangeGermanOrg = 1
+
+// ExchangeTarget says what the demo's Exchange Online-like target is.
+const ExchangeTarget = "target: Exchange Online-like (profile exchange-online): it re-renders MIME (other bytes and sizes than appended), keeps no keywords, has no SPECIAL-USE and names its well-known folders in the mailbox's language, takes at most 45 MB and throttles"
 
 // KeyFile is the demo's payload key (base64, mode 0600) in its work
 // directory. With a database file the key lives beside it instead
@@ -103,7 +134,11 @@ type Env struct {
 	// Notice says what Setup did to a work directory a previous run left.
 	Notice string
 	Inputs []workflows.OrganizationInput
-	stops  []func()
+	// Exchange: the target is Exchange Online-like (Options.Target);
+	// Language gives its mailboxes' languages then.
+	Exchange bool
+	Language func(user string) string
+	stops    []func()
 }
 
 // Close stops everything in reverse order.
@@ -126,6 +161,13 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 		o.MaxMessageSize = 2 << 20
 	}
 	env := &Env{}
+	switch o.Target {
+	case "", TargetInProcess:
+	case TargetExchangeOnline:
+		env.Exchange = true
+	default:
+		return nil, fmt.Errorf("demo target %q: want %s or %s", o.Target, TargetInProcess, TargetExchangeOnline)
+	}
 	defer func() {
 		if err != nil {
 			env.Close()
@@ -162,7 +204,27 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 	if err := env.Source.Load(env.Estate); err != nil {
 		return nil, err
 	}
-	if env.Target, err = estate.StartServer(estate.ServerOptions{Name: "target"}); err != nil {
+	tgtOpts := estate.ServerOptions{Name: "target"}
+	if env.Exchange {
+		german := map[string]bool{}
+		if len(env.Estate.Orgs) > ExchangeGermanOrg {
+			for _, mb := range env.Estate.Orgs[ExchangeGermanOrg].Mailboxes {
+				german[mb.User] = true
+			}
+		}
+		env.Language = func(user string) string {
+			if german[user] {
+				return "de"
+			}
+			return "en"
+		}
+		var appends atomic.Int64
+		tgtOpts.Exchange, tgtOpts.Language = true, env.Language
+		tgtOpts.Throttle = func() (time.Duration, bool) {
+			return ExchangeThrottleBackoff, appends.Add(1)%ExchangeThrottleEvery == 0
+		}
+	}
+	if env.Target, err = estate.StartServer(tgtOpts); err != nil {
 		return nil, fmt.Errorf("target IMAP server: %w", err)
 	}
 	env.stops = append(env.stops, func() { env.Target.Close() })
@@ -181,10 +243,14 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
+	tgtEndpoint := config.Endpoint{URL: env.Target.URL(), Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + filepath.Join(o.WorkDir, "target.passwd")), MaxConnections: 16}
+	if env.Exchange {
+		tgtEndpoint.Profile = profile.ExchangeOnline
+	}
 	cfg := &config.Config{
 		Endpoints: map[string]config.Endpoint{
 			"source": {URL: env.Source.URL(), Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + filepath.Join(o.WorkDir, "source.passwd")), MaxConnections: 16},
-			"target": {URL: env.Target.URL(), Auth: config.AuthPassword, Passwords: secrets.Ref("file:" + filepath.Join(o.WorkDir, "target.passwd")), MaxConnections: 16},
+			"target": tgtEndpoint,
 		},
 		Staging: config.Staging{Kind: "local", Path: filepath.Join(o.WorkDir, "staging")},
 		Routing: config.Routing{Kind: "file", Path: filepath.Join(o.WorkDir, "transport"), Nexthop: "smtp:[cloud-target.example]"},
@@ -237,11 +303,14 @@ func Setup(ctx context.Context, o Options) (_ *Env, err error) {
 	}
 	env.stops = append(env.stops, env.Worker.Stop)
 
-	for _, org := range env.Estate.Orgs {
+	for oi, org := range env.Estate.Orgs {
 		in := workflows.OrganizationInput{
 			Code: org.Code, Name: org.Name, Wave: "demo",
 			SourceEndpoint: "source", TargetEndpoint: "target",
 			Concurrency: o.Concurrency, Approval: o.Approval,
+		}
+		if env.Exchange && oi == ExchangeGermanOrg {
+			in.Policy.TargetLanguage = "de"
 		}
 		for _, mb := range org.Mailboxes {
 			in.Mailboxes = append(in.Mailboxes, workflows.MailboxSpec{Address: mb.Address, SourceUser: mb.User, TargetUser: mb.User})
@@ -278,9 +347,44 @@ func (e *Env) Migrate(ctx context.Context, out io.Writer) ([]workflows.Progress,
 }
 
 // Verify compares the source and target servers independently of the
-// migration's own validation.
+// migration's own validation: on an Exchange Online-like target by
+// content as read (the MIME is re-rendered) and flags without keywords,
+// with the special-use folders in the mailbox's language.
 func (e *Env) Verify(ctx context.Context) (estate.Report, error) {
-	return estate.VerifyEstate(ctx, e.Estate, e.Source.Addr(), e.Target.Addr(), estate.VerifyOptions{MaxMessageSize: int64(e.Config.Limits.MaxMessageSize)})
+	opts := estate.VerifyOptions{MaxMessageSize: int64(e.Config.Limits.MaxMessageSize)}
+	if e.Exchange {
+		opts.Rerendered = true
+		opts.MapFolderFor = func(mb *estate.Mailbox) func(string) string {
+			return estate.ExchangeFolderMap(mb, e.Language(mb.User))
+		}
+	}
+	return estate.VerifyEstate(ctx, e.Estate, e.Source.Addr(), e.Target.Addr(), opts)
+}
+
+// KeywordsDropped counts, per organization, the messages copied without
+// their keywords (rows of its reports/<org>/keywords.csv in the staging
+// store; an organization without the file has none), and returns the
+// files' names.
+func (e *Env) KeywordsDropped(ctx context.Context) (n map[string]int, files []string, err error) {
+	n = map[string]int{}
+	for _, in := range e.Inputs {
+		name := activities.KeywordsReportName(in.Code)
+		rc, _, err := e.Activities.Staging.Get(ctx, name)
+		if errors.Is(err, staging.ErrNotFound) {
+			continue // not written: nothing dropped
+		}
+		if err != nil {
+			return n, files, fmt.Errorf("%s: %w", name, err)
+		}
+		rows, err := csv.NewReader(rc).ReadAll()
+		rc.Close()
+		if err != nil {
+			return n, files, fmt.Errorf("%s: %w", name, err)
+		}
+		n[in.Code] = max(len(rows)-1, 0) // less the header
+		files = append(files, name)
+	}
+	return n, files, nil
 }
 
 // Run is `starter demo`: it returns nil only if every organization validated.
@@ -321,6 +425,17 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		fmt.Fprintf(out, "payloads encrypted (AES-256-GCM, key %s); the Web UI decrypts them through %s\n",
 			keyPath(o.DBPath, env.WorkDir), orOff(env.Server.CodecURL()))
 	}
+	if env.Exchange {
+		var de []string
+		for _, in := range env.Inputs {
+			if in.Policy.TargetLanguage == "de" {
+				de = append(de, in.Code)
+			}
+		}
+		fmt.Fprintln(out, ExchangeTarget)
+		fmt.Fprintf(out, "  German mailboxes (target_language: de): %s; others English. It throttles every %dth APPEND (backoff %s).\n",
+			orNone(strings.Join(de, ", ")), ExchangeThrottleEvery, ExchangeThrottleBackoff)
+	}
 	if o.Approval == workflows.ApprovalManual {
 		fmt.Fprintf(out, "approval is manual: approve each organization from another terminal with\n  go run ./%s\n", progress.ApproveCommand("<ORG>", progress.Operator(), env.Server.FrontendAddr()))
 	}
@@ -330,13 +445,20 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	progress.Summary(out, ps)
+	if env.Exchange {
+		env.printKeywords(ctx, out)
+	}
 	rep, verr := env.Verify(ctx)
+	how := "byte for byte, flags, dates"
+	if env.Exchange {
+		how = "by content as read, the target having re-rendered the MIME; flags without keywords; dates; special-use folders in the mailbox's language"
+	}
 	switch {
 	case verr != nil:
 		fmt.Fprintf(out, "\nindependent check: %v\n", verr)
 	default:
-		fmt.Fprintf(out, "\nindependent check (source vs target, byte for byte, flags, dates): %d folders, %d messages, %.1f MB, %d expected absent (over the limit, staged), %d problems\n",
-			rep.Folders, rep.Messages, float64(rep.Bytes)/1e6, rep.ExpectedMissing, len(rep.Problems))
+		fmt.Fprintf(out, "\nindependent check (source vs target, %s): %d folders, %d messages, %.1f MB, %d expected absent (over the limit, staged), %d problems\n",
+			how, rep.Folders, rep.Messages, float64(rep.Bytes)/1e6, rep.ExpectedMissing, len(rep.Problems))
 		for i, p := range rep.Problems {
 			if i == 20 {
 				fmt.Fprintf(out, "  … %d more\n", len(rep.Problems)-20)
@@ -362,6 +484,36 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return errors.New("not every organization validated")
 	}
 	return nil
+}
+
+// printKeywords says how many messages went to the Exchange-like target
+// without their keywords, and where they are listed.
+func (e *Env) printKeywords(ctx context.Context, out io.Writer) {
+	n, files, err := e.KeywordsDropped(ctx)
+	if err != nil {
+		fmt.Fprintf(out, "\nkeywords: the target keeps none; reading reports/<org>/keywords.csv: %v\n", err)
+		return
+	}
+	total := 0
+	var per []string
+	for _, in := range e.Inputs {
+		if n[in.Code] > 0 {
+			total += n[in.Code]
+			per = append(per, fmt.Sprintf("%s %d", in.Code, n[in.Code]))
+		}
+	}
+	fmt.Fprintf(out, "\nkeywords: the target keeps none; %d messages were copied without theirs", total)
+	if total > 0 {
+		fmt.Fprintf(out, " (%s), each listed with them in the staging store: %s", strings.Join(per, ", "), strings.Join(files, ", "))
+	}
+	fmt.Fprintln(out)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 func orOff(s string) string {

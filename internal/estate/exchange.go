@@ -355,3 +355,42 @@ func foldField(k, v string, width int) string {
 	b.WriteString("\r\n")
 	return b.String()
 }
+
+// exchangeRoles are the Exchange roles of the special uses a source folder
+// can have.
+var exchangeRoles = map[imap.MailboxAttr]string{
+	imap.MailboxAttrSent:    RoleSent,
+	imap.MailboxAttrDrafts:  RoleDrafts,
+	imap.MailboxAttrTrash:   RoleTrash,
+	imap.MailboxAttrJunk:    RoleJunk,
+	imap.MailboxAttrArchive: RoleArchive,
+}
+
+// ExchangeFolderMap is a VerifyOptions.MapFolder for a copy of mb to an
+// Exchange target whose mailbox has language lang (see ExchangeFolders): a
+// source folder with a special use (Folder.SpecialUse \Sent, \Drafts,
+// \Trash, \Junk, \Archive) maps to Exchange's folder of that role, and a
+// folder inside one goes with it ("Archive/2023" to "Archiv/2023" in
+// German, as mailshift plans it); every other folder maps to itself. Use
+// it per mailbox through VerifyOptions.MapFolderFor.
+func ExchangeFolderMap(mb *Mailbox, lang string) func(src string) string {
+	names := ExchangeFolders(lang)
+	m := map[string]string{}
+	for _, f := range mb.Folders {
+		if role, ok := exchangeRoles[f.SpecialUse]; ok && normalize(f.Name, '/') != "INBOX" {
+			m[normalize(f.Name, '/')] = names[role]
+		}
+	}
+	return func(src string) string {
+		if t, ok := m[src]; ok {
+			return t
+		}
+		// The nearest special-use superior.
+		for i := strings.LastIndexByte(src, '/'); i > 0; i = strings.LastIndexByte(src[:i], '/') {
+			if t, ok := m[src[:i]]; ok {
+				return t + src[i:]
+			}
+		}
+		return src
+	}
+}

@@ -2,6 +2,7 @@ package estate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +49,19 @@ type ServerOptions struct {
 	// ("BAD Request is throttled. Suggested Backoff Time: <N>
 	// milliseconds") and the connection is dropped a moment later.
 	Throttle func() (backoff time.Duration, throttle bool)
+	// ThrottleDrop is how long after a throttling answer the connection is
+	// dropped (default 50ms); the APPENDs that arrive meanwhile are served,
+	// each StragglerDelay late. A client that gives up on a throttled
+	// pipeline at once then finds messages stored after it looked.
+	ThrottleDrop   time.Duration
+	StragglerDelay time.Duration
+	// Bearer, if set, makes the server offer AUTHENTICATE XOAUTH2, as
+	// Exchange Online does for app-only tokens, and checks each token with
+	// it for the mailbox the client names; a refused token is answered as
+	// Exchange answers one (an error challenge, then NO).
+	Bearer func(user, token string) error
 	// Exchange makes the server behave like Exchange Online's IMAP as
-	// documented in /work/shared/notes/exchange-online.md (see exchange.go):
+	// documented in docs/exchange-online.md (see exchange.go):
 	// no SPECIAL-USE/CREATE-SPECIAL-USE (LIST shows no special-use
 	// attributes, CREATE with USE is BAD); every user starts with Exchange's
 	// well-known folders (ExchangeFolders, in the user's Language); APPEND or
@@ -371,6 +383,9 @@ type session struct {
 	srv  *Server
 	conn *imapserver.Conn
 	acct *account
+	// throttled: a throttling answer was sent; the connection is dropped
+	// soon (ServerOptions.ThrottleDrop).
+	throttled bool
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
@@ -517,10 +532,14 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	if n != r.Size() {
 		return nil, fmt.Errorf("APPEND literal truncated: got %d of %d bytes", n, r.Size())
 	}
+	if s.throttled {
+		time.Sleep(s.srv.opts.StragglerDelay)
+	}
 	if t := s.srv.opts.Throttle; t != nil {
 		if d, ok := t(); ok {
+			s.throttled = true
 			// The answer goes out first; then the connection is dropped.
-			time.AfterFunc(50*time.Millisecond, func() { s.conn.NetConn().Close() })
+			time.AfterFunc(cmp.Or(s.srv.opts.ThrottleDrop, 50*time.Millisecond), func() { s.conn.NetConn().Close() })
 			return nil, &imap.Error{Type: imap.StatusResponseTypeBad,
 				Text: fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", d.Milliseconds())}
 		}

@@ -1,12 +1,17 @@
 package estate
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"mime"
 	"net"
 	"slices"
 	"sort"
@@ -16,6 +21,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Account is one IMAP login: Addr is host:port, plain IMAP (loopback).
@@ -35,6 +43,17 @@ type VerifyOptions struct {
 	// Returning "" excludes the source folder from the comparison (it is
 	// not counted in the Report either).
 	MapFolder func(src string) string
+	// MapFolderFor, for VerifyEstate, gives each mailbox its own MapFolder
+	// (e.g. ExchangeFolderMap in the mailbox's language); nil means
+	// MapFolder for every mailbox. Verify ignores it.
+	MapFolderFor func(mb *Mailbox) func(src string) string
+	// Rerendered: the target re-renders MIME and keeps no keywords, like
+	// Exchange Online. Messages are then compared by their content as a
+	// reader sees it (see ContentIdentity) instead of their bytes, flags
+	// without keywords (only \Seen \Answered \Flagged \Deleted \Draft
+	// and $MDNSent are kept on both sides) and INTERNALDATE; sizes are not
+	// compared (Report.Bytes and MaxMessageSize still use the source's).
+	Rerendered bool
 }
 
 // Report is the outcome of Verify. Folders, Messages and Bytes count the
@@ -72,13 +91,16 @@ func (r Report) String() string {
 // Verify proves that tgt holds what src holds. For every selectable source
 // folder it EXAMINEs both sides and compares, as multisets, each message's
 // (sha256 of the exact BODY[] bytes, flags without \Recent compared
-// case-insensitively, INTERNALDATE as Unix seconds). Missing and extra
+// case-insensitively, INTERNALDATE as Unix seconds); with
+// VerifyOptions.Rerendered, the ContentIdentity instead of the bytes' hash
+// and the flags without keywords. Missing and extra
 // messages, flag and date mismatches, missing folders (including empty
 // ones) and non-empty target-only folders are problems; connection and
 // protocol failures are errors.
 //
 // Bodies are streamed into sha256 (one UID FETCH 1:* per folder, read with
-// Next() and the literal reader), so memory stays small for big messages.
+// Next() and the literal reader), so memory stays small for big messages;
+// the ContentIdentity is computed from the stream too.
 func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, error) {
 	var rep Report
 	mapFolder := opts.MapFolder
@@ -158,11 +180,11 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tgtRecs, tgtErr = tc.scan(tf.Name)
+				tgtRecs, tgtErr = tc.scan(tf.Name, opts.Rerendered)
 			}()
 		}
 		for _, f := range g.sources {
-			recs, err := sc.scan(f.Name)
+			recs, err := sc.scan(f.Name, opts.Rerendered)
 			if err != nil {
 				srcErr = fmt.Errorf("source folder %q: %w", f.Norm, err)
 				break
@@ -225,8 +247,8 @@ func Verify(ctx context.Context, src, tgt Account, opts VerifyOptions) (Report, 
 }
 
 // VerifyEstate runs Verify for every mailbox of e (same credentials on both
-// servers), up to 4 mailboxes at a time, and merges the reports in mailbox
-// order.
+// servers; VerifyOptions.MapFolderFor, if set, maps its folders), up to 4
+// mailboxes at a time, and merges the reports in mailbox order.
 func VerifyEstate(ctx context.Context, e *Estate, srcAddr, tgtAddr string, opts VerifyOptions) (Report, error) {
 	mbs := e.Mailboxes()
 	reps := make([]Report, len(mbs))
@@ -236,11 +258,15 @@ func VerifyEstate(ctx context.Context, e *Estate, srcAddr, tgtAddr string, opts 
 	for i, mb := range mbs {
 		wg.Add(1)
 		sem <- struct{}{}
+		o := opts
+		if opts.MapFolderFor != nil {
+			o.MapFolder = opts.MapFolderFor(mb)
+		}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			reps[i], errs[i] = Verify(ctx,
 				Account{Addr: srcAddr, User: mb.User, Password: mb.Password},
-				Account{Addr: tgtAddr, User: mb.User, Password: mb.Password}, opts)
+				Account{Addr: tgtAddr, User: mb.User, Password: mb.Password}, o)
 		}()
 	}
 	wg.Wait()
@@ -249,6 +275,12 @@ func VerifyEstate(ctx context.Context, e *Estate, srcAddr, tgtAddr string, opts 
 		total.Add(reps[i])
 	}
 	return total, errors.Join(errs...)
+}
+
+// keptFlags are the flags (lower-case) a re-rendering target such as
+// Exchange Online keeps: the system flags and $MDNSent.
+var keptFlags = map[string]bool{
+	`\seen`: true, `\answered`: true, `\flagged`: true, `\deleted`: true, `\draft`: true, `$mdnsent`: true,
 }
 
 // msgRec is what Verify compares for one message.
@@ -479,8 +511,9 @@ func ListFolders(c *imapclient.Client) ([]ListedFolder, error) {
 	return out, nil
 }
 
-// scan EXAMINEs name and fetches every message's hash, size, flags and date.
-func (vc *verifyClient) scan(name string) ([]msgRec, error) {
+// scan EXAMINEs name and fetches every message's hash, size, flags and date:
+// with rerendered, its ContentIdentity and its flags without keywords.
+func (vc *verifyClient) scan(name string, rerendered bool) ([]msgRec, error) {
 	sel, err := vc.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, fmt.Errorf("EXAMINE: %w", err)
@@ -516,7 +549,7 @@ func (vc *verifyClient) scan(name string) ([]msgRec, error) {
 			case imapclient.FetchItemDataFlags:
 				for _, f := range item.Flags {
 					lf := strings.ToLower(string(f))
-					if lf == `\recent` {
+					if lf == `\recent` || rerendered && !keptFlags[lf] {
 						continue
 					}
 					r.flags = append(r.flags, lf)
@@ -529,13 +562,21 @@ func (vc *verifyClient) scan(name string) ([]msgRec, error) {
 					r.sum = sha256.Sum256(nil)
 					break
 				}
-				h := sha256.New()
-				n, err := io.Copy(h, item.Literal)
+				var (
+					n   int64
+					err error
+				)
+				if rerendered {
+					r.sum, n, err = ContentIdentity(item.Literal)
+				} else {
+					h := sha256.New()
+					n, err = io.Copy(h, item.Literal)
+					copy(r.sum[:], h.Sum(nil))
+				}
 				if err != nil && scanErr == nil {
 					scanErr = fmt.Errorf("reading UID %d: %w", r.uid, err)
 				}
 				r.size = n
-				copy(r.sum[:], h.Sum(nil))
 			}
 		}
 		if !gotBody {
@@ -584,4 +625,245 @@ func Count(ctx context.Context, a Account) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// identityVersion starts every ContentIdentity's input.
+const identityVersion = "estate-content-identity-v1"
+
+// maxIdentityHeader bounds the top-level header ContentIdentity parses (as
+// go-message does); a larger one makes the whole message count as raw.
+const maxIdentityHeader = 1 << 20
+
+// ContentIdentity returns a message's identity as a reader sees its content,
+// which survives a target re-rendering its MIME (Exchange Online), the
+// number of bytes read from r, and r's read error if any. It is the
+// verifier's own recipe, deliberately not shared with the migration engine.
+//
+// It is the SHA-256 of, each field length-prefixed:
+//   - the Message-ID value, trimmed;
+//   - the Subject, RFC 2047 words decoded (any charset go-message knows),
+//     whitespace runs collapsed to one space and trimmed;
+//   - every leaf MIME part in order (multiparts walked with go-message;
+//     boundaries, part headers, preambles and epilogues left out): its
+//     lower-cased media type and the SHA-256 of its content, transfer
+//     encoding undone (and, for text/*, its charset converted to UTF-8 when
+//     go-message knows it, else left as it is); text/* content is also
+//     normalised: CRLF to LF, trailing whitespace stripped from every line
+//     and trailing newlines from the end.
+//
+// If the walk fails anywhere (an unparseable Content-Type, a multipart
+// without boundary or closing boundary, an unknown transfer encoding,
+// undecodable content), the leaf parts are replaced by the raw
+// body after the header, normalised like text. A header that cannot be
+// parsed makes the whole message raw. Every other header field is left
+// out. r is read to its end and streamed: memory does not grow with the
+// message.
+func ContentIdentity(r io.Reader) (sum [32]byte, n int64, err error) {
+	cr := &countingReader{r: r}
+	whole := newTextHash()
+	sw := &switchWriter{w: whole}
+	lim := &headerLimit{r: io.TeeReader(cr, sw), n: maxIdentityHeader}
+	br := bufio.NewReader(lim)
+	h, herr := textproto.ReadHeader(br)
+	lim.n = -1
+
+	out := sha256.New()
+	writeField(out, []byte(identityVersion))
+	if herr != nil {
+		// Everything read from lim went through whole, buffered or not.
+		_, _ = io.Copy(io.Discard, lim)
+		writeField(out, nil)
+		writeField(out, nil)
+		out.Write([]byte{'r'})
+		writeField(out, whole.sum())
+	} else {
+		sw.w = nil // the header parsed: the body is hashed from br
+		writeField(out, []byte(strings.TrimSpace(h.Get("Message-Id"))))
+		writeField(out, []byte(decodeSubject(h.Get("Subject"))))
+		raw := newTextHash()
+		body := io.TeeReader(br, raw)
+		parts, ok := walkLeaves(h, body)
+		_, _ = io.Copy(io.Discard, body) // the rest, for raw
+		if ok {
+			out.Write(parts)
+		} else {
+			out.Write([]byte{'r'})
+			writeField(out, raw.sum())
+		}
+	}
+	_, _ = io.Copy(io.Discard, cr)
+	copy(sum[:], out.Sum(nil))
+	return sum, cr.n, cr.err
+}
+
+// decodeSubject decodes RFC 2047 words (keeping the raw value if it
+// cannot) and collapses whitespace.
+func decodeSubject(v string) string {
+	dec := mime.WordDecoder{CharsetReader: charset.Reader}
+	if s, err := dec.DecodeHeader(v); err == nil {
+		v = s
+	}
+	return strings.Join(strings.Fields(v), " ")
+}
+
+// errWalk aborts a walk over a malformed message.
+var errWalk = errors.New("malformed MIME")
+
+// walkLeaves hashes the leaf parts of the entity with header h and raw body
+// body into a record stream; ok is false if the MIME walk failed anywhere.
+func walkLeaves(h textproto.Header, body io.Reader) (records []byte, ok bool) {
+	var out bytes.Buffer
+	ent, err := message.New(message.Header{Header: h}, body)
+	if err != nil && !message.IsUnknownCharset(err) {
+		return nil, false
+	}
+	err = ent.Walk(func(_ []int, e *message.Entity, err error) error {
+		// An unknown charset leaves the content as it is (transfer
+		// encoding undone): a re-rendering keeps those bytes too.
+		if err != nil && !message.IsUnknownCharset(err) {
+			return errWalk
+		}
+		mediaType, params := "text/plain", map[string]string{}
+		if ct := e.Header.Get("Content-Type"); strings.TrimSpace(ct) != "" {
+			if mediaType, params, err = mime.ParseMediaType(ct); err != nil {
+				return errWalk
+			}
+		}
+		mediaType = strings.ToLower(mediaType)
+		if strings.HasPrefix(mediaType, "multipart/") {
+			if params["boundary"] == "" {
+				return errWalk
+			}
+			return nil // Walk goes into its parts
+		}
+		var sum []byte
+		if strings.HasPrefix(mediaType, "text/") {
+			th := newTextHash()
+			if _, err := io.Copy(th, e.Body); err != nil {
+				return errWalk
+			}
+			sum = th.sum()
+		} else {
+			hh := sha256.New()
+			if _, err := io.Copy(hh, e.Body); err != nil {
+				return errWalk
+			}
+			sum = hh.Sum(nil)
+		}
+		out.WriteByte('p')
+		writeField(&out, []byte(mediaType))
+		writeField(&out, sum)
+		return nil
+	})
+	if err != nil {
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+func writeField(w io.Writer, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	w.Write(n[:])
+	w.Write(b)
+}
+
+// textHash is a SHA-256 of text normalised as ContentIdentity says: CR
+// before LF dropped, trailing spaces and tabs of every line dropped, and
+// trailing newlines at the end dropped. Held-back whitespace is bounded:
+// a run longer than maxHeldSpace is hashed as content.
+type textHash struct {
+	h    hash.Hash
+	ws   []byte // spaces, tabs and CRs since the last content byte
+	nl   int    // newlines since the last content byte
+	line []byte // scratch
+}
+
+const maxHeldSpace = 64 << 10
+
+func newTextHash() *textHash { return &textHash{h: sha256.New()} }
+
+func (t *textHash) Write(p []byte) (int, error) {
+	buf := t.line[:0]
+	for _, c := range p {
+		switch c {
+		case ' ', '\t', '\r':
+			t.ws = append(t.ws, c)
+			if len(t.ws) > maxHeldSpace {
+				buf = t.flush(buf)
+			}
+		case '\n':
+			t.ws = t.ws[:0]
+			t.nl++
+		default:
+			buf = t.flush(buf)
+			buf = append(buf, c)
+		}
+		if len(buf) >= 32<<10 {
+			t.h.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	t.h.Write(buf)
+	t.line = buf[:0]
+	return len(p), nil
+}
+
+// flush appends the held newlines and whitespace to buf: content follows.
+func (t *textHash) flush(buf []byte) []byte {
+	for ; t.nl > 0; t.nl-- {
+		buf = append(buf, '\n')
+	}
+	buf = append(buf, t.ws...)
+	t.ws = t.ws[:0]
+	return buf
+}
+
+// sum is the hash of what was written, without what is still held back.
+func (t *textHash) sum() []byte { return t.h.Sum(nil) }
+
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// switchWriter writes to w until w is set to nil.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	if s.w != nil {
+		s.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// headerLimit ends r after n bytes (while n >= 0) with an error.
+type headerLimit struct {
+	r io.Reader
+	n int64
+}
+
+func (l *headerLimit) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errors.New("header too large")
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }

@@ -235,6 +235,9 @@ func Summary(w io.Writer, ps []workflows.Progress) {
 			fmt.Fprintf(w, "  %s: the target throttled the copy %d time(s); it waited %s as asked, then went on (per mailbox: throttled, throttled_s in mailboxes.csv)\n",
 				p.Organization, p.Throttled, p.ThrottledFor.Round(time.Second))
 		}
+		if p.KeywordsDropped > 0 {
+			fmt.Fprintf(w, "  %s: %d message(s) copied without their keywords, which the target does not keep (listed in keywords.csv)\n", p.Organization, p.KeywordsDropped)
+		}
 		if len(p.Reports) > 0 {
 			fmt.Fprintf(w, "  %s: per-mailbox reports in the staging store: %s\n", p.Organization, strings.Join(p.Reports, ", "))
 		} else if p.ReportError != "" {

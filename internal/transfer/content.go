@@ -49,8 +49,8 @@ const maxPendingSpace = 64 << 10
 //     quoted-printable undone). Boundaries, part headers, preambles and
 //     epilogues are left out: a re-rendering chooses new ones. For text/*
 //     parts the content is also converted from its charset to UTF-8 where
-//     go-message knows the charset (a re-rendering may change the charset),
-//     line endings are normalised to LF, trailing spaces and tabs are stripped
+//     go-message knows the charset (a re-rendering may change the charset;
+//     an unknown charset keeps the decoded bytes), line endings are normalised to LF, trailing spaces and tabs are stripped
 //     from every line and trailing newlines from the end of the part
 //     (encoders differ on all three). A part's content is streamed into a
 //     hash of its own, and the part contributes its length and that hash:
@@ -58,8 +58,8 @@ const maxPendingSpace = 64 << 10
 //     stays bounded whatever the size of an attachment.
 //
 // Malformed MIME (an unparseable part header or Content-Type, a multipart
-// without its boundary or its closing boundary, an unknown transfer encoding
-// or charset, a decoding error) is not an error: the part concerned (for a
+// without its boundary or its closing boundary, an unknown transfer
+// encoding, a decoding error) is not an error: the part concerned (for a
 // multipart, the whole multipart body) contributes its raw bytes instead,
 // normalised as text, marked apart from decoded content. A top-level header
 // that cannot be parsed makes the whole message count as raw. So every input
@@ -214,11 +214,11 @@ func (d *contentDigester) entity(h textproto.Header, body io.Reader, parentType 
 	}
 	text := strings.HasPrefix(mediaType, "text/")
 	if cs := strings.ToLower(params["charset"]); text && cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		cr, err := charset.Reader(cs, dec)
-		if err != nil || cr == nil {
-			return fallback(mediaType)
+		// An unknown charset keeps its decoded bytes: a re-rendering that
+		// re-encodes the part keeps them too, and its raw bytes would not.
+		if cr, err := charset.Reader(cs, dec); err == nil && cr != nil {
+			dec = cr
 		}
-		dec = cr
 	}
 	var content contentHash
 	if text {

@@ -49,13 +49,26 @@ func Plan(src, tgt []imapconn.Folder, srcDelim, tgtDelim rune, rules FolderRules
 			}
 		}
 	}
+	pathOf := func(f imapconn.Folder) []string {
+		if len(f.Path) == 0 {
+			return []string{f.Name}
+		}
+		return f.Path
+	}
+	// Folders inside one that goes to a well-known folder go with it
+	// ("Archive/2023" into "Archiv/2023"), so a tree is not split between
+	// the source's name and the target's.
+	wellKnown := map[string]string{}
+	for _, f := range src {
+		path := pathOf(f)
+		if name := rules.WellKnown[roleOf(f, path)]; name != "" && !strings.EqualFold(f.Name, "INBOX") {
+			wellKnown[strings.Join(path, "/")] = name
+		}
+	}
 	var out []FolderPlan
 	seen := map[string]string{}
 	for _, f := range src {
-		path := f.Path
-		if len(path) == 0 {
-			path = []string{f.Name}
-		}
+		path := pathOf(f)
 		joined := strings.Join(path, "/")
 		if excluded(joined, rules.Exclude) {
 			continue
@@ -72,6 +85,12 @@ func Plan(src, tgt []imapconn.Folder, srcDelim, tgtDelim rune, rules FolderRules
 			target = joinPath(strings.Split(rules.WellKnown[roleOf(f, path)], "/"), tgtDelim)
 		default:
 			target = joinPath(path, tgtDelim)
+			for i := len(path) - 1; i > 0; i-- {
+				if name := wellKnown[strings.Join(path[:i], "/")]; name != "" {
+					target = joinPath(append(strings.Split(name, "/"), path[i:]...), tgtDelim)
+					break
+				}
+			}
 		}
 		if prev, dup := seen[strings.ToLower(target)]; dup {
 			return nil, fmt.Errorf("folders %q and %q would both land in target folder %q; add a folder mapping", prev, f.Name, target)

@@ -141,24 +141,24 @@ func (p *pendingSet) add(keys []string, uid imap.UID) {
 func (p *pendingSet) empty() bool { return p == nil || len(p.byKey) == 0 }
 
 // take claims a target message known by the source message's own key
-// (keys[0]).
-func (p *pendingSet) take(keys []string) bool {
-	_, ok := p.takeMeta(keys, nil)
-	return ok
-}
-
-// takeMeta is take, returning the target message taken.
-func (p *pendingSet) takeMeta(keys []string, byUID map[imap.UID]meta) (meta, bool) {
+// (keys[0]) and returns its UID.
+func (p *pendingSet) take(keys []string) (imap.UID, bool) {
 	if p.empty() {
-		return meta{}, false
+		return 0, false
 	}
 	for _, uid := range p.byKey[keys[0]] {
 		if !p.taken[uid] {
 			p.taken[uid] = true
-			return byUID[uid], true
+			return uid, true
 		}
 	}
-	return meta{}, false
+	return 0, false
+}
+
+// takeMeta is take, returning the target message taken.
+func (p *pendingSet) takeMeta(keys []string, byUID map[imap.UID]meta) (meta, bool) {
+	uid, ok := p.take(keys)
+	return byUID[uid], ok
 }
 
 // contentTee feeds what a headCapture reads to ContentDigest in its own

@@ -222,6 +222,7 @@ func (sh *shared) total() Stats {
 		t.Matched += l.Matched
 		t.Skipped += l.Skipped
 		t.BodiesRead += l.BodiesRead
+		t.KeywordsDropped += l.KeywordsDropped
 		t.Reconciled += l.Reconciled
 		t.SourceTotal += l.SourceTotal
 		t.FlagsUpdated += l.FlagsUpdated
@@ -733,12 +734,14 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 	// search) is simply settled.
 	var toRead []imap.UID
 	read := map[imap.UID]bool{}
+	found := map[imap.UID]imap.UID{} // source UID -> target UID already there
 	for _, uid := range uids {
 		m, ok := byUID[uid]
 		if !ok {
 			continue
 		}
-		if pending.take(r.opts.Target.keys(m)) {
+		if tuid, ok := pending.take(r.opts.Target.keys(m)); ok {
+			found[uid] = tuid
 			continue
 		}
 		toRead = append(toRead, uid)
@@ -754,9 +757,16 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 			if read[uid] && !delivered[uid] {
 				break // its body has not arrived (yet): never claim it
 			}
-			if _, ok := byUID[uid]; ok && !read[uid] {
+			if m, ok := byUID[uid]; ok && !read[uid] {
 				st.Matched++
 				r.st.Matched++
+				// Already there (an append whose answer was lost): it lost
+				// its keywords all the same, and is named with them.
+				if _, dropped := r.opts.Target.kept(m.flags); len(dropped) > 0 {
+					r.digests = append(r.digests, Digest{UID: uint32(uid), TargetUID: uint32(found[uid]), Size: m.size, Keywords: dropped})
+					st.KeywordsDropped++
+					r.st.KeywordsDropped++
+				}
 			}
 			st.LastUID = max(st.LastUID, uint32(uid))
 		}
@@ -793,9 +803,9 @@ func (r *runner) batch(ctx context.Context, p FolderPlan, st *FolderState, uids 
 	var queue []flight
 	defer func() {
 		if len(queue) > 0 && r.app != nil {
-			// Answers lost with the error: the next attempt reconciles them.
-			r.app.Close()
-			r.app = nil
+			// Those messages are not settled: the next attempt reconciles
+			// them, once the server is done with them.
+			r.abandonApp(ctx, len(queue))
 		}
 	}()
 	answer := func() error {
@@ -1083,6 +1093,48 @@ func spool(dir string, r io.Reader) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// abandonWait bounds how long an abandoned APPEND pipeline's answers are
+// awaited.
+const (
+	abandonWait         = 30 * time.Second
+	abandonWaitStopping = 2 * time.Second
+)
+
+// abandonApp ends the APPEND pipeline with n commands unanswered (a pass
+// that stops on a throttling answer, a source error, its budget). The
+// server may still store what it has received, and a message it stored
+// after the next attempt reconciled the target would be appended twice.
+// So what is buffered is sent, and the answers are awaited, and dropped,
+// until the server has answered every command or closed the connection
+// (Exchange Online drops it after throttling), for at most abandonWait;
+// or abandonWaitStopping when ctx has ended (a budget spent, the worker
+// stopping: the next attempt may follow at once, so it is still waited
+// for, briefly).
+func (r *runner) abandonApp(ctx context.Context, n int) {
+	app := r.app
+	r.app = nil
+	defer app.Close()
+	if app.Flush() != nil {
+		return
+	}
+	wait := abandonWait
+	if ctx.Err() != nil {
+		wait = abandonWaitStopping
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for ; n > 0; n-- {
+		select {
+		case _, ok := <-app.Results():
+			if !ok {
+				return
+			}
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 // refusal sorts the target's answer to an APPEND: a refusal of this one

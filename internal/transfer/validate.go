@@ -295,6 +295,13 @@ func checkDigests(tgt *imapconn.Conn, p FolderPlan, td []digest, ledger map[uint
 			altered[uint32(d.uid)] = true
 		}
 	}
+	// A digest without a sum is a message the copy found already there
+	// (recorded for its keywords): its size is known, its bytes are not.
+	for u, d := range present {
+		if d.Sum == "" {
+			delete(present, u)
+		}
+	}
 	if o.Level == LevelSample && len(present) > 0 {
 		pick := sampleOf(p.Target, present, o.Sample)
 		sums, err := hashBodies(tgt, p.Target, pick, func(u uint32) string { return present[u].Hash })

@@ -162,8 +162,8 @@ func WorkerOptions(o worker.Options) worker.Options {
 // theirs.
 func shareAppSlots(cfg *config.Config, eps map[string]*activities.Endpoint) {
 	type app struct {
-		n     int
-		names []string
+		n, appMax int
+		names     []string
 	}
 	apps := map[string]*app{}
 	var order []string
@@ -180,13 +180,16 @@ func shareAppSlots(cfg *config.Config, eps map[string]*activities.Endpoint) {
 			order = append(order, k)
 		}
 		ap.n = min(ap.n, ep.MaxConnections)
-		if ep.OAuth2.MaxConnections > 0 {
-			ap.n = ep.OAuth2.MaxConnections
+		if ep.OAuth2.MaxConnections > 0 && ap.appMax == 0 {
+			ap.appMax = ep.OAuth2.MaxConnections
 		}
 		ap.names = append(ap.names, name)
 	}
 	for _, k := range order {
 		ap := apps[k]
+		if ap.appMax > 0 {
+			ap.n = ap.appMax
+		}
 		shared := make([]*activities.Endpoint, len(ap.names))
 		for i, n := range ap.names {
 			shared[i] = eps[n]

@@ -118,3 +118,56 @@ payload_encryption:
 		t.Errorf("without payload_encryption: %v %v %v", c, err, opts.DataConverter)
 	}
 }
+
+// Build gives an exchange-online endpoint its profile, and makes the
+// endpoints of one app registration share one connection limit.
+func TestBuildExchangeEndpoints(t *testing.T) {
+	t.Setenv("S", "secret")
+	t.Setenv("PW", "pw")
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(`
+endpoints:
+  onprem: {url: imap://127.0.0.1:1143, passwords: env:PW, max_connections: 12}
+  exo-a:
+    url: imaps://outlook.office365.com
+    profile: exchange-online
+    auth: oauth2
+    max_connections: 20
+    oauth2: {tenant_id: t, client_id: app, client_secret: env:S, max_connections: 30}
+  exo-b:
+    url: imaps://outlook.office365.com
+    profile: exchange-online
+    auth: oauth2
+    max_connections: 20
+    oauth2: {tenant_id: t, client_id: app, client_secret: env:S}
+  exo-other:
+    url: imaps://outlook.office365.com
+    auth: oauth2
+    max_connections: 5
+    oauth2: {tenant_id: t, client_id: other-app, client_secret: env:S}
+staging: {kind: local, path: `+filepath.Join(dir, "staging")+`}
+`), "exo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onprem, exoA, exoB, other := a.Endpoints["onprem"], a.Endpoints["exo-a"], a.Endpoints["exo-b"], a.Endpoints["exo-other"]
+	if !exoA.Target.Rerenders || !exoA.Target.NoKeywords || !exoA.WellKnown || exoA.SizeCeiling != 45_000_000 || exoA.PerMailbox != 3 {
+		t.Fatalf("exo-a: %+v", exoA)
+	}
+	if onprem.Target.Rerenders || onprem.WellKnown || onprem.SizeCeiling != 0 || onprem.PerMailbox != 0 {
+		t.Fatalf("onprem has no profile: %+v", onprem)
+	}
+	if other.Target.Rerenders || other.WellKnown {
+		t.Fatalf("oauth2 alone is no profile: %+v", other)
+	}
+	if !exoA.SharesSlots(exoB) || exoA.MaxConnections() != 30 {
+		t.Fatalf("one app, one limit of 30: shared %v, %d", exoA.SharesSlots(exoB), exoA.MaxConnections())
+	}
+	if exoA.SharesSlots(other) || other.MaxConnections() != 5 || onprem.MaxConnections() != 12 {
+		t.Fatalf("other apps and endpoints keep their own: %d, %d", other.MaxConnections(), onprem.MaxConnections())
+	}
+}

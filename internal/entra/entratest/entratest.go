@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -32,6 +33,9 @@ type Authority struct {
 	Lifetime time.Duration
 	// TokenRequests counts the token requests answered.
 	TokenRequests atomic.Int64
+
+	mu     sync.Mutex
+	issued []string
 
 	key *rsa.PrivateKey
 	kid string
@@ -105,6 +109,9 @@ func (a *Authority) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		a.TokenRequests.Add(1)
 		tok := a.Mint(map[string]any{})
+		a.mu.Lock()
+		a.issued = append(a.issued, tok)
+		a.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": int(a.Lifetime.Seconds()), "ext_expires_in": int(a.Lifetime.Seconds()), "access_token": tok})
 	default:
 		http.NotFound(w, r)
@@ -160,4 +167,47 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Tokens are the tokens the authority issued through its token endpoint.
+func (a *Authority) Tokens() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.issued...)
+}
+
+// Verify checks a token as Exchange Online would before opening a mailbox
+// with it: signed by this authority's key, issued by it, for Exchange,
+// and not expired. It returns the token's claims.
+func (a *Authority) Verify(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("not a JWT")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(&a.key.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	if c["iss"] != a.Issuer() {
+		return nil, fmt.Errorf("issuer %v", c["iss"])
+	}
+	if c["aud"] != "https://outlook.office365.com" {
+		return nil, fmt.Errorf("audience %v", c["aud"])
+	}
+	if exp, _ := c["exp"].(float64); int64(exp) < time.Now().Unix() {
+		return nil, fmt.Errorf("expired")
+	}
+	return c, nil
 }
