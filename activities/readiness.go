@@ -165,7 +165,7 @@ func quotaProblem(need, used, limit int64) string {
 // CheckReadiness logs in to both sides and measures the source without
 // changing anything (EXAMINE and FETCH RFC822.SIZE only).
 func (a *Activities) CheckReadiness(ctx context.Context, m MailboxRef, p Policy) (ReadinessResult, error) {
-	return a.checkReadiness(ctx, m, p, false)
+	return whileThrottled(ctx, func() (ReadinessResult, error) { return a.checkReadiness(ctx, m, p, false) })
 }
 
 // checkReadiness is CheckReadiness; with sealed, a mailbox whose seal

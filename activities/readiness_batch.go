@@ -96,7 +96,7 @@ func (a *Activities) briefReadiness(ctx context.Context, in ReadinessBatchInput,
 	for attempt := 1; attempt <= readinessAttempts; attempt++ {
 		var r ReadinessResult
 		cctx, cancel := context.WithTimeout(ctx, readinessTimeout)
-		r, err = a.checkReadiness(cctx, m, in.Policy, in.Sealed)
+		r, err = whileThrottled(cctx, func() (ReadinessResult, error) { return a.checkReadiness(cctx, m, in.Policy, in.Sealed) })
 		cancel()
 		if err == nil {
 			b := ReadinessBrief{Ready: r.Ready, Messages: r.Messages, Bytes: r.Bytes, LargeItems: r.LargeItems, Problems: BriefProblems(r.Problems), Unchanged: r.Unchanged && r.Ready}

@@ -266,7 +266,7 @@ func (a *Activities) CheckUnchanged(ctx context.Context, in UnchangedInput) ([]U
 	eachInParallel(ctx, len(in.Mailboxes), in.Parallel, func(i int) {
 		s := in.Mailboxes[i]
 		m := MailboxRef{Org: in.Org, Address: s.Address, SourceEndpoint: in.SourceEndpoint, SourceUser: s.SourceUser, TargetEndpoint: in.TargetEndpoint, TargetUser: s.TargetUser}
-		seal, err := a.stillUnchanged(ctx, m, in.Policy)
+		seal, err := whileThrottled(ctx, func() (*Seal, error) { return a.stillUnchanged(ctx, m, in.Policy) })
 		switch {
 		case err != nil:
 			a.logger().Warn("unchanged check failed; the mailbox takes the passes", "org", in.Org, "mailbox", s.Address, "error", err)

@@ -95,3 +95,45 @@ func throttledTarget(t *testing.T, exchange bool, opts estate.ServerOptions) {
 	require.True(t, val.OK, "%+v", val)
 	require.Equal(t, total, val.Messages, "every message once: no loss, no duplicate")
 }
+
+// TestThrottledValidationIsWaitedFor: a target that throttles the FETCHes
+// of a validation (twice) is waited out as asked, and the validation then
+// finds the copy exact; before, a throttled check failed its attempt and
+// waited for Temporal's retry instead of the server's back-off.
+func TestThrottledValidationIsWaitedFor(t *testing.T) {
+	e := estate.Generate(estate.Spec{Seed: 24, LargeItems: -1, Orgs: []estate.OrgSpec{{Code: "THV", Name: "Throttled checks", Mailboxes: 1, MeanMessages: 40}}})
+	mb := e.Orgs[0].Mailboxes[0]
+	var mu sync.Mutex
+	checking, fetches, throttles := false, 0, 0
+	a, _ := estateActivities(t, e, estate.ServerOptions{ThrottleFetch: func() (time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !checking {
+			return 0, false
+		}
+		fetches++
+		if fetches%3 == 2 && throttles < 2 {
+			throttles++
+			return 50 * time.Millisecond, true
+		}
+		return 0, false
+	}}, activities.Limits{MaxLargeItems: -1, AppendWindow: 8})
+	var suite sdktest.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.SetTestTimeout(time.Minute)
+	env.RegisterActivity(a)
+	m := activities.MailboxRef{Org: "THV", Address: mb.Address, SourceEndpoint: "source", SourceUser: mb.User, TargetEndpoint: "target", TargetUser: mb.User}
+	_, err := env.ExecuteActivity(a.TransferMailbox, activities.TransferInput{Mailbox: m, Pass: "prestage"})
+	require.NoError(t, err)
+	mu.Lock()
+	checking = true
+	mu.Unlock()
+	v, err := env.ExecuteActivity(a.ValidateMailbox, activities.ValidateInput{Mailbox: m})
+	require.NoError(t, err)
+	var val activities.ValidateResult
+	require.NoError(t, v.Get(&val))
+	require.True(t, val.OK, "%+v", val)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, throttles)
+}

@@ -14,7 +14,7 @@ import (
 
 // ValidateMailbox compares source and target by content hash, flags and dates.
 func (a *Activities) ValidateMailbox(ctx context.Context, in ValidateInput) (ValidateResult, error) {
-	res, err := a.validateMailbox(ctx, in)
+	res, err := whileThrottled(ctx, func() (ValidateResult, error) { return a.validateMailbox(ctx, in) })
 	// A local attempt that fails is followed by a regular one, which
 	// records the failure if it fails too.
 	local := activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity

@@ -1,7 +1,7 @@
 // Command starter drives mailshift: a self-contained demo, and migrations,
 // status and operator controls against a Temporal cluster.
 //
-//	starter demo [--seed N] [--scale F] [--keep] [--approval manual]
+//	starter demo [--seed N] [--scale F] [--keep] [--approval manual] [--target exchange-online]
 //	starter serve --config mailshift.yaml [--db FILE] [--address HOST:PORT] [--ui HOST:PORT]
 //	starter codec-server --config mailshift.yaml [--listen 127.0.0.1:8081] [--token-file FILE] [--cors-origin URL]
 //	starter migrate --inventory inventory.csv [--source NAME] [--target NAME]

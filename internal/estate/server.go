@@ -49,6 +49,9 @@ type ServerOptions struct {
 	// ("BAD Request is throttled. Suggested Backoff Time: <N>
 	// milliseconds") and the connection is dropped a moment later.
 	Throttle func() (backoff time.Duration, throttle bool)
+	// ThrottleFetch is Throttle for FETCH commands: the reads of a
+	// validation or a readiness check.
+	ThrottleFetch func() (backoff time.Duration, throttle bool)
 	// ThrottleDrop is how long after a throttling answer the connection is
 	// dropped (default 50ms); the APPENDs that arrive meanwhile are served,
 	// each StragglerDelay late. A client that gives up on a throttled
@@ -537,11 +540,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	if t := s.srv.opts.Throttle; t != nil {
 		if d, ok := t(); ok {
-			s.throttled = true
-			// The answer goes out first; then the connection is dropped.
-			time.AfterFunc(cmp.Or(s.srv.opts.ThrottleDrop, 50*time.Millisecond), func() { s.conn.NetConn().Close() })
-			return nil, &imap.Error{Type: imap.StatusResponseTypeBad,
-				Text: fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", d.Milliseconds())}
+			return nil, s.throttle(d)
 		}
 	}
 	raw := buf.Bytes()
@@ -672,3 +671,24 @@ func (s *Server) CloseOnDone(ctx context.Context) {
 // real target allows (Exchange Online: up to 150 MB); ServerOptions.AppendLimit,
 // when set, is enforced in Append instead.
 func (s *session) AppendLimit() uint32 { return 1<<31 - 1 }
+
+// throttle answers as Exchange Online does when it throttles, and drops
+// the connection a moment later (ServerOptions.ThrottleDrop).
+func (s *session) throttle(d time.Duration) error {
+	s.throttled = true
+	// The answer goes out first; then the connection is dropped.
+	time.AfterFunc(cmp.Or(s.srv.opts.ThrottleDrop, 50*time.Millisecond), func() { s.conn.NetConn().Close() })
+	return &imap.Error{Type: imap.StatusResponseTypeBad,
+		Text: fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", d.Milliseconds())}
+}
+
+// Fetch answers with ServerOptions.ThrottleFetch's throttling when it
+// says so.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if t := s.srv.opts.ThrottleFetch; t != nil {
+		if d, ok := t(); ok {
+			return s.throttle(d)
+		}
+	}
+	return s.UserSession.Fetch(w, numSet, options)
+}
