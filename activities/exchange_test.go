@@ -135,7 +135,10 @@ func TestExchangeReadinessAndKeywords(t *testing.T) {
 	require.Len(t, rows, int(keywords)+1)
 	for _, row := range rows[1:] {
 		require.Equal(t, mbs[1].Address, row[1])
-		require.NotEmpty(t, row[6])
+		require.NotEmpty(t, row[7])
+		if row[2] == "Sent" {
+			require.Equal(t, "Gesendete Elemente", row[5])
+		}
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // straight from the staging store of the worker's configuration, or a
 // campaign's HTML report from Temporal.
 //
-//	starter report ORG [--config worker.yaml] [--format csv|json|html] [--skipped] [--out FILE] [--inventory FILE]
+//	starter report ORG [--config worker.yaml] [--format csv|json|html] [--skipped|--keywords] [--out FILE] [--inventory FILE]
 //	starter report --campaign NAME --format html --out FILE
 //
 // Without --config or $MAILSHIFT_CONFIG it uses the configuration of a
@@ -37,6 +37,7 @@ func runReport(ctx context.Context, args []string) error {
 	cfgPath := fs.String("config", os.Getenv("MAILSHIFT_CONFIG"), "worker configuration whose staging store is read (default: $MAILSHIFT_CONFIG, else the starter demo or serve running on --address)")
 	format := fs.String("format", "csv", "csv, json or html")
 	skipped := fs.Bool("skipped", false, "one record per skipped item instead of one per mailbox (csv, json)")
+	keywords := fs.Bool("keywords", false, "one csv row per message copied without its keywords to a target that keeps none (Exchange Online)")
 	out := fs.String("out", "", "write to FILE instead of standard output")
 	invPath := fs.String("inventory", "", "inventory CSV whose mailboxes of ORG are reported (default: every mailbox the store has for ORG)")
 	conc := fs.Int("concurrency", report.DefaultConcurrency, "mailboxes read from the store at once")
@@ -67,17 +68,17 @@ func runReport(ctx context.Context, args []string) error {
 		return runCampaignReport(ctx, *campaign, *address, *out)
 	}
 	if org == "" || fs.NArg() > 0 {
-		return errors.New("report ORG [--config FILE] [--format csv|json|html] [--skipped] [--out FILE] [--inventory FILE], or report --campaign NAME --format html")
+		return errors.New("report ORG [--config FILE] [--format csv|json|html] [--skipped|--keywords] [--out FILE] [--inventory FILE], or report --campaign NAME --format html")
 	}
 	html := *format == "html"
 	var newWriter func(io.Writer) report.Writer
 	if html {
-		if *skipped {
-			return errors.New("report: --skipped is for csv and json; the html report counts skipped items by reason")
+		if *skipped || *keywords {
+			return errors.New("report: --skipped and --keywords are for csv and json; the html report counts skipped items by reason")
 		}
 	} else {
 		var err error
-		if newWriter, err = reportWriter(*format, *skipped); err != nil {
+		if newWriter, err = reportWriter(*format, *skipped, *keywords); err != nil {
 			return err
 		}
 	}
@@ -195,8 +196,14 @@ func writeReport(out string, fill func(io.Writer) (string, error), say func(summ
 	return nil
 }
 
-func reportWriter(format string, skipped bool) (func(io.Writer) report.Writer, error) {
+func reportWriter(format string, skipped, keywords bool) (func(io.Writer) report.Writer, error) {
 	switch {
+	case skipped && keywords:
+		return nil, errors.New("report: --skipped or --keywords, not both")
+	case format == "csv" && keywords:
+		return report.NewKeywordsCSVWriter, nil
+	case keywords:
+		return nil, fmt.Errorf("report --keywords: --format %q: the keywords table is csv", format)
 	case format == "csv" && skipped:
 		return report.NewSkippedCSVWriter, nil
 	case format == "csv":

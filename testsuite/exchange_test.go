@@ -359,10 +359,14 @@ func TestExchangeOnlineTarget(t *testing.T) {
 	rows := 0
 	for _, code := range codes {
 		kw := r.readCSV(t, activities.KeywordsReportName(code))
-		require.Equal(t, []string{"organization", "address", "folder", "uidvalidity", "uid", "target_uid", "keywords"}, kw[0])
+		require.Equal(t, []string{"organization", "address", "folder", "uidvalidity", "uid", "target_folder", "target_uid", "keywords"}, kw[0])
 		for _, row := range kw[1:] {
-			require.NotEmpty(t, row[6])
-			require.NotContains(t, row[6], `\`)
+			require.NotEmpty(t, row[5])
+			require.NotEmpty(t, row[7])
+			require.NotContains(t, row[7], `\`)
+			if german[code] && row[2] == "Sent" {
+				require.Equal(t, "Gesendete Elemente", row[5])
+			}
 		}
 		rows += len(kw) - 1
 		mbCSV, skippedCSV, _ := activities.ReportObjectNames(code)

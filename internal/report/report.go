@@ -122,11 +122,12 @@ type Validation struct {
 // KeywordNote is a message copied without its keywords to a target that
 // keeps none: not a failure, but the user loses those labels.
 type KeywordNote struct {
-	Folder      string   `json:"folder"`
-	UIDValidity uint32   `json:"uidvalidity"`
-	UID         uint32   `json:"uid"`
-	TargetUID   uint32   `json:"target_uid,omitempty"`
-	Keywords    []string `json:"keywords"`
+	Folder       string   `json:"folder"`
+	UIDValidity  uint32   `json:"uidvalidity"`
+	UID          uint32   `json:"uid"`
+	TargetFolder string   `json:"target_folder"`
+	TargetUID    uint32   `json:"target_uid,omitempty"`
+	Keywords     []string `json:"keywords"`
 }
 
 // MailboxReport is one mailbox's migration, after the fashion of
@@ -567,7 +568,7 @@ func (r *MailboxReport) addKeywordNotes(segs []transfer.FolderDigests) {
 				continue
 			}
 			seen[k] = true
-			r.KeywordNotes = append(r.KeywordNotes, KeywordNote{Folder: s.Source, UIDValidity: s.UIDValidity, UID: d.UID, TargetUID: d.TargetUID, Keywords: d.Keywords})
+			r.KeywordNotes = append(r.KeywordNotes, KeywordNote{Folder: s.Source, UIDValidity: s.UIDValidity, UID: d.UID, TargetFolder: s.Target, TargetUID: d.TargetUID, Keywords: d.Keywords})
 		}
 	}
 	sort.Slice(r.KeywordNotes, func(i, j int) bool {

@@ -34,7 +34,7 @@ var SkippedColumns = []string{
 
 // KeywordColumns of the keywords CSV (messages copied without their
 // keywords), in order.
-var KeywordColumns = []string{"organization", "address", "folder", "uidvalidity", "uid", "target_uid", "keywords"}
+var KeywordColumns = []string{"organization", "address", "folder", "uidvalidity", "uid", "target_folder", "target_uid", "keywords"}
 
 func mailboxColumns() []string {
 	c := []string{
@@ -176,7 +176,7 @@ func keywordRows(r *MailboxReport) [][]string {
 	for _, k := range r.KeywordNotes {
 		rows = append(rows, []string{
 			text(r.Organization), text(r.Address), text(k.Folder), strconv.FormatUint(uint64(k.UIDValidity), 10),
-			strconv.FormatUint(uint64(k.UID), 10), strconv.FormatUint(uint64(k.TargetUID), 10), text(strings.Join(k.Keywords, " ")),
+			strconv.FormatUint(uint64(k.UID), 10), text(k.TargetFolder), strconv.FormatUint(uint64(k.TargetUID), 10), text(strings.Join(k.Keywords, " ")),
 		})
 	}
 	return rows
