@@ -243,21 +243,10 @@ func (r *exchangeRig) keywordMessages() int64 {
 // messages say (Message-IDs, subjects, body lines).
 func (r *exchangeRig) secrets() []string {
 	out := append([]string{exchangeSecret}, r.auth.Tokens()...)
-	lines := map[string]bool{}
 	for _, mb := range r.est.Mailboxes() {
 		out = append(out, mb.Password)
-		for _, f := range mb.Folders {
-			for _, m := range f.Messages {
-				for _, l := range messageSecrets(m.Raw) {
-					lines[l] = true
-				}
-			}
-		}
 	}
-	for l := range lines {
-		out = append(out, l)
-	}
-	return out
+	return append(out, estateLines(r.est)...)
 }
 
 // requireNoSecretsInHistories scans the history of every workflow of the

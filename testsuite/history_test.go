@@ -22,6 +22,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/demo"
+	"github.com/mailshift/mailshift/internal/estate"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -170,22 +171,11 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 	require.ErrorContains(t, err, victim, "through the codec the failure decodes")
 
 	var secrets []string
-	lines := map[string]bool{}
 	for _, mb := range env.Estate.Mailboxes() {
 		secrets = append(secrets, mb.Address, mb.User, mb.Password)
-		for _, f := range mb.Folders {
-			for _, m := range f.Messages {
-				for _, l := range messageSecrets(m.Raw) {
-					lines[l] = true
-				}
-			}
-		}
 	}
-	// Message-IDs, subjects and body lines: what a message says is no
-	// one's business but its owner's.
-	for l := range lines {
-		secrets = append(secrets, l)
-	}
+	lines := estateLines(env.Estate)
+	secrets = append(secrets, lines...)
 	t.Logf("looking for %d addresses, users and passwords and %d Message-IDs, subjects and message lines", 3*len(env.Estate.Mailboxes()), len(lines))
 	// User folders: the standard ones (INBOX, Sent) are no one's data.
 	secrets = append(secrets, "Archive/2023", "Réunions", "Été 2024", "Ärzte")
@@ -253,6 +243,27 @@ func requireHistoriesEncrypted(t *testing.T, ctx context.Context, env *demo.Env)
 		len(ids), total.payloads, total.encrypted, total.failures, summaries)
 	require.Positive(t, summaries, "no child summary was checked")
 	require.GreaterOrEqual(t, total.failures, 2, "the failing workflow's activity and workflow failures were checked")
+}
+
+// estateLines are the Message-IDs, subjects and body lines of every
+// message of an estate: what a message says is no one's business but its
+// owner's.
+func estateLines(e *estate.Estate) []string {
+	lines := map[string]bool{}
+	for _, mb := range e.Mailboxes() {
+		for _, f := range mb.Folders {
+			for _, m := range f.Messages {
+				for _, l := range messageSecrets(m.Raw) {
+					lines[l] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(lines))
+	for l := range lines {
+		out = append(out, l)
+	}
+	return out
 }
 
 // messageSecrets returns the Message-ID and Subject of a raw message and

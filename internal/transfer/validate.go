@@ -144,13 +144,10 @@ func ValidateWith(ctx context.Context, src, tgt *imapconn.Conn, cp Checkpoint, r
 	o.Sample = o.SampleSize()
 	v := Validation{Level: o.Level, Rerendered: o.Target.Rerenders}
 	read := func(c *imapconn.Conn, name string) ([]digest, uint32, error) {
-		switch {
-		case o.Target.Rerenders:
-			return identityFolder(c, name, o.Level == LevelFull, o.Target)
-		case o.Level == LevelFull:
+		if o.Level == LevelFull && !o.Target.Rerenders {
 			return digestFolder(c, name, o.Target)
 		}
-		return metaFolder(c, name, o.Target)
+		return metaFolder(c, name, o.Target, o.Level == LevelFull)
 	}
 	srcFolders, err := src.Folders()
 	if err != nil {
@@ -380,8 +377,11 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) 
 }
 
 // metaFolder is digestFolder from FETCH metadata alone: a message is
-// identified by its size and Message-ID.
-func metaFolder(c *imapconn.Conn, name string, t Target) ([]digest, uint32, error) {
+// identified by its size and Message-ID. On a re-rendering target it is
+// known by its identities instead (Message-ID, or the fallback of Subject,
+// From and Date) and, with content, by its ContentDigest, read from its
+// body.
+func metaFolder(c *imapconn.Conn, name string, t Target, content bool) ([]digest, uint32, error) {
 	sel, err := c.Select(name, true)
 	if err != nil {
 		return nil, 0, err
@@ -390,13 +390,32 @@ func metaFolder(c *imapconn.Conn, name string, t Target) ([]digest, uint32, erro
 	if sel.NumMessages == 0 {
 		return nil, sel.UIDValidity, nil
 	}
-	metas, err := fetchMeta(c.C, imap.UIDSet{{Start: 1, Stop: 0}})
+	fields := messageIDField
+	if t.Rerenders {
+		fields = identityFields
+	}
+	metas, err := fetchMetaOpts(c.C, imap.UIDSet{{Start: 1, Stop: 0}}, 0, fields)
 	if err != nil {
 		return nil, 0, imapconn.Classify("fetch "+name, err)
 	}
+	var sums map[uint32]string
+	if content {
+		uids := make([]uint32, len(metas))
+		for i, m := range metas {
+			uids[i] = uint32(m.uid)
+		}
+		if sums, err = contentDigests(c, name, uids); err != nil {
+			return nil, 0, err
+		}
+	}
 	out := make([]digest, len(metas))
 	for i, m := range metas {
-		out[i] = digest{uid: m.uid, hash: fmt.Sprintf("%d|%s", m.size, m.messageID), flags: flagKey(t.keptFlags(m.flags)), date: m.date.Unix(), size: m.size}
+		out[i] = digest{uid: m.uid, flags: flagKey(t.keptFlags(m.flags)), date: m.date.Unix(), size: m.size}
+		if t.Rerenders {
+			out[i].keys, out[i].content = identities(m), sums[uint32(m.uid)]
+		} else {
+			out[i].hash = fmt.Sprintf("%d|%s", m.size, m.messageID)
+		}
 	}
 	return out, sel.UIDValidity, nil
 }
@@ -490,39 +509,6 @@ func Measure(c *imapconn.Conn, name string, maxSize int64) (n, bytes int64, larg
 		}
 	}
 	return n, bytes, large, imapconn.Classify("fetch "+name, cmd.Close())
-}
-
-// identityFolder is metaFolder for a re-rendering target: a message is
-// known by its identities (Message-ID, or the fallback of Subject, From and
-// Date), and with content by its ContentDigest, read from its body.
-func identityFolder(c *imapconn.Conn, name string, content bool, t Target) ([]digest, uint32, error) {
-	sel, err := c.Select(name, true)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer func() { c.C.Unselect().Wait() }()
-	if sel.NumMessages == 0 {
-		return nil, sel.UIDValidity, nil
-	}
-	metas, err := fetchMetaOpts(c.C, imap.UIDSet{{Start: 1, Stop: 0}}, 0, identityFields)
-	if err != nil {
-		return nil, 0, imapconn.Classify("fetch "+name, err)
-	}
-	var sums map[uint32]string
-	if content {
-		uids := make([]uint32, len(metas))
-		for i, m := range metas {
-			uids[i] = uint32(m.uid)
-		}
-		if sums, err = contentDigests(c, name, uids); err != nil {
-			return nil, 0, err
-		}
-	}
-	out := make([]digest, len(metas))
-	for i, m := range metas {
-		out[i] = digest{uid: m.uid, keys: identities(m), flags: flagKey(t.keptFlags(m.flags)), date: m.date.Unix(), size: m.size, content: sums[uint32(m.uid)]}
-	}
-	return out, sel.UIDValidity, nil
 }
 
 // contentDigests reads the bodies of uids in the selected folder name and
