@@ -719,7 +719,7 @@ func (ep Endpoint) Logins() (func(user string) (imapconn.Login, error), error) {
 		return nil, fmt.Errorf("oauth2: %w", err)
 	}
 	return func(user string) (imapconn.Login, error) {
-		return imapconn.Login{Username: user, Token: src.Token, Credential: src.ID()}, nil
+		return imapconn.Login{Username: user, Token: src.Token, Credential: src.ID(), Tenant: ep.OAuth2.TenantID}, nil
 	}, nil
 }
 

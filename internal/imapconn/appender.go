@@ -100,7 +100,7 @@ func DialAppender(ctx context.Context, addr Address, login Login, opts Options, 
 	}
 	if login.Token != nil {
 		step = "answer to AUTHENTICATE"
-		if err := a.authenticate(greeting, login.Username, token); err != nil {
+		if err := a.authenticate(greeting, login.Username, token, login.Tenant); err != nil {
 			return fail(loginError("login "+addr.String()+" as "+login.mailboxUser(), addr, err))
 		}
 		return a.ready(ctx, addr, opts, fail, &step)
@@ -155,7 +155,7 @@ func (a *Appender) ready(ctx context.Context, addr Address, opts Options, fail f
 // line where SASL-IR allows. An error challenge is answered with the
 // empty response the mechanisms ask for (which go-imap cannot send), so
 // the server's final answer comes too; the refusal carries the challenge.
-func (a *Appender) authenticate(greeting, user, token string) error {
+func (a *Appender) authenticate(greeting, user, token, tenant string) error {
 	caps := strings.ToUpper(greeting)
 	if !strings.Contains(caps, "[CAPABILITY ") {
 		caps = ""
@@ -218,7 +218,7 @@ func (a *Appender) authenticate(greeting, user, token string) error {
 				return nil
 			}
 			if refusal != "" {
-				return &TokenRefusedError{Mailbox: user, Mechanism: mech, Detail: refusal}
+				return refused(user, mech, refusal, token, tenant)
 			}
 			return res.Err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
@@ -22,11 +23,22 @@ type TokenRefusedError struct {
 	Mechanism string
 	// Detail is what the server said, decoded (e.g. {"status":"401",...}).
 	Detail string
+	// Cause is what the token itself shows to be wrong (tokenCause), or
+	// "" for a current token of the right tenant.
+	Cause string
 }
 
 func (e *TokenRefusedError) Error() string {
-	return fmt.Sprintf("the server refused the token for mailbox %s (%s: %s): the app has no access to this mailbox (on Exchange Online: Add-MailboxPermission -AccessRights FullAccess for the app's service principal is missing, or the mailbox does not exist), or the token is not valid for this server (issuer, audience, expiry, signature)",
+	if e.Cause != "" {
+		return fmt.Sprintf("the server refused the token for mailbox %s (%s: %s): %s", e.Mailbox, e.Mechanism, e.Detail, e.Cause)
+	}
+	return fmt.Sprintf("the server refused a current token of the configured tenant for mailbox %s (%s: %s): the app has no access to this mailbox (on Exchange Online: Add-MailboxPermission -AccessRights FullAccess for the app's service principal is missing), the mailbox does not exist, or the server does not trust the token's signing key",
 		e.Mailbox, e.Mechanism, e.Detail)
+}
+
+// refused is the error for a refused token, with what the token shows.
+func refused(mailbox, mech, detail, token, tenant string) *TokenRefusedError {
+	return &TokenRefusedError{Mailbox: mailbox, Mechanism: mech, Detail: detail, Cause: tokenCause(token, mailbox, tenant, time.Now())}
 }
 
 // tokenFor asks login for a token. A failure that a retry cannot mend
@@ -51,13 +63,13 @@ func tokenFor(ctx context.Context, login Login) (string, error) {
 
 // bearerClient picks the mechanism the server offers for a bearer token:
 // XOAUTH2 (Exchange Online), else OAUTHBEARER.
-func bearerClient(c *imapclient.Client, user, token string) (sasl.Client, error) {
+func bearerClient(c *imapclient.Client, user, token, tenant string) (sasl.Client, error) {
 	caps := c.Caps()
 	switch {
 	case caps.Has(capXOAUTH2):
-		return &xoauth2Client{user: user, token: token}, nil
+		return &xoauth2Client{user: user, token: token, tenant: tenant}, nil
 	case caps.Has(capOAUTHBEARER):
-		return &refusalReporter{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: token}), user: user, mech: "OAUTHBEARER"}, nil
+		return &refusalReporter{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: token}), user: user, mech: "OAUTHBEARER", token: token, tenant: tenant}, nil
 	}
 	return nil, &Error{Kind: KindConfig, Op: "login as " + user, Permanent: true,
 		Err: errors.New("the server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER, so a token cannot be used (is this endpoint's auth right?)")}
@@ -67,7 +79,7 @@ func bearerClient(c *imapclient.Client, user, token string) (sasl.Client, error)
 // does not have: one initial response, and any challenge is the server's
 // refusal.
 type xoauth2Client struct {
-	user, token string
+	user, token, tenant string
 }
 
 func (x *xoauth2Client) Start() (string, []byte, error) {
@@ -79,18 +91,18 @@ func (x *xoauth2Client) Start() (string, []byte, error) {
 // "=", which servers reject as invalid (upstream issue 760): the caller
 // closes the connection instead.
 func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) {
-	return nil, &TokenRefusedError{Mailbox: x.user, Mechanism: "XOAUTH2", Detail: string(challenge)}
+	return nil, refused(x.user, "XOAUTH2", string(challenge), x.token, x.tenant)
 }
 
 // refusalReporter turns OAUTHBEARER's error challenge into a
 // TokenRefusedError.
 type refusalReporter struct {
 	sasl.Client
-	user, mech string
+	user, mech, token, tenant string
 }
 
 func (r *refusalReporter) Next(challenge []byte) ([]byte, error) {
-	return nil, &TokenRefusedError{Mailbox: r.user, Mechanism: r.mech, Detail: string(challenge)}
+	return nil, refused(r.user, r.mech, string(challenge), r.token, r.tenant)
 }
 
 // loginError classifies a failed login: a refused token, or a plain NO

@@ -42,7 +42,7 @@ func TestTokenLoginsWithDovecot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	login := func(user, token string) imapconn.Login {
-		return imapconn.Login{Username: user, Credential: "oauth2:test", Token: func(context.Context) (string, error) { return token, nil }}
+		return imapconn.Login{Username: user, Credential: "oauth2:test", Tenant: auth.TenantID, Token: func(context.Context) (string, error) { return token, nil }}
 	}
 
 	good := auth.Mint(nil)
@@ -81,13 +81,19 @@ func TestTokenLoginsWithDovecot(t *testing.T) {
 		t.Fatalf("appender with a foreign-key token: %v", err)
 	}
 
+	// Dovecot answers every bad token alike; the cause is read from the
+	// token itself where it shows one.
 	for _, c := range []struct {
-		name, user, token string
+		name, user, token, cause string
 	}{
-		{"expired", "ann@contoso.test", auth.Mint(map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "nbf": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})},
-		{"another issuer", "ann@contoso.test", auth.Mint(map[string]any{"iss": "https://sts.elsewhere.test/x/v2.0"})},
-		{"another key", "ann@contoso.test", auth.MintForeign(nil)},
-		{"another domain", "eve@fabrikam.test", good},
+		{"expired", "ann@contoso.test", auth.Mint(map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "nbf": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
+			"the token expired at "},
+		{"another issuer", "ann@contoso.test", auth.Mint(map[string]any{"iss": "https://sts.elsewhere.test/x/v2.0"}),
+			"the token's issuer https://sts.elsewhere.test/x/v2.0 is not the configured tenant_id tenant-1's"},
+		{"another key", "ann@contoso.test", auth.MintForeign(nil),
+			"the server refused a current token of the configured tenant for mailbox ann@contoso.test (XOAUTH2: "},
+		{"another domain", "eve@fabrikam.test", good,
+			"the token names app@contoso.test, of another domain than the mailbox's (fabrikam.test)"},
 	} {
 		_, err := imapconn.Dial(ctx, addr, login(c.user, c.token), imapconn.Options{})
 		var ie *imapconn.Error
@@ -102,6 +108,9 @@ func TestTokenLoginsWithDovecot(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), c.token) {
 			t.Errorf("%s: the error shows the token", c.name)
+		}
+		if !strings.Contains(err.Error(), c.cause) {
+			t.Errorf("%s: %v: want the cause %q", c.name, err, c.cause)
 		}
 	}
 

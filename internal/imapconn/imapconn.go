@@ -99,6 +99,9 @@ type Login struct {
 	// instead of a password. It is asked for one at every login; an
 	// app-only token opens every mailbox its app was given.
 	Token func(ctx context.Context) (string, error)
+	// Tenant is the directory the token must come from (the endpoint's
+	// tenant_id), to name a refusal's cause; "" if unknown.
+	Tenant string
 	// Credential names what the token comes from (never the secret), so
 	// that connections logged in with different credentials are not
 	// mistaken for each other.
@@ -301,7 +304,7 @@ func Dial(ctx context.Context, addr Address, login Login, opts Options) (*Conn, 
 	case login.Token != nil:
 		step = "answer to AUTHENTICATE"
 		var sc sasl.Client
-		if sc, err = bearerClient(c, login.Username, token); err != nil {
+		if sc, err = bearerClient(c, login.Username, token, login.Tenant); err != nil {
 			return fail("login", step, err)
 		}
 		err = c.Authenticate(sc)
