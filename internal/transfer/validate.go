@@ -327,10 +327,6 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) 
 		return nil, err
 	}
 	defer func() { c.C.Unselect().Wait() }()
-	set := make([]imap.UID, len(uids))
-	for i, u := range uids {
-		set[i] = imap.UID(u)
-	}
 	// A server may send a message's body before its UID, so every body is
 	// hashed with each algorithm the sample's digests use (one, unless the
 	// ledger spans a change of algorithm) and the UID picks the sum after.
@@ -340,10 +336,49 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) 
 			algos = append(algos, a)
 		}
 	}
+	sums, err := bodiesBy(c, name, uids, func(body io.Reader) (map[string]string, error) {
+		hs := make([]hash.Hash, len(algos))
+		ws := make([]io.Writer, len(algos))
+		for i, a := range algos {
+			hs[i] = NewHash(a)
+			ws[i] = hs[i]
+		}
+		if _, err := io.Copy(io.MultiWriter(ws...), body); err != nil {
+			return nil, err
+		}
+		by := map[string]string{}
+		for i, a := range algos {
+			by[a] = hex.EncodeToString(hs[i].Sum(nil))
+		}
+		return by, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for u, by := range sums {
+		if sum := by[algo(u)]; sum != "" {
+			out[u] = sum
+		}
+	}
+	return out, nil
+}
+
+// bodiesBy reads the bodies of uids in the selected folder name and
+// returns what fn makes of each, by UID.
+func bodiesBy[T any](c *imapconn.Conn, name string, uids []uint32, fn func(body io.Reader) (T, error)) (map[uint32]T, error) {
+	out := map[uint32]T{}
+	if len(uids) == 0 {
+		return out, nil
+	}
+	set := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		set[i] = imap.UID(u)
+	}
 	cmd := c.C.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
-		sums := map[string]string{}
+		var v T
+		got := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
@@ -352,22 +387,15 @@ func hashBodies(c *imapconn.Conn, name string, uids []uint32, algo func(uint32) 
 				if it.Literal == nil {
 					continue
 				}
-				hs := make([]hash.Hash, len(algos))
-				ws := make([]io.Writer, len(algos))
-				for i, a := range algos {
-					hs[i] = NewHash(a)
-					ws[i] = hs[i]
-				}
-				if _, err := io.Copy(io.MultiWriter(ws...), it.Literal); err != nil {
+				r, err := fn(it.Literal)
+				if err != nil {
 					return nil, imapconn.Classify("fetch "+name, err)
 				}
-				for i, a := range algos {
-					sums[a] = hex.EncodeToString(hs[i].Sum(nil))
-				}
+				v, got = r, true
 			}
 		}
-		if sum := sums[algo(uint32(uid))]; uid != 0 && sum != "" {
-			out[uint32(uid)] = sum
+		if uid != 0 && got {
+			out[uint32(uid)] = v
 		}
 	}
 	if err := cmd.Close(); err != nil {
@@ -514,41 +542,7 @@ func Measure(c *imapconn.Conn, name string, maxSize int64) (n, bytes int64, larg
 // contentDigests reads the bodies of uids in the selected folder name and
 // returns their ContentDigest by UID.
 func contentDigests(c *imapconn.Conn, name string, uids []uint32) (map[uint32]string, error) {
-	out := map[uint32]string{}
-	if len(uids) == 0 {
-		return out, nil
-	}
-	set := make([]imap.UID, len(uids))
-	for i, u := range uids {
-		set[i] = imap.UID(u)
-	}
-	cmd := c.C.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		var uid imap.UID
-		var sum string
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = it.UID
-			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					continue
-				}
-				s, err := ContentDigest(it.Literal)
-				if err != nil {
-					return nil, imapconn.Classify("fetch "+name, err)
-				}
-				sum = s
-			}
-		}
-		if uid != 0 && sum != "" {
-			out[uint32(uid)] = sum
-		}
-	}
-	if err := cmd.Close(); err != nil {
-		return nil, imapconn.Classify("fetch "+name, err)
-	}
-	return out, nil
+	return bodiesBy(c, name, uids, ContentDigest)
 }
 
 // matchIdentities compares a folder of a re-rendering target with what its
